@@ -1,0 +1,23 @@
+// Package ipc is the only code that touches bytes on a worker pipe.
+//
+// A frame is a 4-byte big-endian length followed by that many bytes of
+// msgpack. Every frame body is one msgpack array whose first element is the
+// message [Kind]:
+//
+//	Hello    [1, pid, version, [task names...]]
+//	Task     [2, id, func, timeout_ns, [args...]]        one or more raw args: more than one is a chunk
+//	Result   [3, id, [[ok, value, err, output, start_ns, end_ns]...]]  one item per arg, in order
+//	Cancel   [4, id]
+//	Shutdown [5]
+//
+// where err is nil or [kind, message, stack]. Arguments and values are raw
+// msgpack: this package never decodes them, it only checks that they are
+// well formed.
+//
+// Frames come from processes we do not trust (a task can crash its worker
+// half way through a write, or write garbage). The length is checked against a
+// cap before anything is allocated, and the whole body is walked by [Validate]
+// before it is decoded, so that no length claimed inside a frame can make the
+// decoder allocate more than the frame holds (msgpack v5.4.1 has no decode
+// limits of its own).
+package ipc

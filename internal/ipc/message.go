@@ -1,0 +1,83 @@
+package ipc
+
+import "github.com/vmihailenco/msgpack/v5"
+
+// ProtocolVersion is sent in every Hello; a worker of another version is
+// refused.
+const ProtocolVersion = 1
+
+// Kind is the first element of every frame.
+type Kind uint8
+
+// Message kinds.
+const (
+	KindHello    Kind = 1 // worker → parent, once, first
+	KindTask     Kind = 2 // parent → worker
+	KindResult   Kind = 3 // worker → parent, one per Task, in the order of the tasks
+	KindCancel   Kind = 4 // parent → worker: cancel the context of task ID if it runs
+	KindShutdown Kind = 5 // parent → worker: exit when idle (EOF on stdin means the same)
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindHello:
+		return "hello"
+	case KindTask:
+		return "task"
+	case KindResult:
+		return "result"
+	case KindCancel:
+		return "cancel"
+	case KindShutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}
+
+// Hello is a worker's first frame.
+type Hello struct {
+	PID     int
+	Version int
+	Tasks   []string // the task names the worker knows
+}
+
+// Task asks a worker to run Func once for each of Args, in order, and to
+// answer with one Result holding one item per argument.
+type Task struct {
+	ID      uint64
+	Func    string
+	Timeout int64 // nanoseconds per item, counted from the item's start; 0: none
+	Args    []msgpack.RawMessage
+}
+
+// Result answers the Task with the same ID.
+type Result struct {
+	ID    uint64
+	Items []Item
+}
+
+// Item is the outcome of one argument of a Task.
+type Item struct {
+	OK     bool
+	Value  msgpack.RawMessage // when OK
+	Err    *ErrorInfo         // when not OK
+	Output []byte             // what the task wrote to stdout and stderr
+	Start  int64              // unix nanoseconds, in the worker
+	End    int64
+}
+
+// ErrorInfo is a task failure as the worker saw it.
+type ErrorInfo struct {
+	Kind    string
+	Message string
+	Stack   string
+}
+
+// Message is any one decoded frame; only the field named by Kind is set.
+type Message struct {
+	Kind   Kind
+	Hello  Hello
+	Task   Task
+	Result Result
+	Cancel uint64 // the ID to cancel
+}

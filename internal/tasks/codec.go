@@ -1,0 +1,85 @@
+package tasks
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Task values travel as msgpack. Struct fields are named by their msgpack
+// tag, else by their json tag, else by the Go field name, so that a type
+// written for encoding/json works unchanged, and JSON task files map onto it.
+const structTag = "json"
+
+type encoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+type decoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+// Pools rather than per-call construction: building a msgpack encoder or
+// decoder allocates, and these run once per task on both sides of the pipe.
+var (
+	encoders = sync.Pool{New: func() any {
+		e := &encoder{}
+		e.enc = msgpack.NewEncoder(&e.buf)
+		e.enc.SetCustomStructTag(structTag)
+		e.enc.UseCompactInts(true)
+		return e
+	}}
+	decoders = sync.Pool{New: func() any {
+		d := &decoder{}
+		d.dec = msgpack.NewDecoder(&d.r)
+		d.dec.SetCustomStructTag(structTag)
+		return d
+	}}
+	strictDecoders = sync.Pool{New: func() any {
+		d := &decoder{}
+		d.dec = msgpack.NewDecoder(&d.r)
+		d.dec.SetCustomStructTag(structTag)
+		d.dec.DisallowUnknownFields(true)
+		return d
+	}}
+)
+
+// Marshal encodes v as one msgpack value.
+func Marshal(v any) (msgpack.RawMessage, error) {
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(e.buf.Bytes()), nil
+}
+
+// Unmarshal decodes one msgpack value into v. Unknown struct fields are
+// ignored.
+func Unmarshal(raw []byte, v any) error { return unmarshal(&decoders, raw, v) }
+
+// DecodeArgs decodes a task's arguments into v, refusing unknown struct
+// fields (a misspelt argument should not silently become its zero value).
+// Errors wrap ErrBadArgs.
+func DecodeArgs(raw []byte, v any) error {
+	if len(raw) == 0 {
+		return nil // no arguments: v keeps its zero value
+	}
+	if err := unmarshal(&strictDecoders, raw, v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadArgs, err)
+	}
+	return nil
+}
+
+func unmarshal(p *sync.Pool, raw []byte, v any) error {
+	d := p.Get().(*decoder)
+	defer p.Put(d)
+	d.r.Reset(raw)
+	d.dec.ResetReader(&d.r)
+	return d.dec.Decode(v)
+}
