@@ -1,0 +1,11 @@
+package pool
+
+// The environment through which a parent tells a process that it is a
+// worker, and how to behave. Nothing else marks worker mode, so that an
+// embedding program needs only one entry hook at the top of main.
+const (
+	EnvWorker    = "POOLD_WORKER" // the protocol version the parent speaks
+	EnvMaxFrame  = "POOLD_MAX_FRAME"
+	EnvMaxOutput = "POOLD_MAX_OUTPUT"
+	EnvLogLevel  = "POOLD_LOG_LEVEL"
+)

@@ -1,0 +1,426 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+
+	"github.com/poold/poold/internal/ipc"
+)
+
+// The hot path, in the order a task travels: dispatchLocked hands jobs to
+// workers, writeLoop encodes and writes them, readLoop reads and decodes
+// results, onResult resolves the tasks and dispatches again.
+
+const (
+	syscallSIGTERM = syscall.SIGTERM
+	syscallSIGKILL = syscall.SIGKILL
+
+	// A job that took the worker less than shortJob lets that worker's
+	// window double; one that took longer than longJob shrinks it to 1, so
+	// that long tasks never queue behind each other while a worker idles.
+	shortJob = time.Millisecond
+	longJob  = 5 * time.Millisecond
+)
+
+// dispatchLocked moves queued jobs to workers: to idle workers first, then to
+// the least loaded worker whose window has room.
+func (p *Pool) dispatchLocked() {
+	for p.qhead < len(p.queue) {
+		w := p.pickLocked()
+		if w == nil {
+			break
+		}
+		j := p.queue[p.qhead]
+		p.queue[p.qhead] = nil
+		p.qhead++
+		w.inflight = append(w.inflight, j)
+		if len(w.inflight) == 1 {
+			p.headChangedLocked(w, time.Now())
+		}
+		for _, t := range j.tasks {
+			t.Attempts++
+		}
+		w.sendq <- j // never blocks: len(inflight) ≤ window ≤ cap(sendq)
+	}
+	if p.qhead == len(p.queue) {
+		p.queue, p.qhead = p.queue[:0], 0
+	} else if p.qhead > 1024 && p.qhead > len(p.queue)/2 {
+		p.queue = append(p.queue[:0], p.queue[p.qhead:]...)
+		p.qhead = 0
+	}
+}
+
+func (p *Pool) pickLocked() *worker {
+	var best *worker
+	for _, w := range p.slots {
+		if w == nil || !w.ready || w.stopping || w.blame != nil {
+			continue
+		}
+		if n := len(w.inflight); n < w.window && (best == nil || n < len(best.inflight)) {
+			best = w
+			if n == 0 {
+				break
+			}
+		}
+	}
+	return best
+}
+
+// writeLoop writes the jobs handed to this worker, coalescing: it flushes
+// when nothing more is waiting, not once per job.
+func (w *worker) writeLoop() {
+	defer w.stdin.Close()
+	broken := false
+	for j := range w.sendq {
+		if broken {
+			continue // the reader will see the worker die and re-dispatch
+		}
+		for {
+			w.write(j)
+			if len(w.sendq) == 0 {
+				break
+			}
+			if j = <-w.sendq; j == nil {
+				break
+			}
+		}
+		if err := w.out.Flush(); err != nil {
+			broken = true
+			w.log.Debug("write to worker failed", "error", err)
+		}
+	}
+}
+
+func (w *worker) write(j *job) {
+	t := &w.frame // reused: the writer goroutine is its only user
+	t.ID, t.Func, t.Timeout = j.id, j.fn, int64(j.timeout)
+	t.Args = t.Args[:0]
+	for _, task := range j.tasks {
+		t.Args = append(t.Args, task.Args)
+	}
+	now := time.Now()
+	err := w.out.WriteTask(t)
+	if err == nil {
+		j.sent = now
+		return
+	}
+	// Submit checked the arguments, so this should not happen; if it does,
+	// the job never reaches the worker: take it back and fail it alone.
+	w.p.mu.Lock()
+	for i, x := range w.inflight {
+		if x == j {
+			w.inflight = append(w.inflight[:i], w.inflight[i+1:]...)
+			break
+		}
+	}
+	w.p.dispatchLocked()
+	w.p.mu.Unlock()
+	for _, task := range j.tasks {
+		task.fail(KindEncode, err.Error(), 0, nil)
+		task.finish()
+	}
+}
+
+// readLoop runs the handshake, then reads results until the worker's stdout
+// ends, then reaps the worker and settles what it held.
+func (w *worker) readLoop() {
+	var m ipc.Message
+	err := w.in.Read(&m)
+	if err == nil {
+		err = w.handshake(&m)
+	}
+	for err == nil {
+		if err = w.in.Read(&m); err != nil {
+			break
+		}
+		if m.Kind != ipc.KindResult {
+			err = fmt.Errorf("%w: unexpected %s message", ipc.ErrMalformed, m.Kind)
+			break
+		}
+		err = w.p.onResult(w, &m.Result)
+	}
+	if !errors.Is(err, io.EOF) {
+		// Garbage, an oversized frame or a lie about a task: the stream can
+		// no longer be trusted. Blame the job the worker was running.
+		w.p.mu.Lock()
+		if w.blame == nil {
+			b := &blame{kind: KindProtocol, reason: "protocol error: " + err.Error()}
+			if len(w.inflight) > 0 {
+				b.jobID = w.inflight[0].id
+			}
+			if !w.ready {
+				b.kind = KindStart
+			}
+			w.blame = b
+		}
+		w.p.mu.Unlock()
+		w.signal(syscall.SIGKILL)
+	} else {
+		// EOF: the worker is exiting, or closed its stdout and lives on.
+		w.killAfter(w.p.cfg.KillGrace)
+	}
+	exit := w.wait()
+	w.p.onExit(w, exit)
+}
+
+func (w *worker) handshake(m *ipc.Message) error {
+	if m.Kind != ipc.KindHello {
+		return fmt.Errorf("%w: first message is %s, want hello", ipc.ErrMalformed, m.Kind)
+	}
+	if m.Hello.Version != ipc.ProtocolVersion {
+		return fmt.Errorf("%w: worker speaks protocol %d, want %d", ipc.ErrMalformed, m.Hello.Version, ipc.ProtocolVersion)
+	}
+	p := w.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w.blame != nil { // the handshake timer fired first
+		return errHandshake
+	}
+	w.ready = true
+	p.failures = 0
+	if p.funcs == nil {
+		p.funcs = make(map[string]bool, len(m.Hello.Tasks))
+		for _, name := range m.Hello.Tasks {
+			p.funcs[name] = true
+		}
+		p.names = m.Hello.Tasks
+	}
+	p.stats.WorkersStarted++
+	w.log.Debug("worker ready", "tasks", len(m.Hello.Tasks))
+	p.cond.Broadcast()
+	p.dispatchLocked()
+	p.drainLocked()
+	return nil
+}
+
+// onResult resolves the job at the head of w's in-flight list. A result for
+// any other job is a protocol error: a worker answers in order.
+func (p *Pool) onResult(w *worker, r *ipc.Result) error {
+	now := time.Now()
+	p.mu.Lock()
+	if len(w.inflight) == 0 || w.inflight[0].id != r.ID {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: result for job %d, which the worker was not running", ipc.ErrMalformed, r.ID)
+	}
+	j := w.inflight[0]
+	if len(r.Items) != len(j.tasks) {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: job %d has %d tasks, result has %d", ipc.ErrMalformed, j.id, len(j.tasks), len(r.Items))
+	}
+	w.inflight[0] = nil
+	w.inflight = w.inflight[1:]
+	p.headChangedLocked(w, now)
+	w.ran += len(j.tasks)
+	p.stats.TasksDone += len(j.tasks)
+
+	// Deepen the pipeline only for short jobs (measured in the worker, so
+	// queueing behind other jobs does not count).
+	if busy := time.Duration(r.Items[len(r.Items)-1].End - r.Items[0].Start); busy < shortJob {
+		w.window = min(w.window*2, p.cfg.MaxWindow)
+	} else if busy > longJob {
+		w.window = 1
+	}
+	var retry []*job
+	var retried []bool // by item: queued again rather than finished
+	for i, t := range j.tasks {
+		if it := &r.Items[i]; !it.OK && it.Err != nil && Kind(it.Err.Kind) == KindTimeout && p.retryableLocked(t) {
+			if retried == nil {
+				retried = make([]bool, len(j.tasks))
+			}
+			retried[i] = true
+			retry = append(retry, p.newJobLocked(j.fn, j.timeout, t))
+		}
+	}
+	if len(retry) > 0 {
+		p.queue = append(retry, p.queue[p.qhead:]...)
+		p.qhead = 0
+	}
+	if p.cfg.MaxTasksPerWorker > 0 && w.ran >= p.cfg.MaxTasksPerWorker {
+		p.retireLocked(w)
+	}
+	p.dispatchLocked()
+	p.drainLocked()
+	p.mu.Unlock()
+
+	for i, t := range j.tasks {
+		it := &r.Items[i]
+		if retried != nil && retried[i] {
+			continue
+		}
+		t.PID, t.Worker = w.pid, w.slot
+		t.Start, t.End = time.Unix(0, it.Start), time.Unix(0, it.End)
+		t.Output = it.Output
+		if it.OK {
+			t.Value = it.Value
+		} else {
+			e := &TaskError{Kind: KindError, Func: t.Func, PID: w.pid, Attempts: t.Attempts}
+			if it.Err != nil {
+				e.Kind, e.Message, e.Stack = Kind(it.Err.Kind), it.Err.Message, it.Err.Stack
+			}
+			t.Err = e
+		}
+		t.finish()
+	}
+	return nil
+}
+
+// retireLocked stops a worker that has run its share of tasks and starts
+// its replacement at once, so that nothing waits for the old one to leave.
+func (p *Pool) retireLocked(w *worker) {
+	if w.stopping || p.state == terminated {
+		return
+	}
+	w.stopLocked()
+	p.slots[w.slot] = nil
+	p.startLocked(w.slot, 0)
+}
+
+// onExit settles a reaped worker: the job it was running fails (or is
+// retried), the jobs behind it go back to the front of the queue, and its
+// slot gets a new worker.
+func (p *Pool) onExit(w *worker, exit *WorkerExitError) {
+	var failed []*Task
+	p.mu.Lock()
+	p.live--
+	w.stopLocked() // ends writeLoop
+	if w.deadline != nil {
+		w.deadline.Stop()
+	}
+	if p.slots[w.slot] == w {
+		p.slots[w.slot] = nil
+	}
+	for i, x := range p.workers {
+		if x == w {
+			p.workers = append(p.workers[:i], p.workers[i+1:]...)
+			break
+		}
+	}
+	if w.blame != nil {
+		exit.Reason = w.blame.reason
+	}
+	switch {
+	case !w.ready:
+		if p.state != terminated {
+			p.startFailedLocked(w.slot, exit)
+		}
+	default:
+		lost := w.inflight
+		w.inflight = nil
+		if len(lost) > 0 || w.blame != nil {
+			p.stats.WorkersLost++
+			w.log.Warn("worker lost", "exit", exit.Error(), "tasks_in_flight", len(lost))
+		} else {
+			w.log.Debug("worker exited", "exit", exit.Error())
+		}
+		failed = p.settleLostLocked(w, lost, exit)
+		if p.slots[w.slot] == nil && p.state != terminated && (p.state == running || p.pendingLocked() > 0) {
+			p.startLocked(w.slot, 0)
+		}
+	}
+	p.dispatchLocked()
+	p.drainLocked()
+	p.maybeExitedLocked()
+	p.mu.Unlock()
+	finishAll(failed)
+}
+
+// settleLostLocked decides the fate of a dead worker's in-flight jobs. The
+// head job was running: its task fails with the kind the pool blamed (or
+// worker_lost), unless it has retries left. A chunk that was running is
+// split into single tasks and queued again, so that only the task that
+// kills a worker fails. Jobs behind the head never started: they go back to
+// the front of the queue, in order.
+func (p *Pool) settleLostLocked(w *worker, lost []*job, exit *WorkerExitError) (failed []*Task) {
+	if len(lost) == 0 {
+		return nil
+	}
+	var requeue []*job
+	head := lost[0]
+	kind := KindWorkerLost
+	if w.blame != nil && w.blame.jobID == head.id {
+		kind = w.blame.kind
+	}
+	if len(head.tasks) > 1 && kind == KindWorkerLost {
+		for _, t := range head.tasks {
+			t.Attempts-- // we cannot tell which of them ran: none counts
+			requeue = append(requeue, p.newJobLocked(head.fn, head.timeout, t))
+		}
+	} else {
+		for _, t := range head.tasks {
+			if (kind == KindWorkerLost || kind == KindTimeout) && p.retryableLocked(t) {
+				requeue = append(requeue, p.newJobLocked(head.fn, head.timeout, t))
+				continue
+			}
+			t.Worker = w.slot
+			t.fail(kind, exit.Error(), w.pid, exit)
+			failed = append(failed, t)
+		}
+	}
+	for _, j := range lost[1:] {
+		for _, t := range j.tasks {
+			t.Attempts--
+		}
+		p.nextJob++ // an id names a job on one worker: a fresh one for the next
+		j.id = p.nextJob
+		requeue = append(requeue, j)
+	}
+	if p.state == terminated {
+		for _, j := range requeue {
+			for _, t := range j.tasks {
+				t.fail(KindTerminated, "pool terminated before the task finished", 0, nil)
+				failed = append(failed, t)
+			}
+		}
+		return failed
+	}
+	p.queue = append(requeue, p.queue[p.qhead:]...)
+	p.qhead = 0
+	return failed
+}
+
+func (p *Pool) retryableLocked(t *Task) bool {
+	retries := t.Retries
+	if retries == 0 {
+		retries = p.cfg.Retries
+	}
+	return retries > 0 && t.Attempts <= retries
+}
+
+func (p *Pool) newJobLocked(fn string, timeout time.Duration, t *Task) *job {
+	p.nextJob++
+	return &job{id: p.nextJob, fn: fn, timeout: timeout, tasks: []*Task{t}}
+}
+
+// headChangedLocked notes that w started its next job at about now (a worker
+// starts a job as soon as it has written the result before it) and arms the
+// job's deadline. The timer names the job: if it fires after that job has
+// finished, it does nothing, so a kill never hits the task that runs next.
+func (p *Pool) headChangedLocked(w *worker, now time.Time) {
+	w.headAt = now
+	if w.deadline != nil {
+		w.deadline.Stop()
+		w.deadline = nil
+	}
+	if len(w.inflight) == 0 || w.inflight[0].timeout <= 0 {
+		return
+	}
+	j := w.inflight[0]
+	// The worker cancels each task's context at its limit; the kill is for
+	// a task that ignores it. A chunk's tasks each have the limit.
+	limit := time.Duration(len(j.tasks)) * j.timeout
+	w.deadline = time.AfterFunc(limit+p.cfg.KillGrace, func() {
+		p.mu.Lock()
+		hit := len(w.inflight) > 0 && w.inflight[0] == j && w.blame == nil
+		if hit {
+			w.blame = &blame{kind: KindTimeout, jobID: j.id,
+				reason: fmt.Sprintf("killed: the task ran past its time limit of %v and ignored cancellation for %v", j.timeout, p.cfg.KillGrace)}
+		}
+		p.mu.Unlock()
+		if hit {
+			w.signal(syscall.SIGKILL)
+		}
+	})
+}

@@ -1,0 +1,281 @@
+package pool
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/poold/poold/internal/ipc"
+)
+
+// worker is the parent's side of one worker process. Three goroutines serve
+// it: writeLoop (frames into its stdin), readLoop (frames out of its stdout,
+// then Wait) and stderrLoop (its log lines into the pool's logger).
+type worker struct {
+	p      *Pool
+	slot   int
+	pid    int
+	cmd    *exec.Cmd
+	stdin  *os.File
+	stdout *os.File
+	in     *ipc.Reader
+	out    *ipc.Writer
+	frame  ipc.Task // writeLoop's scratch
+	sendq  chan *job
+	log    hclog.Logger
+	tail   stderrTail
+	logged chan struct{} // closed when stderrLoop is done
+
+	killMu  sync.Mutex
+	reaped  bool // Wait has returned: the pid may belong to someone else now
+	killers []*time.Timer
+
+	// Guarded by p.mu.
+	ready    bool
+	inflight []*job // sent or about to be, oldest first; the head is running
+	window   int    // how many jobs may be in flight
+	ran      int    // tasks finished, for MaxTasksPerWorker
+	stopping bool   // sendq is closed: no new jobs
+	headAt   time.Time   // when the head job started, as near as the parent can tell
+	deadline *time.Timer // kills the worker if the head job runs past its limit
+	peakRSS  int64
+	blame    *blame // set when the pool kills the worker on purpose
+}
+
+// blame says why the pool killed a worker, and which job it meant: a kill
+// aimed at one job never fails another.
+type blame struct {
+	kind   Kind
+	jobID  uint64
+	reason string
+}
+
+// spawn starts a worker process for slot. The process is in its own process
+// group (so that killing the group ends whatever its task started), dies with
+// the spawner's thread (Pdeathsig), and learns it is a worker from its
+// environment.
+func (p *Pool) spawn(slot int) (*worker, error) {
+	cfg := p.cfg
+	var cmd *exec.Cmd
+	if len(cfg.Command) > 0 {
+		cmd = exec.Command(cfg.Command[0], cfg.Command[1:]...)
+	} else {
+		cmd = &exec.Cmd{Path: selfExe(), Args: []string{os.Args[0]}}
+	}
+	cmd.Env = append(os.Environ(),
+		EnvWorker+"="+strconv.Itoa(ipc.ProtocolVersion),
+		EnvMaxFrame+"="+strconv.Itoa(cfg.MaxFrame),
+		EnvMaxOutput+"="+strconv.Itoa(cfg.MaxOutput),
+		EnvLogLevel+"="+logLevel(cfg.Logger),
+	)
+	cmd.Env = append(cmd.Env, cfg.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+
+	// Plain pipes rather than cmd.StdoutPipe: Wait must not close what the
+	// reader goroutines still read.
+	var files []*os.File
+	pipe := func() (r, w *os.File) {
+		r, w, err := os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w
+	}
+	inR, inW := pipe()
+	outR, outW := pipe()
+	errR, errW := pipe()
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	if len(files) != 6 {
+		closeAll()
+		return nil, fmt.Errorf("pipes for a worker: too many open files?")
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	if err := p.spawner.start(cmd); err != nil {
+		closeAll()
+		return nil, err
+	}
+	inR.Close()
+	outW.Close()
+	errW.Close()
+
+	w := &worker{
+		p:      p,
+		slot:   slot,
+		pid:    cmd.Process.Pid,
+		cmd:    cmd,
+		stdin:  inW,
+		stdout: outR,
+		in:     ipc.NewReader(outR, cfg.MaxFrame),
+		out:    ipc.NewWriter(inW, cfg.MaxFrame),
+		sendq:  make(chan *job, cfg.MaxWindow),
+		window: 1,
+		logged: make(chan struct{}),
+	}
+	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
+	go w.stderrLoop(errR)
+	go w.writeLoop()
+	go w.readLoop()
+	return w, nil
+}
+
+// signal sends sig to the worker's process group unless the worker has
+// been reaped (its pid could then name another process). Safe to repeat.
+func (w *worker) signal(sig syscall.Signal) {
+	w.killMu.Lock()
+	defer w.killMu.Unlock()
+	if !w.reaped {
+		syscall.Kill(-w.pid, sig)
+	}
+}
+
+// killAfter sends SIGKILL to the worker's group after d, unless it has been
+// reaped by then.
+func (w *worker) killAfter(d time.Duration) {
+	t := time.AfterFunc(d, func() { w.signal(syscall.SIGKILL) })
+	w.killMu.Lock()
+	w.killers = append(w.killers, t)
+	w.killMu.Unlock()
+}
+
+// wait reaps the process, after its stdout has reached EOF and its stderr has
+// been read (os/exec: read all of a pipe before Wait).
+func (w *worker) wait() *WorkerExitError {
+	select {
+	case <-w.logged:
+	case <-time.After(w.p.cfg.KillGrace):
+		// Something else holds the stderr pipe open; stop waiting for it.
+	}
+	w.cmd.Wait()
+	w.killMu.Lock()
+	w.reaped = true
+	for _, t := range w.killers {
+		t.Stop()
+	}
+	w.killMu.Unlock()
+	w.stdout.Close()
+
+	e := &WorkerExitError{PID: w.pid, ExitCode: w.cmd.ProcessState.ExitCode()}
+	if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = ws.Signal()
+		e.CoreDump = ws.CoreDump()
+	}
+	e.Stderr = w.tail.lines()
+	return e
+}
+
+// stderrLoop forwards the worker's stderr to the pool's logger: hclog JSON
+// lines as structured entries at their level, anything else (a Go crash
+// trace, a C library's complaint) as text. It keeps the last lines for crash
+// reports. Nothing a worker writes here can crash the parent.
+func (w *worker) stderrLoop(r *os.File) {
+	defer close(w.logged)
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 16<<10)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			if err == bufio.ErrBufferFull { // an overlong line: keep its start, drop the rest
+				line = append(bytes.Clone(line), "…"...)
+				for err == bufio.ErrBufferFull {
+					_, err = br.ReadSlice('\n')
+				}
+			}
+			w.logLine(bytes.TrimRight(line, "\r\n"))
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (w *worker) logLine(line []byte) {
+	if len(line) == 0 {
+		return
+	}
+	if line[0] == '{' {
+		var entry map[string]any
+		if json.Unmarshal(line, &entry) == nil {
+			msg, _ := entry["@message"].(string)
+			lvl, _ := entry["@level"].(string)
+			args := make([]any, 0, 2*len(entry))
+			for k, v := range entry {
+				if len(k) > 0 && k[0] != '@' {
+					args = append(args, k, v)
+				}
+			}
+			level := hclog.LevelFromString(lvl)
+			if level == hclog.NoLevel {
+				level = hclog.Info
+			}
+			w.log.Log(level, msg, args...)
+			w.tail.add(msg)
+			return
+		}
+	}
+	s := string(bytes.ToValidUTF8(line, []byte("�")))
+	w.tail.add(s)
+	w.log.Warn(s)
+}
+
+// stderrTail keeps the last lines a worker wrote to stderr.
+type stderrTail struct {
+	mu  sync.Mutex
+	buf [tailLines]string
+	n   int
+}
+
+const tailLines = 20
+
+func (t *stderrTail) add(s string) {
+	if len(s) > 512 {
+		s = s[:512] + "…"
+	}
+	t.mu.Lock()
+	t.buf[t.n%tailLines] = s
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *stderrTail) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for i := max(0, t.n-tailLines); i < t.n; i++ {
+		out = append(out, t.buf[i%tailLines])
+	}
+	return out
+}
+
+func selfExe() string {
+	if _, err := os.Stat("/proc/self/exe"); err == nil {
+		return "/proc/self/exe" // the running build, even if the file on disk was replaced
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return exe
+}
+
+func logLevel(l hclog.Logger) string {
+	if il, ok := l.(interface{ GetLevel() hclog.Level }); ok {
+		return il.GetLevel().String()
+	}
+	return "info"
+}
+
+var errHandshake = errors.New("handshake")

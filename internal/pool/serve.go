@@ -1,0 +1,221 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/tasks"
+)
+
+// IsWorker reports whether this process was started by a pool as a worker.
+func IsWorker() bool { return os.Getenv(EnvWorker) != "" }
+
+// Serve runs this process as a worker of the parent that started it and
+// returns the exit status to end with: 0 once its input has ended and every
+// task it received has been answered.
+//
+// The protocol runs on private close-on-exec copies of the descriptors the
+// worker was started with. Descriptors 1 and 2 then point at a capture file
+// and descriptor 0 at /dev/null, so that nothing a task prints or reads, by
+// any route (fmt, cgo, a child process), can touch the protocol.
+func Serve(reg *tasks.Registry) int {
+	if v := os.Getenv(EnvWorker); v != strconv.Itoa(ipc.ProtocolVersion) {
+		fmt.Fprintf(os.Stderr, "poold worker: parent speaks protocol %q, this worker %d\n", v, ipc.ProtocolVersion)
+		return 3
+	}
+	io, err := takeStdio(envInt(EnvMaxOutput, 4<<20))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "poold worker:", err)
+		return 3
+	}
+	signal.Ignore(syscall.SIGINT) // Ctrl-C is the parent's to handle
+	log := hclog.New(&hclog.LoggerOptions{
+		Output:     io.log,
+		JSONFormat: true,
+		Level:      hclog.LevelFromString(os.Getenv(EnvLogLevel)),
+	})
+	s := &server{
+		reg:  reg,
+		io:   io,
+		log:  log,
+		rd:   ipc.NewReader(io.in, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
+		wr:   ipc.NewWriter(io.out, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
+		jobs: make(chan ipc.Task, 1024),
+	}
+	return s.run()
+}
+
+type server struct {
+	reg  *tasks.Registry
+	io   *stdio
+	log  hclog.Logger
+	rd   *ipc.Reader
+	wr   *ipc.Writer
+	jobs chan ipc.Task
+
+	mu      sync.Mutex
+	current uint64 // the job now running, for Cancel
+	cancel  context.CancelFunc
+}
+
+func (s *server) run() int {
+	if err := s.wr.WriteHello(&ipc.Hello{PID: os.Getpid(), Version: ipc.ProtocolVersion, Tasks: s.reg.Names()}); err != nil {
+		s.log.Error("hello", "error", err)
+		return 3
+	}
+	if err := s.wr.Flush(); err != nil {
+		return 3 // the parent is gone
+	}
+	go s.readLoop()
+	for t := range s.jobs {
+		res := ipc.Result{ID: t.ID, Items: make([]ipc.Item, len(t.Args))}
+		fn, ok := s.reg.Lookup(t.Func)
+		for i, arg := range t.Args {
+			if ok {
+				res.Items[i] = s.runOne(t.ID, fn, arg, time.Duration(t.Timeout))
+			} else {
+				res.Items[i] = failed(KindUnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v", t.Func, s.reg.Names()))
+			}
+		}
+		// One write per result, before the next task starts: a result left
+		// in a buffer would be lost if the next task crashed the worker.
+		if err := s.writeResult(&res); err != nil {
+			s.log.Error("writing a result failed; exiting", "error", err)
+			return 3
+		}
+	}
+	return 0
+}
+
+// readLoop receives frames while tasks run, so that a Cancel can reach the
+// running task.
+func (s *server) readLoop() {
+	defer close(s.jobs)
+	ppid := os.Getppid()
+	var m ipc.Message
+	for {
+		if err := s.rd.Read(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				if os.Getppid() != ppid { // the parent died: nobody waits for results
+					os.Exit(0)
+				}
+				return // no more tasks; answer those received, then exit
+			}
+			s.log.Error("bad frame from the parent; exiting", "error", err)
+			os.Exit(3)
+		}
+		switch m.Kind {
+		case ipc.KindTask:
+			s.jobs <- m.Task
+		case ipc.KindCancel:
+			s.mu.Lock()
+			if s.current == m.Cancel && s.cancel != nil {
+				s.cancel()
+			}
+			s.mu.Unlock()
+		case ipc.KindShutdown:
+			return
+		default:
+			s.log.Error("unexpected message from the parent; exiting", "kind", m.Kind.String())
+			os.Exit(3)
+		}
+	}
+}
+
+// runOne runs one task, turning a panic into a result, and collects what it
+// printed.
+func (s *server) runOne(id uint64, fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration) (it ipc.Item) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	}
+	ctx = tasks.WithProtocolStream(ctx, s.io.out)
+	s.mu.Lock()
+	s.current, s.cancel = id, cancel
+	s.mu.Unlock()
+
+	it.Start = time.Now().UnixNano()
+	val, err, stack := call(ctx, fn, arg)
+	it.End = time.Now().UnixNano()
+	it.Output = s.io.capture.take()
+
+	s.mu.Lock()
+	s.current, s.cancel = 0, nil
+	s.mu.Unlock()
+	defer cancel()
+
+	switch {
+	case stack != "":
+		it.Err = &ipc.ErrorInfo{Kind: string(KindPanic), Message: err.Error(), Stack: stack}
+	case err == nil:
+		it.OK, it.Value = true, val
+	case errors.Is(err, tasks.ErrBadArgs):
+		it.Err = &ipc.ErrorInfo{Kind: string(KindBadArgs), Message: err.Error()}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		it.Err = &ipc.ErrorInfo{Kind: string(KindTimeout), Message: fmt.Sprintf("time limit of %v passed: %v", timeout, err)}
+	case ctx.Err() != nil:
+		it.Err = &ipc.ErrorInfo{Kind: string(KindCanceled), Message: err.Error()}
+	default:
+		it.Err = &ipc.ErrorInfo{Kind: string(KindError), Message: err.Error()}
+	}
+	return it
+}
+
+func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage) (val msgpack.RawMessage, err error, stack string) {
+	defer func() {
+		if r := recover(); r != nil {
+			err, stack = fmt.Errorf("panic: %v", r), string(debug.Stack())
+		}
+	}()
+	val, err = fn(ctx, arg)
+	return val, err, ""
+}
+
+func failed(kind Kind, msg string) ipc.Item {
+	now := time.Now().UnixNano()
+	return ipc.Item{Err: &ipc.ErrorInfo{Kind: string(kind), Message: msg}, Start: now, End: now}
+}
+
+// writeResult writes and flushes res. A value that is not well-formed
+// msgpack, or a result too large for a frame, fails its task alone; the
+// worker and the stream carry on.
+func (s *server) writeResult(res *ipc.Result) error {
+	err := s.wr.WriteResult(res)
+	if err != nil {
+		budget := s.wr.MaxFrame()/(2*len(res.Items)) - 64
+		for i := range res.Items {
+			it := &res.Items[i]
+			if it.OK && ipc.Validate(it.Value) != nil {
+				*it = failed(KindEncode, "the task returned a value that is not well-formed msgpack")
+			} else if len(it.Value)+len(it.Output) > budget {
+				size := len(it.Value) + len(it.Output)
+				*it = failed(KindResultTooLarge, fmt.Sprintf("result of %d bytes does not fit in a frame of at most %d bytes", size, s.wr.MaxFrame()))
+			}
+		}
+		err = s.wr.WriteResult(res)
+	}
+	if err != nil {
+		return err
+	}
+	return s.wr.Flush()
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}

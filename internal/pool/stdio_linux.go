@@ -1,0 +1,88 @@
+package pool
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"golang.org/x/sys/unix"
+)
+
+// stdio is a worker's view of its descriptors once it has taken them over.
+type stdio struct {
+	in      *os.File // the protocol from the parent (private copy of fd 0)
+	out     *os.File // the protocol to the parent (private copy of fd 1)
+	log     *os.File // the worker's logs and crash reports (private copy of fd 2)
+	capture *capture // what fds 1 and 2 now point at
+}
+
+// takeStdio moves the protocol off fds 0 and 1 onto close-on-exec copies
+// (so that a task's child processes do not inherit them), points fd 0 at
+// /dev/null and fds 1 and 2 at an in-memory capture file, and sends the Go
+// runtime's crash reports to the private copy of fd 2, where the parent reads
+// them.
+func takeStdio(maxOutput int) (*stdio, error) {
+	private := func(fd int, name string) (*os.File, error) {
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		if err != nil {
+			return nil, fmt.Errorf("dup fd %d: %w", fd, err)
+		}
+		return os.NewFile(uintptr(nfd), name), nil
+	}
+	s := &stdio{}
+	var err error
+	if s.in, err = private(0, "protocol-in"); err != nil {
+		return nil, err
+	}
+	if s.out, err = private(1, "protocol-out"); err != nil {
+		return nil, err
+	}
+	if s.log, err = private(2, "worker-log"); err != nil {
+		return nil, err
+	}
+	null, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	mfd, err := unix.MemfdCreate("poold-task-output", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	for _, d := range [][2]int{{null, 0}, {mfd, 1}, {mfd, 2}} {
+		if err := unix.Dup3(d[0], d[1], 0); err != nil { // the copies are inherited: fine for 0-2
+			return nil, fmt.Errorf("dup3 onto fd %d: %w", d[1], err)
+		}
+	}
+	unix.Close(null)
+	if err := debug.SetCrashOutput(s.log, debug.CrashOptions{}); err != nil {
+		return nil, err
+	}
+	s.capture = &capture{fd: mfd, max: maxOutput}
+	return s, nil
+}
+
+// capture reads back what tasks wrote to fds 1 and 2. All three descriptors
+// share one file offset, so the offset is how much was written since the
+// last take: one lseek per task when nothing was printed.
+type capture struct {
+	fd  int
+	max int
+}
+
+func (c *capture) take() []byte {
+	n, err := unix.Seek(c.fd, 0, io.SeekCurrent)
+	if err != nil || n == 0 {
+		return nil
+	}
+	keep := min(n, int64(c.max))
+	buf := make([]byte, keep)
+	got, _ := unix.Pread(c.fd, buf, 0)
+	buf = buf[:max(got, 0)]
+	if n > keep {
+		buf = fmt.Appendf(buf, "\n[poold: output truncated: %d of %d bytes kept]\n", keep, n)
+	}
+	unix.Ftruncate(c.fd, 0)
+	unix.Seek(c.fd, 0, io.SeekStart)
+	return buf
+}

@@ -1,0 +1,394 @@
+package poold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync/atomic"
+
+	"github.com/poold/poold/internal/pool"
+)
+
+var (
+	errNotReady  = errors.New("poold: result is not ready")
+	errChunkSize = errors.New("poold: chunk size must be at least 1")
+)
+
+func errorf(format string, a ...any) error { return fmt.Errorf("poold: "+format, a...) }
+
+// Pool is a set of worker processes running tasks. Its methods are safe for
+// concurrent use.
+type Pool struct {
+	p  *pool.Pool
+	cb callbacks
+}
+
+// New starts the workers and returns once each has completed its handshake.
+// If workers keep failing to start, New returns an error wrapping
+// ErrWorkerStart that says how the last one failed.
+func New(ctx context.Context, opts ...Option) (*Pool, error) {
+	var cfg pool.Config
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	p, err := pool.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("poold: %w", err)
+	}
+	return &Pool{p: p}, nil
+}
+
+// Size is the number of worker processes the pool keeps.
+func (p *Pool) Size() int { return p.p.Size() }
+
+// PIDs returns the process ids of the ready workers, by slot (0 for a slot
+// whose worker is being replaced).
+func (p *Pool) PIDs() []int { return p.p.PIDs() }
+
+// Stats are counters over the pool's life.
+type Stats = pool.Stats
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() Stats { return p.p.Stats() }
+
+// Close stops the pool from accepting work; what was submitted still runs,
+// and each worker exits when nothing is left for it. Close does not wait
+// (Join does). Idempotent.
+func (p *Pool) Close() error { return p.p.Close() }
+
+// Terminate stops the pool now: every task not yet finished fails with kind
+// terminated, and the workers are sent SIGTERM, then SIGKILL after the kill
+// grace. It returns once every worker has exited. Idempotent.
+func (p *Pool) Terminate() error { return p.p.Terminate() }
+
+// Join waits until every worker has exited, or ctx ends. On a pool that is
+// still running (neither Close nor Terminate was called) it returns
+// ErrPoolRunning at once.
+func (p *Pool) Join(ctx context.Context) error { return p.p.Join(ctx) }
+
+// Apply runs the task name with args on a worker and waits for its result.
+// args is encoded as msgpack ([Raw] is sent as it is). The error is the
+// task's, or ErrPoolClosed, or ctx.Err() if ctx ends first (the task goes on).
+func (p *Pool) Apply(ctx context.Context, name string, args any, opts ...CallOption) (Result[Raw], error) {
+	return apply(ctx, p, name, args, opts, decodeRaw)
+}
+
+// ApplyAsync submits the task name with args and returns at once.
+func (p *Pool) ApplyAsync(name string, args any, opts ...CallOption) (*AsyncResult[Raw], error) {
+	return applyAsync(p, name, args, opts, decodeRaw)
+}
+
+// Map runs name once for each of args and returns the results in input
+// order, with the first failure in input order as the error. Tasks travel to
+// workers in chunks (see [ChunkSize]).
+func (p *Pool) Map(ctx context.Context, name string, args []any, opts ...CallOption) ([]Result[Raw], error) {
+	return mapSync(ctx, p, name, args, opts, decodeRaw)
+}
+
+// MapAsync is Map without the wait.
+func (p *Pool) MapAsync(name string, args []any, opts ...CallOption) (*MapResult[Raw], error) {
+	return mapAsync(p, name, args, opts, decodeRaw)
+}
+
+// IMap runs name once for each value of args and yields the results in
+// input order. It reads args lazily, keeping at most a window of tasks in
+// flight or waiting to be yielded (see [Window]). The error of each pair is
+// the task's; a pool or context failure is yielded once, last.
+func (p *Pool) IMap(ctx context.Context, name string, args iter.Seq[any], opts ...CallOption) iter.Seq2[Result[Raw], error] {
+	return imap(ctx, p, name, args, opts, decodeRaw, true)
+}
+
+// IMapUnordered is IMap yielding results as they finish.
+func (p *Pool) IMapUnordered(ctx context.Context, name string, args iter.Seq[any], opts ...CallOption) iter.Seq2[Result[Raw], error] {
+	return imap(ctx, p, name, args, opts, decodeRaw, false)
+}
+
+// Func is a typed handle on a registered task, returned by [Register]. Its
+// methods are the pool's, with typed arguments and results.
+type Func[A, R any] struct{ name string }
+
+// Name is the name the task was registered under.
+func (f Func[A, R]) Name() string { return f.name }
+
+// Apply runs the task on one of p's workers and waits for its result.
+func (f Func[A, R]) Apply(ctx context.Context, p *Pool, args A, opts ...CallOption) (Result[R], error) {
+	return apply(ctx, p, f.name, args, opts, decodeTyped[R])
+}
+
+// ApplyAsync submits the task and returns at once.
+func (f Func[A, R]) ApplyAsync(p *Pool, args A, opts ...CallOption) (*AsyncResult[R], error) {
+	return applyAsync(p, f.name, args, opts, decodeTyped[R])
+}
+
+// Map runs the task once for each of args; see [Pool.Map].
+func (f Func[A, R]) Map(ctx context.Context, p *Pool, args []A, opts ...CallOption) ([]Result[R], error) {
+	return mapSync(ctx, p, f.name, args, opts, decodeTyped[R])
+}
+
+// MapAsync is Map without the wait.
+func (f Func[A, R]) MapAsync(p *Pool, args []A, opts ...CallOption) (*MapResult[R], error) {
+	return mapAsync(p, f.name, args, opts, decodeTyped[R])
+}
+
+// IMap runs the task once for each value of args, lazily; see [Pool.IMap].
+func (f Func[A, R]) IMap(ctx context.Context, p *Pool, args iter.Seq[A], opts ...CallOption) iter.Seq2[Result[R], error] {
+	return imap(ctx, p, f.name, args, opts, decodeTyped[R], true)
+}
+
+// IMapUnordered is IMap yielding results as they finish.
+func (f Func[A, R]) IMapUnordered(ctx context.Context, p *Pool, args iter.Seq[A], opts ...CallOption) iter.Seq2[Result[R], error] {
+	return imap(ctx, p, f.name, args, opts, decodeTyped[R], false)
+}
+
+// call is what every verb shares: options, result decoding and callbacks.
+type call[R any] struct {
+	p         *Pool
+	name      string
+	cfg       callConfig
+	decode    func(Raw, *R) error
+	onSuccess func(Result[R])
+}
+
+func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) (*call[R], error) {
+	c := &call[R]{p: p, name: name, decode: decode}
+	for _, o := range opts {
+		o(&c.cfg)
+	}
+	if c.cfg.onSuccess != nil {
+		fn, ok := c.cfg.onSuccess.(func(Result[R]))
+		if !ok {
+			return nil, errorf("OnSuccess callback is a %T; this call's results are %T", c.cfg.onSuccess, Result[R]{})
+		}
+		c.onSuccess = fn
+	}
+	if c.cfg.chunk < 0 {
+		return nil, fmt.Errorf("%w, not %d", ErrChunkSize, max(c.cfg.chunk, 0))
+	}
+	return c, nil
+}
+
+// task builds the internal task for one argument. An argument that cannot be
+// encoded gives a task already failed, which settle reports like any other.
+func (c *call[R]) task(args any) (t *pool.Task, ok bool) {
+	t = &pool.Task{Func: c.name, Timeout: c.cfg.timeout, Retries: c.cfg.retries}
+	raw, err := encodeArgs(args)
+	if err != nil {
+		t.Err = &TaskError{Kind: KindEncode, Func: c.name, Message: "encoding the arguments: " + err.Error()}
+		return t, false
+	}
+	t.Args = []byte(raw)
+	return t, true
+}
+
+// settle stores a finished task's result in *dst, runs the callback, then
+// calls done.
+func (c *call[R]) settle(t *pool.Task, index int, dst *Result[R], done func()) {
+	*dst = resultOf(t, index, c.decode)
+	if c.onSuccess == nil && c.cfg.onError == nil {
+		done()
+		return
+	}
+	c.p.cb.run(func() {
+		if dst.Err == nil && c.onSuccess != nil {
+			c.onSuccess(*dst)
+		} else if dst.Err != nil && c.cfg.onError != nil {
+			c.cfg.onError(dst.Err)
+		}
+		done()
+	})
+}
+
+// submit hands the encodable tasks to the pool, then settles the others.
+func (c *call[R]) submit(ts []*pool.Task, bad []*pool.Task, chunk int) error {
+	if err := c.p.p.Submit(c.name, ts, chunk); err != nil {
+		return fmt.Errorf("poold: %w", err)
+	}
+	for _, t := range bad {
+		t.Done(t)
+	}
+	return nil
+}
+
+func apply[A, R any](ctx context.Context, p *Pool, name string, args A, opts []CallOption, decode func(Raw, *R) error) (Result[R], error) {
+	a, err := applyAsync(p, name, args, opts, decode)
+	if err != nil {
+		return Result[R]{}, err
+	}
+	return a.Get(ctx)
+}
+
+func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decode func(Raw, *R) error) (*AsyncResult[R], error) {
+	c, err := newCall(p, name, opts, decode)
+	if err != nil {
+		return nil, err
+	}
+	a := &AsyncResult[R]{done: make(chan struct{})}
+	t, ok := c.task(args)
+	t.Done = func(t *pool.Task) { c.settle(t, 0, &a.res, func() { close(a.done) }) }
+	if ok {
+		err = c.submit([]*pool.Task{t}, nil, 1)
+	} else {
+		err = c.submit(nil, []*pool.Task{t}, 1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func mapSync[A, R any](ctx context.Context, p *Pool, name string, args []A, opts []CallOption, decode func(Raw, *R) error) ([]Result[R], error) {
+	m, err := mapAsync(p, name, args, opts, decode)
+	if err != nil {
+		return nil, err
+	}
+	return m.Get(ctx)
+}
+
+// DefaultChunkSize is Map's chunk size for n tasks on workers workers:
+// ceil(n / (4 × workers)), as in CPython; 0 for no tasks.
+func DefaultChunkSize(n, workers int) int {
+	if n == 0 {
+		return 0
+	}
+	return (n + 4*workers - 1) / (4 * workers)
+}
+
+func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decode func(Raw, *R) error) (*MapResult[R], error) {
+	c, err := newCall(p, name, opts, decode)
+	if err != nil {
+		return nil, err
+	}
+	m := &MapResult[R]{done: make(chan struct{}), results: make([]Result[R], len(args))}
+	if len(args) == 0 {
+		if p.p.Closed() {
+			return nil, fmt.Errorf("poold: %w", ErrPoolClosed)
+		}
+		close(m.done)
+		return m, nil
+	}
+	chunk := c.cfg.chunk
+	if chunk == 0 {
+		chunk = DefaultChunkSize(len(args), p.Size())
+	}
+	var left atomic.Int64
+	left.Store(int64(len(args)))
+	finishOne := func() {
+		if left.Add(-1) == 0 {
+			close(m.done)
+		}
+	}
+	ts := make([]*pool.Task, 0, len(args))
+	var bad []*pool.Task
+	for i, a := range args {
+		t, ok := c.task(a)
+		t.Done = func(t *pool.Task) { c.settle(t, i, &m.results[i], finishOne) }
+		if ok {
+			ts = append(ts, t)
+		} else {
+			bad = append(bad, t)
+		}
+	}
+	if err := c.submit(ts, bad, chunk); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq[A], opts []CallOption, decode func(Raw, *R) error, ordered bool) iter.Seq2[Result[R], error] {
+	return func(yield func(Result[R], error) bool) {
+		c, err := newCall(p, name, opts, decode)
+		if err != nil {
+			yield(Result[R]{}, err)
+			return
+		}
+		chunk := max(c.cfg.chunk, 1)
+		window := c.cfg.window
+		if window <= 0 {
+			window = 4 * p.Size() * chunk
+		}
+		window = max(window, chunk)
+
+		type done struct {
+			index int
+			res   Result[R]
+		}
+		// Every task in flight has a place here, so Done never blocks, even
+		// if the consumer stops early and never reads again.
+		finished := make(chan done, window)
+		parked := make([]*Result[R], window) // ordered: results waiting for their turn, by index % window
+		var batch, bad []*pool.Task
+		submitted, yielded := 0, 0
+
+		flush := func() error {
+			err := c.submit(batch, bad, chunk)
+			batch, bad = batch[:0], bad[:0]
+			return err
+		}
+		// receive waits for one result and yields what it can; false: stop.
+		receive := func() bool {
+			var d done
+			select {
+			case d = <-finished:
+			case <-ctx.Done():
+				yield(Result[R]{}, ctx.Err())
+				return false
+			}
+			if !ordered {
+				yielded++
+				return yield(d.res, d.res.Err)
+			}
+			parked[d.index%window] = &d.res
+			for {
+				r := parked[yielded%window]
+				if r == nil {
+					return true
+				}
+				parked[yielded%window] = nil
+				yielded++
+				if !yield(*r, r.Err) {
+					return false
+				}
+			}
+		}
+
+		for a := range args {
+			index := submitted
+			t, ok := c.task(a)
+			t.Done = func(t *pool.Task) {
+				d := done{index: index}
+				c.settle(t, index, &d.res, func() { finished <- d })
+			}
+			if ok {
+				batch = append(batch, t)
+			} else {
+				bad = append(bad, t)
+			}
+			submitted++
+			if len(batch)+len(bad) == chunk {
+				if err := flush(); err != nil {
+					yield(Result[R]{}, err)
+					return
+				}
+			}
+			for submitted-yielded >= window {
+				if !receive() {
+					return
+				}
+			}
+		}
+		if len(batch)+len(bad) > 0 {
+			if err := flush(); err != nil {
+				yield(Result[R]{}, err)
+				return
+			}
+		}
+		for yielded < submitted {
+			if !receive() {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package poold
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/poold/poold/internal/pool"
+	"github.com/poold/poold/internal/tasks"
+)
+
+// Raw is a value as it travels: one msgpack-encoded value. The untyped pool
+// methods take and return it; Decode turns it into a Go value.
+type Raw []byte
+
+// Decode decodes r into v, as msgpack.Unmarshal does (json struct tags are
+// honoured).
+func (r Raw) Decode(v any) error { return tasks.Unmarshal(r, v) }
+
+// Result is the outcome of one task.
+type Result[R any] struct {
+	Value    R     // the task's result, when Err is nil
+	Err      error // nil, or a *TaskError
+	Index    int   // the task's position in the input of Map and IMap; 0 for Apply
+	Func     string
+	PID      int // the worker process that ran the task; 0 if none did
+	Worker   int // the worker's slot, 0 ≤ Worker < workers
+	Attempts int
+	Start    time.Time // in the worker
+	End      time.Time
+	Output   []byte // what the task wrote to stdout and stderr
+}
+
+// Duration is how long the task ran in its worker.
+func (r Result[R]) Duration() time.Duration { return r.End.Sub(r.Start) }
+
+// AsyncResult is a task in flight, like Python's AsyncResult.
+type AsyncResult[R any] struct {
+	done chan struct{}
+	res  Result[R]
+}
+
+// Get waits for the task and returns its result, with the task's error
+// also as the second value. If ctx ends first, Get returns ctx.Err(); the
+// task goes on, and a later Get can still collect it.
+func (a *AsyncResult[R]) Get(ctx context.Context) (Result[R], error) {
+	select {
+	case <-a.done:
+		return a.res, a.res.Err
+	case <-ctx.Done():
+		return Result[R]{}, ctx.Err()
+	}
+}
+
+// Wait waits until the task is done or ctx ends.
+func (a *AsyncResult[R]) Wait(ctx context.Context) error {
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when the result is ready (after its callback has run).
+func (a *AsyncResult[R]) Done() <-chan struct{} { return a.done }
+
+// Ready reports whether the task is done.
+func (a *AsyncResult[R]) Ready() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Successful reports whether the task succeeded; ErrNotReady if it is not
+// done yet.
+func (a *AsyncResult[R]) Successful() (bool, error) {
+	if !a.Ready() {
+		return false, ErrNotReady
+	}
+	return a.res.Err == nil, nil
+}
+
+// MapResult is a Map in flight.
+type MapResult[R any] struct {
+	done    chan struct{}
+	results []Result[R]
+}
+
+// Get waits for every task and returns the results in input order, with the
+// first failure in input order as the error. If ctx ends first it returns
+// ctx.Err(); the tasks go on.
+func (m *MapResult[R]) Get(ctx context.Context) ([]Result[R], error) {
+	select {
+	case <-m.done:
+		return m.results, firstErr(m.results)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Wait waits until every task is done or ctx ends.
+func (m *MapResult[R]) Wait(ctx context.Context) error {
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when every result is ready.
+func (m *MapResult[R]) Done() <-chan struct{} { return m.done }
+
+// Ready reports whether every task is done.
+func (m *MapResult[R]) Ready() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Successful reports whether every task succeeded; ErrNotReady if some are
+// not done yet.
+func (m *MapResult[R]) Successful() (bool, error) {
+	if !m.Ready() {
+		return false, ErrNotReady
+	}
+	return firstErr(m.results) == nil, nil
+}
+
+func firstErr[R any](rs []Result[R]) error {
+	for i := range rs {
+		if rs[i].Err != nil {
+			return rs[i].Err
+		}
+	}
+	return nil
+}
+
+// resultOf converts a finished internal task.
+func resultOf[R any](t *pool.Task, index int, decode func(Raw, *R) error) Result[R] {
+	r := Result[R]{
+		Err: t.Err, Index: index, Func: t.Func, PID: t.PID, Worker: t.Worker,
+		Attempts: t.Attempts, Start: t.Start, End: t.End, Output: t.Output,
+	}
+	if r.Err == nil {
+		if err := decode(Raw(t.Value), &r.Value); err != nil {
+			r.Err = &TaskError{Kind: KindEncode, Func: t.Func, PID: t.PID, Attempts: t.Attempts,
+				Message: "decoding the result: " + err.Error()}
+		}
+	}
+	return r
+}
+
+func decodeRaw(raw Raw, v *Raw) error { *v = raw; return nil }
+
+func decodeTyped[R any](raw Raw, v *R) error { return tasks.Unmarshal(raw, v) }
+
+// callbacks runs a pool's result callbacks one at a time, in completion
+// order, on a goroutine that exists only while there are callbacks to run.
+type callbacks struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+func (c *callbacks) run(fn func()) {
+	c.mu.Lock()
+	c.queue = append(c.queue, fn)
+	if c.running {
+		c.mu.Unlock()
+		return
+	}
+	c.running = true
+	c.mu.Unlock()
+	go func() {
+		for {
+			c.mu.Lock()
+			if len(c.queue) == 0 {
+				c.running = false
+				c.mu.Unlock()
+				return
+			}
+			fn := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			fn()
+		}
+	}()
+}
