@@ -8,4 +8,6 @@ const (
 	EnvMaxFrame  = "POOLD_MAX_FRAME"
 	EnvMaxOutput = "POOLD_MAX_OUTPUT"
 	EnvLogLevel  = "POOLD_LOG_LEVEL"
+	EnvInit      = "POOLD_INIT"      // a task to run once before the handshake
+	EnvInitArgs  = "POOLD_INIT_ARGS" // its arguments, base64 msgpack
 )

@@ -73,6 +73,9 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		exited:  make(chan struct{}),
 	}
 	p.cond = sync.NewCond(&p.mu)
+	if cfg.MaxWorkerMemory > 0 {
+		go p.watchMemory()
+	}
 	p.mu.Lock()
 	for slot := range cfg.Workers {
 		p.startLocked(slot, 0)
@@ -144,9 +147,17 @@ func (p *Pool) readyLocked() int {
 	return n
 }
 
-// gaveUpLocked: starts keep failing and no worker is left to run anything.
+// gaveUpLocked: workers keep failing to start; the pool has stopped trying.
 func (p *Pool) gaveUpLocked() bool {
 	return p.failures > p.cfg.StartRetries
+}
+
+// strandedLocked fails the queue when no worker is left or on its way to
+// run it, so that no task waits forever.
+func (p *Pool) strandedLocked() {
+	if p.pendingLocked() > 0 && p.live == 0 && p.starting == 0 && p.gaveUpLocked() {
+		p.failQueueLocked(KindStart, fmt.Sprintf("%v after %d attempts: %v", ErrWorkerStart, p.failures, p.startErr))
+	}
 }
 
 // Submit queues tasks of function fn, chunk of them to a frame (chunk < 1
@@ -189,6 +200,7 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 		tasks = tasks[n:]
 	}
 	p.dispatchLocked()
+	p.strandedLocked()
 	p.mu.Unlock()
 	for _, t := range bad {
 		t.finish()
@@ -348,9 +360,8 @@ func (p *Pool) startFailedLocked(slot int, err error) {
 	p.log.Error("worker failed to start", "slot", slot, "error", err, "failures", p.failures)
 	if !p.gaveUpLocked() {
 		p.startLocked(slot, time.Duration(25<<min(p.failures, 8))*time.Millisecond)
-	} else if p.readyLocked() == 0 && p.starting == 0 {
-		p.failQueueLocked(KindStart, fmt.Sprintf("%v after %d attempts: %v", ErrWorkerStart, p.failures, err))
 	}
+	p.strandedLocked()
 	p.cond.Broadcast()
 	p.maybeExitedLocked()
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,10 +43,10 @@ type worker struct {
 
 	// Guarded by p.mu.
 	ready    bool
-	inflight []*job // sent or about to be, oldest first; the head is running
-	window   int    // how many jobs may be in flight
-	ran      int    // tasks finished, for MaxTasksPerWorker
-	stopping bool   // sendq is closed: no new jobs
+	inflight []*job      // sent or about to be, oldest first; the head is running
+	window   int         // how many jobs may be in flight
+	ran      int         // tasks finished, for MaxTasksPerWorker
+	stopping bool        // sendq is closed: no new jobs
 	headAt   time.Time   // when the head job started, as near as the parent can tell
 	deadline *time.Timer // kills the worker if the head job runs past its limit
 	peakRSS  int64
@@ -78,6 +79,10 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		EnvMaxOutput+"="+strconv.Itoa(cfg.MaxOutput),
 		EnvLogLevel+"="+logLevel(cfg.Logger),
 	)
+	if cfg.Initializer != "" {
+		cmd.Env = append(cmd.Env, EnvInit+"="+cfg.Initializer,
+			EnvInitArgs+"="+base64.StdEncoding.EncodeToString(cfg.InitializerArgs))
+	}
 	cmd.Env = append(cmd.Env, cfg.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 

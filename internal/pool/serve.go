@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,13 @@ type server struct {
 }
 
 func (s *server) run() int {
+	if err := s.initialize(); err != nil {
+		// Before the handshake, so that the parent counts a failed start and
+		// shows this line from stderr.
+		s.log.Error("initializer failed", "error", err.Error())
+		fmt.Fprintf(s.io.log, "poold worker: initializer failed: %v\n", err)
+		return 4
+	}
 	if err := s.wr.WriteHello(&ipc.Hello{PID: os.Getpid(), Version: ipc.ProtocolVersion, Tasks: s.reg.Names()}); err != nil {
 		s.log.Error("hello", "error", err)
 		return 3
@@ -98,6 +106,27 @@ func (s *server) run() int {
 		}
 	}
 	return 0
+}
+
+// initialize runs the pool's initializer task, if it has one.
+func (s *server) initialize() error {
+	name := os.Getenv(EnvInit)
+	if name == "" {
+		return nil
+	}
+	fn, ok := s.reg.Lookup(name)
+	if !ok {
+		return fmt.Errorf("no task named %q; this worker knows %v", name, s.reg.Names())
+	}
+	args, err := base64.StdEncoding.DecodeString(os.Getenv(EnvInitArgs))
+	if err != nil {
+		return fmt.Errorf("arguments: %w", err)
+	}
+	it := s.runOne(0, fn, args, 0)
+	if !it.OK {
+		return fmt.Errorf("%s: %s", it.Err.Kind, it.Err.Message)
+	}
+	return nil
 }
 
 // readLoop receives frames while tasks run, so that a Cancel can reach the
