@@ -11,8 +11,8 @@ import (
 )
 
 // The hot path, in the order a task travels: dispatchLocked hands jobs to
-// workers, writeLoop encodes and writes them, readLoop reads and decodes
-// results, onResult resolves the tasks and dispatches again.
+// workers, flush encodes and writes them, readLoop reads and decodes results,
+// onResult resolves the tasks and dispatches again.
 
 const (
 	syscallSIGTERM = syscall.SIGTERM
@@ -43,7 +43,7 @@ func (p *Pool) dispatchLocked() {
 		for _, t := range j.tasks {
 			t.Attempts++
 		}
-		w.sendq <- j // never blocks: len(inflight) ≤ window ≤ cap(sendq)
+		p.sendLocked(w, j)
 	}
 	if p.qhead == len(p.queue) {
 		p.queue, p.qhead = p.queue[:0], 0
@@ -69,58 +69,110 @@ func (p *Pool) pickLocked() *worker {
 	return best
 }
 
-// writeLoop writes the jobs handed to this worker, coalescing: it flushes
-// when nothing more is waiting, not once per job.
-func (w *worker) writeLoop() {
-	defer w.stdin.Close()
-	broken := false
-	for j := range w.sendq {
-		if broken {
-			continue // the reader will see the worker die and re-dispatch
-		}
-		for {
-			w.write(j)
-			if len(w.sendq) == 0 {
-				break
+// flush writes the jobs dispatched to w, in dispatch order. It runs on the
+// goroutine that dispatched them (a submitter, or a reader that just got a
+// result), so a task reaches its worker without waking another goroutine.
+// Concurrent flushers coalesce: whoever holds wmu writes everything queued,
+// with one syscall when it fits the buffer.
+func (w *worker) flush() {
+	w.wmu.Lock()
+	unsent := false
+	for {
+		w.omu.Lock()
+		jobs := w.outbox
+		w.outbox = w.spare[:0]
+		closing := w.closing
+		w.omu.Unlock()
+		if len(jobs) == 0 {
+			if closing && !w.stdinClosed {
+				// Nothing more will come: EOF tells the worker to finish
+				// what it has and exit.
+				w.stdinClosed = true
+				w.stdin.Close()
 			}
-			if j = <-w.sendq; j == nil {
-				break
+			break
+		}
+		for _, j := range jobs {
+			if !w.broken && !w.write(j) {
+				unsent = true
 			}
 		}
-		if err := w.out.Flush(); err != nil {
-			broken = true
-			w.log.Debug("write to worker failed", "error", err)
+		if !w.broken {
+			if err := w.out.Flush(); err != nil {
+				// The worker is gone; readLoop sees EOF and settles its jobs.
+				w.broken = true
+				w.log.Debug("write to worker failed", "error", err)
+			}
 		}
+		clear(jobs)
+		w.spare = jobs[:0]
+	}
+	w.wmu.Unlock()
+	if unsent {
+		w.p.mu.Lock()
+		w.p.dispatchLocked()
+		w.p.unlockAndFlush()
 	}
 }
 
-func (w *worker) write(j *job) {
-	t := &w.frame // reused: the writer goroutine is its only user
+// write encodes one job into w's buffer. Submit checked the arguments, so
+// encoding should not fail; if it does, the job never reaches the worker:
+// take it back and fail it alone.
+func (w *worker) write(j *job) bool {
+	t := &w.frame // reused: only the holder of wmu touches it
 	t.ID, t.Func, t.Timeout = j.id, j.fn, int64(j.timeout)
 	t.Args = t.Args[:0]
 	for _, task := range j.tasks {
 		t.Args = append(t.Args, task.Args)
 	}
-	now := time.Now()
 	err := w.out.WriteTask(t)
 	if err == nil {
-		j.sent = now
-		return
+		return true
 	}
-	// Submit checked the arguments, so this should not happen; if it does,
-	// the job never reaches the worker: take it back and fail it alone.
 	w.p.mu.Lock()
 	for i, x := range w.inflight {
 		if x == j {
 			w.inflight = append(w.inflight[:i], w.inflight[i+1:]...)
+			if i == 0 {
+				w.p.headChangedLocked(w, time.Now())
+			}
 			break
 		}
 	}
-	w.p.dispatchLocked()
 	w.p.mu.Unlock()
 	for _, task := range j.tasks {
 		task.fail(KindEncode, err.Error(), 0, nil)
 		task.finish()
+	}
+	return false
+}
+
+// unlockAndFlush releases p.mu, then writes what was dispatched while it
+// was held. Every critical section that may dispatch ends with it.
+func (p *Pool) unlockAndFlush() {
+	dirty := p.dirty
+	p.dirty = nil
+	for _, w := range dirty {
+		w.dirty = false
+	}
+	p.mu.Unlock()
+	for _, w := range dirty {
+		w.flush()
+	}
+}
+
+// sendLocked queues j for w's pipe; the caller's unlockAndFlush writes it.
+func (p *Pool) sendLocked(w *worker, j *job) {
+	w.omu.Lock()
+	w.outbox = append(w.outbox, j)
+	w.omu.Unlock()
+	p.markDirtyLocked(w)
+}
+
+func (p *Pool) markDirtyLocked(w *worker) {
+	if !w.dirty {
+		w.dirty = true
+		p.dirty = append(p.dirty, w)
 	}
 }
 
@@ -163,6 +215,12 @@ func (w *worker) readLoop() {
 		w.killAfter(w.p.cfg.KillGrace)
 	}
 	exit := w.wait()
+	w.wmu.Lock()
+	if !w.stdinClosed {
+		w.stdinClosed = true
+		w.stdin.Close()
+	}
+	w.wmu.Unlock()
 	w.p.onExit(w, exit)
 }
 
@@ -175,11 +233,12 @@ func (w *worker) handshake(m *ipc.Message) error {
 	}
 	p := w.p
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if w.blame != nil { // the handshake timer fired first
+		p.mu.Unlock()
 		return errHandshake
 	}
 	w.ready = true
+	stopTimer(w.startTimer)
 	p.failures = 0
 	if p.funcs == nil {
 		p.funcs = make(map[string]bool, len(m.Hello.Tasks))
@@ -193,6 +252,7 @@ func (w *worker) handshake(m *ipc.Message) error {
 	p.cond.Broadcast()
 	p.dispatchLocked()
 	p.drainLocked()
+	p.unlockAndFlush()
 	return nil
 }
 
@@ -243,7 +303,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	}
 	p.dispatchLocked()
 	p.drainLocked()
-	p.mu.Unlock()
+	p.unlockAndFlush()
 
 	for i, t := range j.tasks {
 		it := &r.Items[i]
@@ -273,7 +333,7 @@ func (p *Pool) retireLocked(w *worker) {
 	if w.stopping || p.state == terminated {
 		return
 	}
-	w.stopLocked()
+	p.stopLocked(w)
 	p.slots[w.slot] = nil
 	p.startLocked(w.slot, 0)
 }
@@ -285,10 +345,12 @@ func (p *Pool) onExit(w *worker, exit *WorkerExitError) {
 	var failed []*Task
 	p.mu.Lock()
 	p.live--
-	w.stopLocked() // ends writeLoop
-	if w.deadline != nil {
-		w.deadline.Stop()
-	}
+	w.stopping = true
+	w.omu.Lock()
+	w.outbox, w.closing = nil, true // its jobs are in inflight, settled below
+	w.omu.Unlock()
+	stopTimer(w.startTimer)
+	stopTimer(w.deadline)
 	if p.slots[w.slot] == w {
 		p.slots[w.slot] = nil
 	}
@@ -323,7 +385,7 @@ func (p *Pool) onExit(w *worker, exit *WorkerExitError) {
 	p.dispatchLocked()
 	p.drainLocked()
 	p.maybeExitedLocked()
-	p.mu.Unlock()
+	p.unlockAndFlush()
 	finishAll(failed)
 }
 
@@ -423,4 +485,10 @@ func (p *Pool) headChangedLocked(w *worker, now time.Time) {
 			w.signal(syscall.SIGKILL)
 		}
 	})
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
 }

@@ -44,6 +44,7 @@ type Pool struct {
 	startErr error // the last failed start, for reports
 	failures int   // consecutive failed starts
 	exited   chan struct{}
+	dirty    []*worker // workers with jobs to write once p.mu is released
 	stats    Stats
 	funcs    map[string]bool // the task names the workers announced
 	names    []string
@@ -201,7 +202,7 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 	}
 	p.dispatchLocked()
 	p.strandedLocked()
-	p.mu.Unlock()
+	p.unlockAndFlush()
 	for _, t := range bad {
 		t.finish()
 	}
@@ -237,7 +238,7 @@ func (p *Pool) Close() error {
 		p.drainLocked()
 		p.maybeExitedLocked()
 	}
-	p.mu.Unlock()
+	p.unlockAndFlush()
 	return nil
 }
 
@@ -264,14 +265,14 @@ func (p *Pool) Terminate() error {
 				}
 			}
 			w.inflight = nil
-			w.stopLocked()
+			p.stopLocked(w)
 			w.signal(syscallSIGTERM)
 			w.killAfter(p.cfg.KillGrace)
 		}
 		p.cond.Broadcast()
 		p.maybeExitedLocked()
 	}
-	p.mu.Unlock()
+	p.unlockAndFlush()
 	for _, t := range failed {
 		t.finish()
 	}
@@ -321,7 +322,7 @@ func (p *Pool) startLocked(slot int, delay time.Duration) {
 		w, err := p.spawn(slot)
 
 		p.mu.Lock()
-		defer p.mu.Unlock()
+		defer p.unlockAndFlush()
 		p.starting--
 		if err != nil {
 			p.startFailedLocked(slot, fmt.Errorf("exec %s: %w", p.commandName(), err))
@@ -330,13 +331,14 @@ func (p *Pool) startLocked(slot int, delay time.Duration) {
 		p.live++
 		p.slots[slot] = w
 		p.workers = append(p.workers, w)
+		defer w.serve()
 		if p.state == terminated {
-			w.stopLocked()
+			p.stopLocked(w)
 			w.signal(syscallSIGKILL)
 		} else {
 			// The handshake must come in time; readLoop marks the worker
 			// ready, and the timer then does nothing.
-			time.AfterFunc(p.cfg.StartTimeout, func() {
+			w.startTimer = time.AfterFunc(p.cfg.StartTimeout, func() {
 				p.mu.Lock()
 				ready := w.ready
 				if !ready && w.blame == nil {
@@ -402,7 +404,7 @@ func (p *Pool) drainLocked() {
 	}
 	for _, w := range p.slots {
 		if w != nil && w.ready && len(w.inflight) == 0 {
-			w.stopLocked()
+			p.stopLocked(w)
 		}
 	}
 }
@@ -424,11 +426,15 @@ func (p *Pool) maybeExitedLocked() {
 	}
 }
 
-// stopLocked closes the worker's input: its writer flushes what it has, then
-// closes the pipe, and the worker exits at EOF.
-func (w *worker) stopLocked() {
+// stopLocked ends the worker's input: once what was dispatched to it is
+// written, its stdin is closed, and the worker exits at EOF. The caller's
+// unlockAndFlush does the writing.
+func (p *Pool) stopLocked(w *worker) {
 	if !w.stopping {
 		w.stopping = true
-		close(w.sendq)
+		w.omu.Lock()
+		w.closing = true
+		w.omu.Unlock()
+		p.markDirtyLocked(w)
 	}
 }

@@ -20,8 +20,9 @@ import (
 )
 
 // worker is the parent's side of one worker process. Three goroutines serve
-// it: writeLoop (frames into its stdin), readLoop (frames out of its stdout,
-// then Wait) and stderrLoop (its log lines into the pool's logger).
+// it: readLoop (frames out of its stdout, then Wait) and stderrLoop (its log
+// lines into the pool's logger). Frames into its stdin are written by
+// whichever goroutine dispatched them (see flush).
 type worker struct {
 	p      *Pool
 	slot   int
@@ -29,28 +30,40 @@ type worker struct {
 	cmd    *exec.Cmd
 	stdin  *os.File
 	stdout *os.File
+	stderr *os.File
 	in     *ipc.Reader
-	out    *ipc.Writer
-	frame  ipc.Task // writeLoop's scratch
-	sendq  chan *job
 	log    hclog.Logger
 	tail   stderrTail
 	logged chan struct{} // closed when stderrLoop is done
 
+	// The write side, held by whoever flushes (see flush).
+	wmu         sync.Mutex
+	out         *ipc.Writer
+	frame       ipc.Task // scratch for encoding
+	spare       []*job
+	broken      bool // a write failed: the worker is gone
+	stdinClosed bool
+
+	// Jobs dispatched and not yet written, in dispatch order.
+	omu     sync.Mutex
+	outbox  []*job
+	closing bool // no job will follow the outbox: close stdin after it
 	killMu  sync.Mutex
 	reaped  bool // Wait has returned: the pid may belong to someone else now
 	killers []*time.Timer
 
 	// Guarded by p.mu.
-	ready    bool
-	inflight []*job      // sent or about to be, oldest first; the head is running
-	window   int         // how many jobs may be in flight
-	ran      int         // tasks finished, for MaxTasksPerWorker
-	stopping bool        // sendq is closed: no new jobs
-	headAt   time.Time   // when the head job started, as near as the parent can tell
-	deadline *time.Timer // kills the worker if the head job runs past its limit
-	peakRSS  int64
-	blame    *blame // set when the pool kills the worker on purpose
+	ready      bool
+	inflight   []*job      // sent or about to be, oldest first; the head is running
+	window     int         // how many jobs may be in flight
+	ran        int         // tasks finished, for MaxTasksPerWorker
+	stopping   bool        // no new jobs: stdin closes once the outbox is written
+	dirty      bool        // in p.dirty
+	headAt     time.Time   // when the head job started, as near as the parent can tell
+	deadline   *time.Timer // kills the worker if the head job runs past its limit
+	startTimer *time.Timer // kills the worker if its handshake is late
+	peakRSS    int64
+	blame      *blame // set when the pool kills the worker on purpose
 }
 
 // blame says why the pool killed a worker, and which job it meant: a kill
@@ -126,15 +139,20 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		stdout: outR,
 		in:     ipc.NewReader(outR, cfg.MaxFrame),
 		out:    ipc.NewWriter(inW, cfg.MaxFrame),
-		sendq:  make(chan *job, cfg.MaxWindow),
 		window: 1,
 		logged: make(chan struct{}),
 	}
 	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
-	go w.stderrLoop(errR)
-	go w.writeLoop()
-	go w.readLoop()
+	w.stderr = errR
 	return w, nil
+}
+
+// serve starts the goroutines that read from the worker. The caller has
+// registered the worker with the pool first, so that whatever they report
+// finds it there.
+func (w *worker) serve() {
+	go w.stderrLoop(w.stderr)
+	go w.readLoop()
 }
 
 // signal sends sig to the worker's process group unless the worker has

@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -49,27 +48,24 @@ func Serve(reg *tasks.Registry) int {
 		Level:      hclog.LevelFromString(os.Getenv(EnvLogLevel)),
 	})
 	s := &server{
-		reg:  reg,
-		io:   io,
-		log:  log,
-		rd:   ipc.NewReader(io.in, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
-		wr:   ipc.NewWriter(io.out, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
-		jobs: make(chan ipc.Task, 1024),
+		reg: reg,
+		io:  io,
+		log: log,
+		rd:  ipc.NewReader(io.in, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
+		wr:  ipc.NewWriter(io.out, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
 	}
+	s.base = tasks.WithProtocolStream(context.Background(), io.out)
 	return s.run()
 }
 
 type server struct {
-	reg  *tasks.Registry
-	io   *stdio
-	log  hclog.Logger
-	rd   *ipc.Reader
-	wr   *ipc.Writer
-	jobs chan ipc.Task
-
-	mu      sync.Mutex
-	current uint64 // the job now running, for Cancel
-	cancel  context.CancelFunc
+	reg   *tasks.Registry
+	io    *stdio
+	log   hclog.Logger
+	rd    *ipc.Reader
+	wr    *ipc.Writer
+	items []ipc.Item      // reused for each result
+	base  context.Context // every task's context derives from it
 }
 
 func (s *server) run() int {
@@ -87,103 +83,71 @@ func (s *server) run() int {
 	if err := s.wr.Flush(); err != nil {
 		return 3 // the parent is gone
 	}
-	go s.readLoop()
-	for t := range s.jobs {
-		res := ipc.Result{ID: t.ID, Items: make([]ipc.Item, len(t.Args))}
-		fn, ok := s.reg.Lookup(t.Func)
-		for i, arg := range t.Args {
-			if ok {
-				res.Items[i] = s.runOne(t.ID, fn, arg, time.Duration(t.Timeout))
-			} else {
-				res.Items[i] = failed(KindUnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v", t.Func, s.reg.Names()))
-			}
-		}
-		// One write per result, before the next task starts: a result left
-		// in a buffer would be lost if the next task crashed the worker.
-		if err := s.writeResult(&res); err != nil {
-			s.log.Error("writing a result failed; exiting", "error", err)
-			return 3
-		}
-	}
-	return 0
-}
-
-// initialize runs the pool's initializer task, if it has one.
-func (s *server) initialize() error {
-	name := os.Getenv(EnvInit)
-	if name == "" {
-		return nil
-	}
-	fn, ok := s.reg.Lookup(name)
-	if !ok {
-		return fmt.Errorf("no task named %q; this worker knows %v", name, s.reg.Names())
-	}
-	args, err := base64.StdEncoding.DecodeString(os.Getenv(EnvInitArgs))
-	if err != nil {
-		return fmt.Errorf("arguments: %w", err)
-	}
-	it := s.runOne(0, fn, args, 0)
-	if !it.OK {
-		return fmt.Errorf("%s: %s", it.Err.Kind, it.Err.Message)
-	}
-	return nil
-}
-
-// readLoop receives frames while tasks run, so that a Cancel can reach the
-// running task.
-func (s *server) readLoop() {
-	defer close(s.jobs)
+	// One goroutine reads, runs and writes, like the simplest ping-pong: no
+	// hand-off between goroutines on the way. Nothing runs beside a task, so
+	// a Cancel can only arrive between tasks, when there is nothing to
+	// cancel; a task's own time limit cancels its context in the worker.
 	ppid := os.Getppid()
 	var m ipc.Message
 	for {
 		if err := s.rd.Read(&m); err != nil {
 			if errors.Is(err, io.EOF) {
-				if os.Getppid() != ppid { // the parent died: nobody waits for results
-					os.Exit(0)
-				}
-				return // no more tasks; answer those received, then exit
+				return 0 // the parent closed our input, or died
 			}
-			s.log.Error("bad frame from the parent; exiting", "error", err)
-			os.Exit(3)
+			s.log.Error("bad frame from the parent; exiting", "error", err.Error())
+			return 3
 		}
 		switch m.Kind {
 		case ipc.KindTask:
-			s.jobs <- m.Task
-		case ipc.KindCancel:
-			s.mu.Lock()
-			if s.current == m.Cancel && s.cancel != nil {
-				s.cancel()
+			if err := s.runJob(&m.Task); err != nil {
+				if os.Getppid() != ppid {
+					return 0 // the parent died: nobody reads results
+				}
+				s.log.Error("writing a result failed; exiting", "error", err.Error())
+				return 3
 			}
-			s.mu.Unlock()
+		case ipc.KindCancel:
 		case ipc.KindShutdown:
-			return
+			return 0
 		default:
 			s.log.Error("unexpected message from the parent; exiting", "kind", m.Kind.String())
-			os.Exit(3)
+			return 3
 		}
 	}
 }
 
+// runJob runs each argument of t in turn and writes one result for all of
+// them. The write happens before the next job starts: a result left in a
+// buffer would be lost if the next task crashed the worker.
+func (s *server) runJob(t *ipc.Task) error {
+	res := ipc.Result{ID: t.ID, Items: s.items[:0]}
+	fn, ok := s.reg.Lookup(t.Func)
+	for _, arg := range t.Args {
+		if ok {
+			res.Items = append(res.Items, s.runOne(fn, arg, time.Duration(t.Timeout)))
+		} else {
+			res.Items = append(res.Items, failed(KindUnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v", t.Func, s.reg.Names())))
+		}
+	}
+	err := s.writeResult(&res)
+	clear(res.Items)
+	s.items = res.Items[:0]
+	return err
+}
+
 // runOne runs one task, turning a panic into a result, and collects what it
 // printed.
-func (s *server) runOne(id uint64, fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration) (it ipc.Item) {
-	ctx, cancel := context.WithCancel(context.Background())
+func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration) (it ipc.Item) {
+	ctx, cancel := s.base, context.CancelFunc(func() {})
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+		ctx, cancel = context.WithTimeout(s.base, timeout)
 	}
-	ctx = tasks.WithProtocolStream(ctx, s.io.out)
-	s.mu.Lock()
-	s.current, s.cancel = id, cancel
-	s.mu.Unlock()
 
 	it.Start = time.Now().UnixNano()
 	val, err, stack := call(ctx, fn, arg)
 	it.End = time.Now().UnixNano()
 	it.Output = s.io.capture.take()
 
-	s.mu.Lock()
-	s.current, s.cancel = 0, nil
-	s.mu.Unlock()
 	defer cancel()
 
 	switch {
@@ -247,4 +211,24 @@ func envInt(name string, def int) int {
 		return n
 	}
 	return def
+}
+
+// initialize runs the pool's initializer task, if it has one.
+func (s *server) initialize() error {
+	name := os.Getenv(EnvInit)
+	if name == "" {
+		return nil
+	}
+	fn, ok := s.reg.Lookup(name)
+	if !ok {
+		return fmt.Errorf("no task named %q; this worker knows %v", name, s.reg.Names())
+	}
+	args, err := base64.StdEncoding.DecodeString(os.Getenv(EnvInitArgs))
+	if err != nil {
+		return fmt.Errorf("arguments: %w", err)
+	}
+	if it := s.runOne(fn, args, 0); !it.OK {
+		return fmt.Errorf("%s: %s", it.Err.Kind, it.Err.Message)
+	}
+	return nil
 }

@@ -1,0 +1,52 @@
+package pool
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkSubmitPipelined: b.N single tasks submitted one by one, then
+// gathered, on 2 workers: the cost of the whole hot path per task.
+func BenchmarkSubmitPipelined(b *testing.B) {
+	ctx := context.Background()
+	p, err := New(ctx, Config{Workers: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Terminate()
+	args := raw(b, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	wg.Add(b.N)
+	done := func(*Task) { wg.Done() }
+	for range b.N {
+		if err := p.Submit("echo", []*Task{{Args: args, Done: done}}, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+// BenchmarkRoundTrip: one task at a time, submit to result.
+func BenchmarkRoundTrip(b *testing.B) {
+	p, err := New(context.Background(), Config{Workers: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Terminate()
+	args := raw(b, 1)
+	done := make(chan struct{}, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		p.Submit("echo", []*Task{{Args: args, Done: func(*Task) { done <- struct{}{} }}}, 1)
+		<-done
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/rt")
+}
+
+var _ = time.Second
