@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -14,20 +15,24 @@ import (
 // encoder and scratch buffer; nothing reaches the stream until Flush (or until
 // the buffer fills), so the caller decides when a syscall happens. A Writer is
 // not safe for concurrent use.
+//
+// A Write method that returns an error has written nothing: the stream stays
+// intact and the next message can be written. (An error from the underlying
+// stream is the exception: bufio keeps it, and every later call returns it.)
 type Writer struct {
 	bw   *bufio.Writer
 	max  int
-	body bytes.Buffer
+	body bytes.Buffer // the frame being built: room for the header, then the body
 	enc  *msgpack.Encoder
+	hdr  [headerSize]byte // WriteRaw's header; a field, so that it does not escape per call
 }
+
+var zeroHeader [headerSize]byte
 
 // NewWriter returns a Writer on w whose frames may not exceed maxFrame bytes
 // (DefaultMaxFrame when maxFrame <= 0).
 func NewWriter(w io.Writer, maxFrame int) *Writer {
-	if maxFrame <= 0 {
-		maxFrame = DefaultMaxFrame
-	}
-	fw := &Writer{bw: bufio.NewWriterSize(w, 64<<10), max: maxFrame}
+	fw := &Writer{bw: bufio.NewWriterSize(w, 64<<10), max: frameCap(maxFrame)}
 	fw.enc = msgpack.NewEncoder(&fw.body)
 	return fw
 }
@@ -47,24 +52,29 @@ func (w *Writer) WriteHello(h *Hello) error {
 	return w.commit()
 }
 
-// WriteTask buffers a Task frame. Each argument must be one well-formed
-// msgpack value.
+// WriteTask buffers a Task frame. It needs at least one argument, and each
+// argument must be one well-formed msgpack value (checked with [Validate]);
+// otherwise it returns an error wrapping ErrMalformed and writes nothing.
 func (w *Writer) WriteTask(t *Task) error {
+	if len(t.Args) == 0 {
+		return fmt.Errorf("%w: task %d has no arguments", ErrMalformed, t.ID)
+	}
 	w.begin(KindTask, 4)
 	w.enc.EncodeUint(t.ID)
 	w.enc.EncodeString(t.Func)
 	w.enc.EncodeInt(t.Timeout)
 	w.enc.EncodeArrayLen(len(t.Args))
-	for _, a := range t.Args {
+	for i, a := range t.Args {
 		if err := w.raw(a); err != nil {
-			return fmt.Errorf("argument of task %d: %w", t.ID, err)
+			return fmt.Errorf("argument %d of task %d: %w", i, t.ID, err)
 		}
 	}
 	return w.commit()
 }
 
-// WriteResult buffers a Result frame. A result above the frame cap returns an
-// error wrapping ErrFrameTooLarge and writes nothing: the stream stays intact.
+// WriteResult buffers a Result frame. Each value must be empty (nil) or one
+// well-formed msgpack value. A result above the frame cap returns an error
+// wrapping ErrFrameTooLarge and writes nothing: the stream stays intact.
 func (w *Writer) WriteResult(r *Result) error {
 	w.begin(KindResult, 2)
 	w.enc.EncodeUint(r.ID)
@@ -74,7 +84,7 @@ func (w *Writer) WriteResult(r *Result) error {
 		w.enc.EncodeArrayLen(6)
 		w.enc.EncodeBool(it.OK)
 		if err := w.raw(it.Value); err != nil {
-			return fmt.Errorf("value of task %d: %w", r.ID, err)
+			return fmt.Errorf("value %d of task %d: %w", i, r.ID, err)
 		}
 		if it.Err == nil {
 			w.enc.EncodeNil()
@@ -83,6 +93,9 @@ func (w *Writer) WriteResult(r *Result) error {
 			w.enc.EncodeString(it.Err.Kind)
 			w.enc.EncodeString(it.Err.Message)
 			w.enc.EncodeString(it.Err.Stack)
+		}
+		if err := w.room(len(it.Output)); err != nil {
+			return fmt.Errorf("output %d of task %d: %w", i, r.ID, err)
 		}
 		w.enc.EncodeBytes(it.Output)
 		w.enc.EncodeInt(it.Start)
@@ -104,29 +117,48 @@ func (w *Writer) WriteShutdown() error {
 	return w.commit()
 }
 
-// WriteRaw buffers b as a frame without looking at it. Tests use it to play a
-// hostile peer.
+// WriteRaw buffers b as a frame without looking at it, whatever the cap.
+// Tests use it to play a hostile peer.
 func (w *Writer) WriteRaw(b []byte) error {
-	var hdr [headerSize]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
-	w.bw.Write(hdr[:])
+	if uint64(len(b)) > math.MaxUint32 {
+		return fmt.Errorf("%w: %d bytes do not fit a frame header", ErrFrameTooLarge, len(b))
+	}
+	binary.BigEndian.PutUint32(w.hdr[:], uint32(len(b)))
+	if _, err := w.bw.Write(w.hdr[:]); err != nil {
+		return err
+	}
 	_, err := w.bw.Write(b)
 	return err
 }
 
+// begin starts a frame: room for the header, then the message array and its
+// kind. Writes into a bytes.Buffer cannot fail, so the encoder's errors are
+// not checked field by field.
 func (w *Writer) begin(k Kind, fields int) {
 	w.body.Reset()
-	// Writes into a bytes.Buffer cannot fail, so the encoder's errors are
-	// not checked field by field.
+	w.body.Write(zeroHeader[:])
 	w.enc.EncodeArrayLen(1 + fields)
 	w.enc.EncodeUint(uint64(k))
 }
 
-// raw appends one user value. The encoder has no buffer of its own (bytes.Buffer
-// has WriteByte), so writing straight into body keeps the order.
+// room refuses to add n more bytes when they alone would take the frame
+// over the cap, before they are copied.
+func (w *Writer) room(n int) error {
+	if have := w.body.Len() - headerSize; n > w.max-have {
+		return fmt.Errorf("%w: %d more bytes after %d, cap %d", ErrFrameTooLarge, n, have, w.max)
+	}
+	return nil
+}
+
+// raw appends one user value, nil when v is empty. The encoder has no buffer
+// of its own (bytes.Buffer has WriteByte), so writing straight into body
+// keeps the order.
 func (w *Writer) raw(v msgpack.RawMessage) error {
 	if len(v) == 0 {
 		return w.enc.EncodeNil()
+	}
+	if err := w.room(len(v)); err != nil {
+		return err
 	}
 	if err := Validate(v); err != nil {
 		return err
@@ -135,211 +167,18 @@ func (w *Writer) raw(v msgpack.RawMessage) error {
 	return nil
 }
 
+// commit fills in the header and hands the frame to the stream.
 func (w *Writer) commit() error {
-	n := w.body.Len()
+	b := w.body.Bytes()
+	n := len(b) - headerSize
 	if n > w.max {
+		w.body = bytes.Buffer{} // a frame above the cap is no reason to keep its buffer
 		return fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, w.max)
 	}
-	var hdr [headerSize]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(n))
-	w.bw.Write(hdr[:])
-	_, err := w.bw.Write(w.body.Bytes())
-	return err
-}
-
-// fieldCount is the length of each kind's message array, the kind included.
-var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3, KindCancel: 2, KindShutdown: 1}
-
-// Reader decodes frames from a stream. It reuses its frame buffer and
-// decoder; every slice in a decoded Message is freshly allocated, so the
-// message may outlive the next Read. A Reader is not safe for concurrent use.
-type Reader struct {
-	fr  frameReader
-	br  bytes.Reader
-	dec *msgpack.Decoder
-}
-
-// NewReader returns a Reader on r that refuses frames above maxFrame bytes
-// (DefaultMaxFrame when maxFrame <= 0).
-func NewReader(r io.Reader, maxFrame int) *Reader {
-	if maxFrame <= 0 {
-		maxFrame = DefaultMaxFrame
+	binary.BigEndian.PutUint32(b, uint32(n))
+	_, err := w.bw.Write(b)
+	if w.body.Cap() > keepFrameBuf && n <= keepFrameBuf/16 {
+		w.body = bytes.Buffer{} // drop what one huge frame grew
 	}
-	rd := &Reader{fr: frameReader{r: bufio.NewReaderSize(r, 64<<10), max: maxFrame}}
-	rd.dec = msgpack.NewDecoder(&rd.br)
-	return rd
-}
-
-// Read decodes the next frame into m. It returns io.EOF at a clean end of
-// stream; any other error (ErrFrameTooLarge, ErrMalformed,
-// io.ErrUnexpectedEOF, ...) means the stream is broken.
-func (r *Reader) Read(m *Message) error {
-	body, err := r.fr.next()
-	if err != nil {
-		return err
-	}
-	return r.decode(body, m)
-}
-
-// Buffered reports whether bytes of a next frame are already buffered.
-func (r *Reader) Buffered() bool { return r.fr.r.Buffered() > 0 }
-
-func (r *Reader) decode(body []byte, m *Message) error {
-	if err := Validate(body); err != nil {
-		return err
-	}
-	r.br.Reset(body)
-	r.dec.ResetReader(&r.br)
-	d := r.dec
-	n, err := d.DecodeArrayLen()
-	if err != nil || n < 1 {
-		return fmt.Errorf("%w: not a message array", ErrMalformed)
-	}
-	k, err := d.DecodeUint8()
-	if err != nil {
-		return fmt.Errorf("%w: message kind: %v", ErrMalformed, err)
-	}
-	m.Kind = Kind(k)
-	want := 0
-	if int(k) < len(fieldCount) {
-		want = fieldCount[k]
-	}
-	if want == 0 {
-		return fmt.Errorf("%w: unknown message kind %d", ErrMalformed, k)
-	}
-	if n != want {
-		return fmt.Errorf("%w: %s message with %d fields, want %d", ErrMalformed, m.Kind, n, want)
-	}
-	switch m.Kind {
-	case KindHello:
-		err = r.decodeHello(&m.Hello)
-	case KindTask:
-		err = r.decodeTask(&m.Task)
-	case KindResult:
-		err = r.decodeResult(&m.Result)
-	case KindCancel:
-		m.Cancel, err = d.DecodeUint64()
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrMalformed, m.Kind, err)
-	}
-	return nil
-}
-
-func (r *Reader) decodeHello(h *Hello) (err error) {
-	d := r.dec
-	if h.PID, err = d.DecodeInt(); err != nil {
-		return err
-	}
-	if h.Version, err = d.DecodeInt(); err != nil {
-		return err
-	}
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	h.Tasks = nil
-	for range n {
-		s, err := d.DecodeString()
-		if err != nil {
-			return err
-		}
-		h.Tasks = append(h.Tasks, s)
-	}
-	return nil
-}
-
-func (r *Reader) decodeTask(t *Task) (err error) {
-	d := r.dec
-	if t.ID, err = d.DecodeUint64(); err != nil {
-		return err
-	}
-	if t.Func, err = d.DecodeString(); err != nil {
-		return err
-	}
-	if t.Timeout, err = d.DecodeInt64(); err != nil {
-		return err
-	}
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if n < 1 {
-		return fmt.Errorf("task %d has no arguments", t.ID)
-	}
-	// Validate bounded n by the frame's size; appending (rather than making
-	// n up front) keeps allocation in step with what was actually decoded.
-	t.Args = make([]msgpack.RawMessage, 0, min(n, 64))
-	for range n {
-		a, err := d.DecodeRaw()
-		if err != nil {
-			return err
-		}
-		t.Args = append(t.Args, a)
-	}
-	return nil
-}
-
-func (r *Reader) decodeResult(res *Result) (err error) {
-	d := r.dec
-	if res.ID, err = d.DecodeUint64(); err != nil {
-		return err
-	}
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	res.Items = make([]Item, 0, min(n, 16))
-	for range n {
-		var it Item
-		if err := r.decodeItem(&it); err != nil {
-			return err
-		}
-		res.Items = append(res.Items, it)
-	}
-	return nil
-}
-
-func (r *Reader) decodeItem(it *Item) (err error) {
-	d := r.dec
-	n, err := d.DecodeArrayLen()
-	if err != nil {
-		return err
-	}
-	if n != 6 {
-		return fmt.Errorf("result item with %d fields, want 6", n)
-	}
-	if it.OK, err = d.DecodeBool(); err != nil {
-		return err
-	}
-	if it.Value, err = d.DecodeRaw(); err != nil {
-		return err
-	}
-	if n, err = d.DecodeArrayLen(); err != nil { // nil decodes as -1
-		return err
-	}
-	switch n {
-	case -1:
-	case 3:
-		it.Err = new(ErrorInfo)
-		if it.Err.Kind, err = d.DecodeString(); err != nil {
-			return err
-		}
-		if it.Err.Message, err = d.DecodeString(); err != nil {
-			return err
-		}
-		if it.Err.Stack, err = d.DecodeString(); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("error with %d fields, want 3", n)
-	}
-	if it.Output, err = d.DecodeBytes(); err != nil {
-		return err
-	}
-	if it.Start, err = d.DecodeInt64(); err != nil {
-		return err
-	}
-	it.End, err = d.DecodeInt64()
 	return err
 }

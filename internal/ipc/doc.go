@@ -12,12 +12,22 @@
 //
 // where err is nil or [kind, message, stack]. Arguments and values are raw
 // msgpack: this package never decodes them, it only checks that they are
-// well formed.
+// well formed. An empty value is sent as nil, and read back as the one byte
+// of msgpack nil.
+//
+// Types are checked: kind, id, pid, version, timeout, start and end are
+// integers (any msgpack width; ids and kinds not negative, none beyond the Go
+// field), func, names and the parts of err are str, ok is a bool, output is
+// bin or nil. A frame of the wrong shape is [ErrMalformed]; so is a Task
+// without arguments, which Writer also refuses to write.
 //
 // Frames come from processes we do not trust (a task can crash its worker
 // half way through a write, or write garbage). The length is checked against a
-// cap before anything is allocated, and the whole body is walked by [Validate]
-// before it is decoded, so that no length claimed inside a frame can make the
-// decoder allocate more than the frame holds (msgpack v5.4.1 has no decode
-// limits of its own).
+// cap before anything is allocated, and the body buffer grows only as bytes
+// arrive, so a header that claims a large frame costs nothing until the frame
+// comes. The whole body is walked by [Validate] before it is decoded, and the
+// decoder checks every bound again, so that no length claimed inside a frame
+// can make it allocate more than a small multiple of the frame (msgpack
+// v5.4.1 has no decode limits of its own; the Reader does not use its
+// decoder). FuzzReader checks both.
 package ipc

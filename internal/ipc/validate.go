@@ -5,7 +5,10 @@ import (
 	"fmt"
 )
 
-// MaxDepth is how deeply arrays and maps may nest inside one frame.
+// MaxDepth is how deeply arrays and maps may nest inside one value given to
+// [Validate] (and so inside one frame, whose message array is the first level):
+// MaxDepth nested containers are accepted, one more is refused, whether or not
+// the innermost is empty.
 const MaxDepth = 64
 
 // Validate checks that b holds exactly one well-formed msgpack value: every
@@ -44,16 +47,17 @@ func skipValue(b []byte) (int, error) {
 		c := b[off]
 		off++
 		var (
-			size  int // payload bytes that follow the header
-			count int // nested values that follow (array elements, map keys+values)
-			err   error
+			size      int  // payload bytes that follow the header
+			count     int  // nested values that follow (array elements, map keys+values)
+			container bool // an array or a map, even an empty one, opens a level
+			err       error
 		)
 		switch {
 		case c <= 0x7f || c >= 0xe0: // fixint
 		case c <= 0x8f: // fixmap
-			count = 2 * int(c&0x0f)
+			count, container = 2*int(c&0x0f), true
 		case c <= 0x9f: // fixarray
-			count = int(c & 0x0f)
+			count, container = int(c&0x0f), true
 		case c <= 0xbf: // fixstr
 			size = int(c & 0x1f)
 		default:
@@ -80,14 +84,16 @@ func skipValue(b []byte) (int, error) {
 				size = 1 + 1<<(c-0xd4)
 			case 0xdc: // array16
 				count, off, err = readLen(b, off, 2)
+				container = true
 			case 0xdd: // array32
 				count, off, err = readLen(b, off, 4)
+				container = true
 			case 0xde: // map16
 				count, off, err = readLen(b, off, 2)
-				count *= 2
+				count, container = 2*count, true
 			case 0xdf: // map32
 				count, off, err = readLen(b, off, 4)
-				count *= 2
+				count, container = 2*count, true
 			default: // 0xc1 is never used
 				return 0, fmt.Errorf("%w: invalid code 0x%02x at byte %d", ErrMalformed, c, off-1)
 			}
@@ -99,7 +105,7 @@ func skipValue(b []byte) (int, error) {
 			return 0, fmt.Errorf("%w: byte %d claims %d bytes, %d remain", ErrMalformed, off, size, len(b)-off)
 		}
 		off += size
-		if count > 0 {
+		if container {
 			// Every value takes at least one byte: a count beyond the bytes left
 			// is a lie, whatever it claims.
 			if count > len(b)-off {
@@ -108,9 +114,11 @@ func skipValue(b []byte) (int, error) {
 			if depth == MaxDepth {
 				return 0, fmt.Errorf("%w: nested deeper than %d", ErrMalformed, MaxDepth)
 			}
-			stack[depth] = pending
-			depth++
-			pending = count
+			if count > 0 {
+				stack[depth] = pending
+				depth++
+				pending = count
+			}
 		}
 	}
 }

@@ -15,7 +15,7 @@ func BenchmarkSubmitPipelined(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Terminate()
+	defer func() { p.Close(); p.Join(ctx) }()
 	args := raw(b, 1)
 	b.ReportAllocs()
 	b.ResetTimer()

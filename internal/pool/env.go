@@ -10,4 +10,8 @@ const (
 	EnvLogLevel  = "POOLD_LOG_LEVEL"
 	EnvInit      = "POOLD_INIT"      // a task to run once before the handshake
 	EnvInitArgs  = "POOLD_INIT_ARGS" // its arguments, base64 msgpack
+
+	// EnvCPUProfile, set by the user, makes each worker write its CPU
+	// profile into that directory.
+	EnvCPUProfile = "POOLD_WORKER_CPUPROFILE"
 )

@@ -80,7 +80,9 @@ func (w *worker) flush() {
 	for {
 		w.omu.Lock()
 		jobs := w.outbox
-		w.outbox = w.spare[:0]
+		if len(jobs) > 0 { // swap buffers; jobs is ours until it becomes the spare
+			w.outbox, w.spare = w.spare[:0], nil
+		}
 		closing := w.closing
 		w.omu.Unlock()
 		if len(jobs) == 0 {
@@ -161,6 +163,12 @@ func (p *Pool) unlockAndFlush() {
 	}
 }
 
+// flushDirty writes whatever has been dispatched and not yet written.
+func (p *Pool) flushDirty() {
+	p.mu.Lock()
+	p.unlockAndFlush()
+}
+
 // sendLocked queues j for w's pipe; the caller's unlockAndFlush writes it.
 func (p *Pool) sendLocked(w *worker, j *job) {
 	w.omu.Lock()
@@ -193,7 +201,13 @@ func (w *worker) readLoop() {
 			break
 		}
 		err = w.p.onResult(w, &m.Result)
+		if !w.in.Buffered() {
+			// Refills for all the results read in one go leave in one
+			// write per worker.
+			w.p.flushDirty()
+		}
 	}
+	w.p.flushDirty()
 	if !errors.Is(err, io.EOF) {
 		// Garbage, an oversized frame or a lie about a task: the stream can
 		// no longer be trusted. Blame the job the worker was running.
@@ -303,7 +317,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	}
 	p.dispatchLocked()
 	p.drainLocked()
-	p.unlockAndFlush()
+	p.mu.Unlock() // readLoop flushes once no more results are buffered
 
 	for i, t := range j.tasks {
 		it := &r.Items[i]

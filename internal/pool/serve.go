@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -36,7 +38,14 @@ func Serve(reg *tasks.Registry) int {
 		fmt.Fprintf(os.Stderr, "poold worker: parent speaks protocol %q, this worker %d\n", v, ipc.ProtocolVersion)
 		return 3
 	}
-	io, err := takeStdio(envInt(EnvMaxOutput, 4<<20))
+	maxFrame, maxOutput := envInt(EnvMaxFrame, ipc.DefaultMaxFrame), envInt(EnvMaxOutput, 4<<20)
+	initName, initArgs, profDir := os.Getenv(EnvInit), os.Getenv(EnvInitArgs), os.Getenv(EnvCPUProfile)
+	level := hclog.LevelFromString(os.Getenv(EnvLogLevel))
+	// What a task starts must not believe it is a worker too.
+	for _, k := range []string{EnvWorker, EnvMaxFrame, EnvMaxOutput, EnvLogLevel, EnvInit, EnvInitArgs, EnvCPUProfile} {
+		os.Unsetenv(k)
+	}
+	io, err := takeStdio(maxOutput)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "poold worker:", err)
 		return 3
@@ -45,17 +54,35 @@ func Serve(reg *tasks.Registry) int {
 	log := hclog.New(&hclog.LoggerOptions{
 		Output:     io.log,
 		JSONFormat: true,
-		Level:      hclog.LevelFromString(os.Getenv(EnvLogLevel)),
+		Level:      level,
 	})
 	s := &server{
 		reg: reg,
 		io:  io,
 		log: log,
-		rd:  ipc.NewReader(io.in, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
-		wr:  ipc.NewWriter(io.out, envInt(EnvMaxFrame, ipc.DefaultMaxFrame)),
+		rd:  ipc.NewReader(io.in, maxFrame),
+		wr:  ipc.NewWriter(io.out, maxFrame),
 	}
 	s.base = tasks.WithProtocolStream(context.Background(), io.out)
-	return s.run()
+	if profDir != "" {
+		defer profileCPU(profDir, log)()
+	}
+	return s.run(initName, initArgs)
+}
+
+// profileCPU writes this worker's CPU profile to dir/worker-PID.pprof until
+// the returned function is called: workers are separate processes, so a
+// profile of the parent does not show them.
+func profileCPU(dir string, log hclog.Logger) func() {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.pprof", os.Getpid())))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Warn("cannot profile", "error", err.Error())
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 type server struct {
@@ -68,8 +95,8 @@ type server struct {
 	base  context.Context // every task's context derives from it
 }
 
-func (s *server) run() int {
-	if err := s.initialize(); err != nil {
+func (s *server) run(initName, initArgs string) int {
+	if err := s.initialize(initName, initArgs); err != nil {
 		// Before the handshake, so that the parent counts a failed start and
 		// shows this line from stderr.
 		s.log.Error("initializer failed", "error", err.Error())
@@ -191,7 +218,7 @@ func (s *server) writeResult(res *ipc.Result) error {
 		budget := s.wr.MaxFrame()/(2*len(res.Items)) - 64
 		for i := range res.Items {
 			it := &res.Items[i]
-			if it.OK && ipc.Validate(it.Value) != nil {
+			if it.OK && len(it.Value) > 0 && ipc.Validate(it.Value) != nil {
 				*it = failed(KindEncode, "the task returned a value that is not well-formed msgpack")
 			} else if len(it.Value)+len(it.Output) > budget {
 				size := len(it.Value) + len(it.Output)
@@ -214,8 +241,7 @@ func envInt(name string, def int) int {
 }
 
 // initialize runs the pool's initializer task, if it has one.
-func (s *server) initialize() error {
-	name := os.Getenv(EnvInit)
+func (s *server) initialize(name, rawArgs string) error {
 	if name == "" {
 		return nil
 	}
@@ -223,7 +249,7 @@ func (s *server) initialize() error {
 	if !ok {
 		return fmt.Errorf("no task named %q; this worker knows %v", name, s.reg.Names())
 	}
-	args, err := base64.StdEncoding.DecodeString(os.Getenv(EnvInitArgs))
+	args, err := base64.StdEncoding.DecodeString(rawArgs)
 	if err != nil {
 		return fmt.Errorf("arguments: %w", err)
 	}

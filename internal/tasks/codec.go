@@ -2,7 +2,6 @@ package tasks
 
 import (
 	"bytes"
-	"fmt"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -65,15 +64,27 @@ func Unmarshal(raw []byte, v any) error { return unmarshal(&decoders, raw, v) }
 
 // DecodeArgs decodes a task's arguments into v, refusing unknown struct
 // fields (a misspelt argument should not silently become its zero value).
-// Errors wrap ErrBadArgs.
+// An integer field also accepts a float with an integral value, since JSON
+// readers often turn every number into a float. A struct wants a map, not
+// an array. Errors wrap ErrBadArgs and name the offending field, e.g.
+//
+//	bad arguments: field "seconds": want a number, got string
 func DecodeArgs(raw []byte, v any) error {
 	if len(raw) == 0 {
 		return nil // no arguments: v keeps its zero value
 	}
-	if err := unmarshal(&strictDecoders, raw, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadArgs, err)
+	if k := valueKind(raw); k == "array" && isStructPointer(v) {
+		// msgpack would fill the struct's fields in order: arguments are
+		// named, and so must be robust to fields added or reordered.
+		return BadArgs("want a map of named arguments, got %s", k)
 	}
-	return nil
+	err := unmarshal(&strictDecoders, raw, v)
+	if err == nil {
+		return nil
+	}
+	// The fast path failed: go again field by field (args.go), which either
+	// repairs integral floats or finds the culprit.
+	return decodeArgsSlow(raw, v, err)
 }
 
 func unmarshal(p *sync.Pool, raw []byte, v any) error {
