@@ -2,6 +2,10 @@ package pool
 
 import (
 	"context"
+	"github.com/poold/poold/internal/ipc"
+	"github.com/vmihailenco/msgpack/v5"
+	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -50,3 +54,34 @@ func BenchmarkRoundTrip(b *testing.B) {
 }
 
 var _ = time.Second
+
+// BenchmarkWorkerPingPong talks to one worker directly over ipc, with no
+// supervisor: the floor under BenchmarkRoundTrip.
+func BenchmarkWorkerPingPong(b *testing.B) {
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append(os.Environ(), EnvWorker+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	rd, wr := ipc.NewReader(stdout, 0), ipc.NewWriter(stdin, 0)
+	var m ipc.Message
+	if err := rd.Read(&m); err != nil {
+		b.Fatal(err)
+	}
+	t := ipc.Task{Func: "echo", Args: []msgpack.RawMessage{raw(b, 1)}}
+	b.ResetTimer()
+	for i := range b.N {
+		t.ID = uint64(i + 1)
+		wr.WriteTask(&t)
+		wr.Flush()
+		if err := rd.Read(&m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/rt")
+}
