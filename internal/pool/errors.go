@@ -134,7 +134,7 @@ func (e *WorkerExitError) Error() string {
 // "fatal error:" or "panic:" line if there is one, else the last line.
 func lastMeaningful(lines []string) string {
 	for _, l := range lines {
-		if strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "SIG") {
+		if isHeadline(l) {
 			return l
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -251,14 +252,20 @@ func (w *worker) logLine(line []byte) {
 	}
 	s := string(bytes.ToValidUTF8(line, []byte("�")))
 	w.tail.add(s)
-	w.log.Warn(s)
+	// A Go crash trace is many lines; its headline reaches the task's error,
+	// the rest is detail.
+	w.log.Info(s)
 }
 
-// stderrTail keeps the last lines a worker wrote to stderr.
+// stderrTail keeps the last lines a worker wrote to stderr, and the last
+// line that says what went wrong (Go's "fatal error:" or "panic:", which a
+// long goroutine dump would push out of the tail).
 type stderrTail struct {
-	mu  sync.Mutex
-	buf [tailLines]string
-	n   int
+	mu       sync.Mutex
+	buf      [tailLines]string
+	n        int
+	headline string
+	headAt   int // n when the headline was added
 }
 
 const tailLines = 20
@@ -268,16 +275,28 @@ func (t *stderrTail) add(s string) {
 		s = s[:512] + "…"
 	}
 	t.mu.Lock()
+	if isHeadline(s) {
+		t.headline, t.headAt = s, t.n
+	}
 	t.buf[t.n%tailLines] = s
 	t.n++
 	t.mu.Unlock()
+}
+
+func isHeadline(s string) bool {
+	return strings.HasPrefix(s, "fatal error:") || strings.HasPrefix(s, "panic:") ||
+		strings.HasPrefix(s, "SIG") || strings.HasPrefix(s, "poold worker:")
 }
 
 func (t *stderrTail) lines() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []string
-	for i := max(0, t.n-tailLines); i < t.n; i++ {
+	first := max(0, t.n-tailLines)
+	if t.headline != "" && t.headAt < first {
+		out = append(out, t.headline, "…")
+	}
+	for i := first; i < t.n; i++ {
 		out = append(out, t.buf[i%tailLines])
 	}
 	return out

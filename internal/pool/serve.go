@@ -30,9 +30,11 @@ func IsWorker() bool { return os.Getenv(EnvWorker) != "" }
 // task it received has been answered.
 //
 // The protocol runs on private close-on-exec copies of the descriptors the
-// worker was started with. Descriptors 1 and 2 then point at a capture file
-// and descriptor 0 at /dev/null, so that nothing a task prints or reads, by
-// any route (fmt, cgo, a child process), can touch the protocol.
+// worker was started with. Descriptor 1 then points at a capture file and
+// descriptor 0 at /dev/null, so that nothing a task prints or reads, by any
+// route (fmt, cgo, a child process), can touch the protocol. What a task
+// prints to stdout comes back with its result; what it writes to stderr goes
+// to the parent's logger, with this worker's pid.
 func Serve(reg *tasks.Registry) int {
 	if v := os.Getenv(EnvWorker); v != strconv.Itoa(ipc.ProtocolVersion) {
 		fmt.Fprintf(os.Stderr, "poold worker: parent speaks protocol %q, this worker %d\n", v, ipc.ProtocolVersion)

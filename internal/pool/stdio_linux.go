@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,15 +12,16 @@ import (
 type stdio struct {
 	in      *os.File // the protocol from the parent (private copy of fd 0)
 	out     *os.File // the protocol to the parent (private copy of fd 1)
-	log     *os.File // the worker's logs and crash reports (private copy of fd 2)
-	capture *capture // what fds 1 and 2 now point at
+	log     *os.File // the worker's logs: fd 2, which stays the parent's pipe
+	capture *capture // what fd 1 now points at
 }
 
 // takeStdio moves the protocol off fds 0 and 1 onto close-on-exec copies
 // (so that a task's child processes do not inherit them), points fd 0 at
-// /dev/null and fds 1 and 2 at an in-memory capture file, and sends the Go
-// runtime's crash reports to the private copy of fd 2, where the parent reads
-// them.
+// /dev/null and fd 1 at an in-memory capture file. Fd 2 stays the pipe the
+// parent reads: whatever a dying worker writes there (Go's crash report, a
+// C library's complaint) must reach the parent, and a capture file would die
+// with the worker.
 func takeStdio(maxOutput int) (*stdio, error) {
 	private := func(fd int, name string) (*os.File, error) {
 		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
@@ -38,9 +38,7 @@ func takeStdio(maxOutput int) (*stdio, error) {
 	if s.out, err = private(1, "protocol-out"); err != nil {
 		return nil, err
 	}
-	if s.log, err = private(2, "worker-log"); err != nil {
-		return nil, err
-	}
+	s.log = os.Stderr
 	null, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -49,22 +47,19 @@ func takeStdio(maxOutput int) (*stdio, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memfd_create: %w", err)
 	}
-	for _, d := range [][2]int{{null, 0}, {mfd, 1}, {mfd, 2}} {
+	for _, d := range [][2]int{{null, 0}, {mfd, 1}} {
 		if err := unix.Dup3(d[0], d[1], 0); err != nil { // the copies are inherited: fine for 0-2
 			return nil, fmt.Errorf("dup3 onto fd %d: %w", d[1], err)
 		}
 	}
 	unix.Close(null)
-	if err := debug.SetCrashOutput(s.log, debug.CrashOptions{}); err != nil {
-		return nil, err
-	}
 	s.capture = &capture{fd: mfd, max: maxOutput}
 	return s, nil
 }
 
-// capture reads back what tasks wrote to fds 1 and 2. All three descriptors
-// share one file offset, so the offset is how much was written since the
-// last take: one lseek per task when nothing was printed.
+// capture reads back what tasks wrote to fd 1. Fd 1 and the capture's own
+// descriptor share one file offset, so the offset is how much was written
+// since the last take: one lseek per task when nothing was printed.
 type capture struct {
 	fd  int
 	max int
