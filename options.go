@@ -155,7 +155,8 @@ type CallOption func(*callConfig)
 type callConfig struct {
 	timeout   time.Duration
 	retries   int
-	chunk     int // 0: the call's default
+	chunk     int
+	chunkSet  bool // false: the call's default
 	window    int
 	onSuccess any // func(Result[R]), checked against R at the call
 	onError   func(error)
@@ -180,12 +181,7 @@ func Retries(n int) CallOption {
 // frame. Map defaults to ceil(len / (4 × workers)), IMap to 1; below 1 is an
 // error (ErrChunkSize).
 func ChunkSize(n int) CallOption {
-	return func(c *callConfig) {
-		c.chunk = n
-		if n == 0 {
-			c.chunk = -1 // asked for 0: an error, not the default
-		}
-	}
+	return func(c *callConfig) { c.chunk, c.chunkSet = n, true }
 }
 
 // Window bounds how many tasks of an IMap are in flight (and buffered for

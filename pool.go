@@ -164,8 +164,8 @@ func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R
 		}
 		c.onSuccess = fn
 	}
-	if c.cfg.chunk < 0 {
-		return nil, fmt.Errorf("%w, not %d", ErrChunkSize, max(c.cfg.chunk, 0))
+	if c.cfg.chunkSet && c.cfg.chunk < 1 {
+		return nil, fmt.Errorf("%w, not %d", ErrChunkSize, c.cfg.chunk)
 	}
 	return c, nil
 }
@@ -270,7 +270,7 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 		return m, nil
 	}
 	chunk := c.cfg.chunk
-	if chunk == 0 {
+	if !c.cfg.chunkSet {
 		chunk = DefaultChunkSize(len(args), p.Size())
 	}
 	var left atomic.Int64

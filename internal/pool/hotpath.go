@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"syscall"
 	"time"
 
@@ -34,9 +35,17 @@ func (p *Pool) dispatchLocked() {
 			break
 		}
 		j := p.queue[p.qhead]
-		p.queue[p.qhead] = nil
-		p.qhead++
+		if budget := w.budgetLocked(); budget < len(j.tasks) {
+			// A worker retires after exactly MaxTasksPerWorker tasks: it
+			// gets the part of a chunk that fits, the rest waits its turn.
+			p.queue[p.qhead] = p.newJobLocked(j.fn, j.timeout, j.tasks[budget:]...)
+			j = p.newJobLocked(j.fn, j.timeout, j.tasks[:budget]...)
+		} else {
+			p.queue[p.qhead] = nil
+			p.qhead++
+		}
 		w.inflight = append(w.inflight, j)
+		w.assigned += len(j.tasks)
 		if len(w.inflight) == 1 {
 			p.headChangedLocked(w, time.Now())
 		}
@@ -44,6 +53,9 @@ func (p *Pool) dispatchLocked() {
 			t.Attempts++
 		}
 		p.sendLocked(w, j)
+		if w.budgetLocked() == 0 {
+			p.retireLocked(w) // its replacement starts now, while it finishes
+		}
 	}
 	if p.qhead == len(p.queue) {
 		p.queue, p.qhead = p.queue[:0], 0
@@ -51,6 +63,14 @@ func (p *Pool) dispatchLocked() {
 		p.queue = append(p.queue[:0], p.queue[p.qhead:]...)
 		p.qhead = 0
 	}
+}
+
+// budgetLocked is how many more tasks w may be given before it retires.
+func (w *worker) budgetLocked() int {
+	if max := w.p.cfg.MaxTasksPerWorker; max > 0 {
+		return max - w.assigned
+	}
+	return math.MaxInt
 }
 
 func (p *Pool) pickLocked() *worker {
@@ -287,7 +307,6 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
 	p.headChangedLocked(w, now)
-	w.ran += len(j.tasks)
 	p.stats.TasksDone += len(j.tasks)
 
 	// Deepen the pipeline only for short jobs (measured in the worker, so
@@ -311,9 +330,6 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	if len(retry) > 0 {
 		p.queue = append(retry, p.queue[p.qhead:]...)
 		p.qhead = 0
-	}
-	if p.cfg.MaxTasksPerWorker > 0 && w.ran >= p.cfg.MaxTasksPerWorker {
-		p.retireLocked(w)
 	}
 	p.dispatchLocked()
 	p.drainLocked()
@@ -465,9 +481,9 @@ func (p *Pool) retryableLocked(t *Task) bool {
 	return retries > 0 && t.Attempts <= retries
 }
 
-func (p *Pool) newJobLocked(fn string, timeout time.Duration, t *Task) *job {
+func (p *Pool) newJobLocked(fn string, timeout time.Duration, ts ...*Task) *job {
 	p.nextJob++
-	return &job{id: p.nextJob, fn: fn, timeout: timeout, tasks: []*Task{t}}
+	return &job{id: p.nextJob, fn: fn, timeout: timeout, tasks: ts}
 }
 
 // headChangedLocked notes that w started its next job at about now (a worker

@@ -57,7 +57,7 @@ type worker struct {
 	ready      bool
 	inflight   []*job      // sent or about to be, oldest first; the head is running
 	window     int         // how many jobs may be in flight
-	ran        int         // tasks finished, for MaxTasksPerWorker
+	assigned   int         // tasks ever dispatched to it, for MaxTasksPerWorker
 	stopping   bool        // no new jobs: stdin closes once the outbox is written
 	dirty      bool        // in p.dirty
 	headAt     time.Time   // when the head job started, as near as the parent can tell

@@ -184,6 +184,8 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 		it.Err = &ipc.ErrorInfo{Kind: string(KindPanic), Message: err.Error(), Stack: stack}
 	case err == nil:
 		it.OK, it.Value = true, val
+	case errors.Is(err, tasks.ErrEncodeResult):
+		it.Err = &ipc.ErrorInfo{Kind: string(KindEncode), Message: err.Error()}
 	case errors.Is(err, tasks.ErrBadArgs):
 		it.Err = &ipc.ErrorInfo{Kind: string(KindBadArgs), Message: err.Error()}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):

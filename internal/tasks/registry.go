@@ -24,6 +24,10 @@ type Func func(ctx context.Context, args msgpack.RawMessage) (msgpack.RawMessage
 // the task: the worker reports it with kind "bad_args".
 var ErrBadArgs = errors.New("bad arguments")
 
+// ErrEncodeResult marks a result that could not be encoded: the worker
+// reports it with kind "encode".
+var ErrEncodeResult = errors.New("encoding the result")
+
 // BadArgs returns an error wrapping ErrBadArgs.
 func BadArgs(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadArgs, fmt.Sprintf(format, a...))
@@ -73,6 +77,10 @@ func Typed[A, R any](fn func(context.Context, A) (R, error)) Func {
 		if err != nil {
 			return nil, err
 		}
-		return Marshal(r)
+		out, err := Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrEncodeResult, err)
+		}
+		return out, nil
 	}
 }

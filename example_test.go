@@ -1,0 +1,244 @@
+package poold_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"slices"
+
+	"github.com/poold/poold"
+)
+
+func Example() {
+	// A program that embeds the pool registers its task functions in
+	// package-level vars, so that its workers (copies of the same binary)
+	// build the same registry, and calls poold.Init at the top of main: in
+	// a worker process, Init serves tasks and never returns. In this
+	// package, main_test.go does both, with TestMain as main:
+	//
+	//	var reg = poold.NewRegistry()
+	//
+	//	var square = poold.Register(reg, "square", func(_ context.Context, x int) (int, error) {
+	//		return x * x, nil
+	//	})
+	//
+	//	func main() {
+	//		poold.Init(reg)
+	//		... the rest of this example ...
+	//	}
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	r, err := square.Apply(ctx, p, 7)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("7 squared is", r.Value)
+	fmt.Println("ran in another process:", r.PID != os.Getpid())
+
+	p.Close()
+	fmt.Println("join:", p.Join(ctx))
+	// Output:
+	// 7 squared is 49
+	// ran in another process: true
+	// join: <nil>
+}
+
+func ExampleFunc_Map() {
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+
+	rs, err := square.Map(ctx, p, []int{1, 2, 3, 4, 5, 6, 7, 8}, poold.ChunkSize(3))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, r := range rs {
+		fmt.Print(r.Value, " ")
+	}
+	fmt.Println()
+	// Output:
+	// 1 4 9 16 25 36 49 64
+}
+
+func ExampleFunc_IMap() {
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+
+	// The input is an iterator, read lazily: IMap pulls the next value
+	// only when its window of tasks in flight (here 2) has room, so the
+	// input may be endless, or expensive to produce.
+	var numbers iter.Seq[int] = func(yield func(int) bool) {
+		for i := 1; i <= 5; i++ {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	for r, err := range square.IMap(ctx, p, numbers, poold.Window(2)) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(r.Index, r.Value)
+	}
+	// Output:
+	// 0 1
+	// 1 4
+	// 2 9
+	// 3 16
+	// 4 25
+}
+
+func ExamplePool_ApplyAsync() {
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+
+	onSuccess := poold.OnSuccess(func(r poold.Result[poold.Raw]) {
+		var v int
+		if err := r.Value.Decode(&v); err != nil {
+			fmt.Println("decode:", err)
+			return
+		}
+		fmt.Println("success callback:", v)
+	})
+	onError := poold.OnError(func(err error) {
+		var te *poold.TaskError
+		if errors.As(err, &te) {
+			fmt.Println("error callback:", te.Kind, te.Message)
+		}
+	})
+
+	// The callback runs before Get returns.
+	a, err := p.ApplyAsync("square", 9, onSuccess, onError)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	r, err := a.Get(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var v int
+	r.Value.Decode(&v)
+	fmt.Println("get:", v)
+	ok, _ := a.Successful()
+	fmt.Println("successful:", ok)
+
+	b, err := p.ApplyAsync("fail", "out of cheese", onSuccess, onError)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = b.Get(ctx)
+	fmt.Println("get: task failed:", errors.Is(err, poold.ErrTaskFailed))
+	ok, _ = b.Successful()
+	fmt.Println("successful:", ok)
+	// Output:
+	// success callback: 81
+	// get: 81
+	// successful: true
+	// error callback: error out of cheese
+	// get: task failed: true
+	// successful: false
+}
+
+func ExamplePool_IMapUnordered() {
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+
+	args := func(yield func(any) bool) {
+		for i := range 6 {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	var got []int
+	for r, err := range p.IMapUnordered(ctx, "square", args) {
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var v int
+		r.Value.Decode(&v)
+		got = append(got, v)
+	}
+	slices.Sort(got) // they come as they finish
+	fmt.Println(got)
+	// Output:
+	// [0 1 4 9 16 25]
+}
+
+func ExampleTaskError() {
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+
+	// A panic is recovered in the worker, which lives on.
+	_, err = explode.Apply(ctx, p, "kaboom")
+	fmt.Println("panic:", errors.Is(err, poold.ErrPanic))
+	var te *poold.TaskError
+	if errors.As(err, &te) {
+		fmt.Println("kind:", te.Kind)
+		fmt.Println("message:", te.Message)
+	}
+
+	// A task that ends its process loses that worker; the pool replaces it.
+	_, err = exitWith.Apply(ctx, p, 3)
+	fmt.Println("worker lost:", errors.Is(err, poold.ErrWorkerLost))
+	var exit *poold.WorkerExitError
+	if errors.As(err, &exit) {
+		fmt.Println("exit code:", exit.ExitCode)
+	}
+	var lost *poold.TaskError
+	if errors.As(err, &lost) {
+		fmt.Println("the error names the worker:", lost.PID != 0 && lost.PID == exit.PID)
+		fmt.Println("the worker that panicked ran it:", lost.PID == te.PID)
+	}
+
+	// The pool keeps working.
+	r, err := square.Apply(ctx, p, 12)
+	fmt.Println("afterwards:", r.Value, err)
+	// Output:
+	// panic: true
+	// kind: panic
+	// message: panic: explode: kaboom
+	// worker lost: true
+	// exit code: 3
+	// the error names the worker: true
+	// the worker that panicked ran it: true
+	// afterwards: 144 <nil>
+}
