@@ -28,7 +28,7 @@ type Result[R any] struct {
 	Attempts int
 	Start    time.Time // in the worker
 	End      time.Time
-	Output   []byte // what the task wrote to stdout and stderr
+	Output   []byte // what the task wrote to stdout (its stderr goes to the pool's logger)
 }
 
 // Duration is how long the task ran in its worker.

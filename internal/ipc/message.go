@@ -61,7 +61,7 @@ type Item struct {
 	OK     bool
 	Value  msgpack.RawMessage // when OK
 	Err    *ErrorInfo         // when not OK
-	Output []byte             // what the task wrote to stdout and stderr
+	Output []byte             // what the task wrote to stdout
 	Start  int64              // unix nanoseconds, in the worker
 	End    int64
 }
