@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -225,6 +226,10 @@ func (w *worker) readLoop() {
 			// Refills for all the results read in one go leave in one
 			// write per worker.
 			w.p.flushDirty()
+			// The next read parks this thread in the kernel, holding its P
+			// for a while; a caller woken by these results would wait in
+			// that P's queue. Let it run here first.
+			runtime.Gosched()
 		}
 	}
 	w.p.flushDirty()
