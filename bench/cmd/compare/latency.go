@@ -1,0 +1,108 @@
+package main
+
+// (3) single-task round-trip latency, beside the raw pipe ping-pong.
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/poold/poold/bench"
+)
+
+// applyLatency runs warm then n sequential Apply calls on a fresh pool of 2
+// and returns the p50 and p99 of the n, in µs.
+func (h *harness) applyLatency(n, warm int) (p50, p99 float64, err error) {
+	p, err := h.newPool(2)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer h.stopPool(p)
+	ctx, cancel := h.timeout()
+	defer cancel()
+	for i := range warm {
+		if _, err := bench.Ident.Apply(ctx, p, int64(i)); err != nil {
+			return 0, 0, err
+		}
+	}
+	lat := make([]time.Duration, n)
+	for i := range n {
+		t0 := time.Now()
+		r, err := bench.Ident.Apply(ctx, p, int64(i))
+		lat[i] = time.Since(t0)
+		if err != nil {
+			return 0, 0, err
+		}
+		if r.Value != int64(i) {
+			return 0, 0, fmt.Errorf("Apply(%d) = %d", i, r.Value)
+		}
+	}
+	slices.Sort(lat)
+	return us(percentile(lat, 50)), us(percentile(lat, 99)), nil
+}
+
+func runLatency(h *harness) ([]Row, error) {
+	n := h.size(10_000, 200)
+	warm := h.size(500, 20)
+	reps := h.nreps(3)
+	// Interleaved, rep by rep: poold, then the ping-pong limit.
+	var p50s, p99s []float64
+	var pp, ppBlock []pingPongResult
+	for range reps {
+		p50, p99, err := h.applyLatency(n, warm)
+		if err != nil {
+			return nil, err
+		}
+		p50s, p99s = append(p50s, p50), append(p99s, p99)
+		r, err := pingPong(1, 1, n, warm, 1, false)
+		if err != nil {
+			return nil, fmt.Errorf("ping-pong: %w", err)
+		}
+		pp = append(pp, r)
+		r, err = pingPong(1, 1, n, warm, 1, true)
+		if err != nil {
+			return nil, fmt.Errorf("ping-pong (blocking): %w", err)
+		}
+		ppBlock = append(ppBlock, r)
+	}
+	field := func(rs []pingPongResult, f func(pingPongResult) float64) []float64 {
+		var out []float64
+		for _, r := range rs {
+			out = append(out, f(r))
+		}
+		return out
+	}
+	p50of := func(r pingPongResult) float64 { return r.p50 }
+	p99of := func(r pingPongResult) float64 { return r.p99 }
+	h.logf("poold Apply x%d: p50 %s µs, p99 %s µs", n, spread(p50s, f1), spread(p99s, f1))
+	h.logf("msgpack ping-pong (netpoller) x%d: p50 %s µs, p99 %s µs", n, spread(field(pp, p50of), f1), spread(field(pp, p99of), f1))
+	h.logf("msgpack ping-pong (blocking fds) x%d: p50 %s µs, p99 %s µs", n, spread(field(ppBlock, p50of), f1), spread(field(ppBlock, p99of), f1))
+
+	var py struct {
+		P50 []float64 `json:"p50_us"`
+		P99 []float64 `json:"p99_us"`
+	}
+	pyP50, pyP99 := naFig, naFig
+	pyNote := ""
+	if ok, err := h.pyRun(&py, "latency", "--procs", "2", "--n", strconv.Itoa(n), "--warmup", strconv.Itoa(warm), "--reps", strconv.Itoa(reps)); err != nil {
+		return nil, err
+	} else if ok {
+		pyP50, pyP99 = newFig(median(py.P50), fmtUS), newFig(median(py.P99), fmtUS)
+		h.logf("Python apply x%d: p50 %s µs, p99 %s µs", n, spread(py.P50, f1), spread(py.P99, f1))
+		pyNote = fmt.Sprintf("Python's p50 is %.1f× the ping-pong's", median(py.P50)/median(field(pp, p50of)))
+	}
+
+	p50, p99 := newFig(median(p50s), fmtUS), newFig(median(p99s), fmtUS)
+	return []Row{
+		mkRow("3a", "round trip p50", p50, "msgpack ping-pong p50", newFig(median(field(pp, p50of)), fmtUS), ratioAtMost(1.5),
+			"ping-pong: a bare Go parent and 1 copy of itself, one 50-byte msgpack frame each way, netpoller pipes as poold's"),
+		mkRow("3b", "round trip p50", p50, "Python apply p50", pyP50, nil, pyNote),
+		mkRow("3c", "round trip p99", p99, "msgpack ping-pong p99", newFig(median(field(pp, p99of)), fmtUS), nil, ""),
+		mkRow("3d", "round trip p99", p99, "Python apply p99", pyP99, nil, ""),
+		mkRow("3e", "round trip p50", p50, "ping-pong p50, blocking fds", newFig(median(field(ppBlock, p50of)), fmtUS), nil,
+			"the parent's pipe fds in blocking mode: no netpoller wake-up, the floor a different I/O design could reach"),
+	}, nil
+}
+
+func f1(x float64) string { return fmt.Sprintf("%.1f", x) }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/poold/poold"
+	"github.com/poold/poold/bench"
+)
+
+// newPool starts a poold pool of workers workers and warms it up as the
+// Python side does: a map of 4 × workers trivial items, one per task.
+func (h *harness) newPool(workers int, opts ...poold.Option) (*poold.Pool, error) {
+	p, err := poold.New(h.ctx, append([]poold.Option{poold.WithWorkers(workers)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	warm := make([]int64, 4*workers)
+	if _, err := bench.Ident.Map(h.ctx, p, warm, poold.ChunkSize(1)); err != nil {
+		h.stopPool(p)
+		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	return p, nil
+}
+
+// stopPool closes p and waits for its workers to exit, so that they cost
+// nothing to what runs next.
+func (h *harness) stopPool(p *poold.Pool) {
+	p.Close()
+	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
+	defer cancel()
+	if err := p.Join(ctx); err != nil {
+		p.Terminate()
+	}
+}
+
+// timeout bounds one poold operation of a workload, so that a hang fails
+// the workload instead of the run.
+func (h *harness) timeout() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(h.ctx, 3*time.Minute)
+}

@@ -1,0 +1,150 @@
+package main
+
+// (1) trivial tasks one at a time and (2) Map with the default chunking.
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/poold/poold"
+	"github.com/poold/poold/bench"
+)
+
+// applyAsyncRate submits n trivial tasks one at a time with ApplyAsync on a
+// fresh pool of 2, then gathers them: tasks/s.
+func (h *harness) applyAsyncRate(n int) (float64, error) {
+	p, err := h.newPool(2)
+	if err != nil {
+		return 0, err
+	}
+	defer h.stopPool(p)
+	ctx, cancel := h.timeout()
+	defer cancel()
+	rs := make([]*poold.AsyncResult[int64], n)
+	t0 := time.Now()
+	for i := range rs {
+		if rs[i], err = bench.Ident.ApplyAsync(p, int64(i)); err != nil {
+			return 0, err
+		}
+	}
+	var sum int64
+	for _, a := range rs {
+		r, err := a.Get(ctx)
+		if err != nil {
+			return 0, err
+		}
+		sum += r.Value
+	}
+	dt := time.Since(t0)
+	if want := int64(n) * int64(n-1) / 2; sum != want {
+		return 0, fmt.Errorf("sum of results %d, want %d", sum, want)
+	}
+	return float64(n) / dt.Seconds(), nil
+}
+
+func runApplyAsync(h *harness) ([]Row, error) {
+	n := h.size(100_000, 2_000)
+	reps := h.nreps(3)
+	var rates []float64
+	for range reps {
+		r, err := h.applyAsyncRate(n)
+		if err != nil {
+			return nil, err
+		}
+		rates = append(rates, r)
+	}
+	h.logf("poold ApplyAsync x%d then Get all: %s tasks/s", n, spread(rates, commas))
+
+	var py struct {
+		Rates []float64 `json:"rates"`
+	}
+	pyFig := naFig
+	if ok, err := h.pyRun(&py, "apply_async", "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps)); err != nil {
+		return nil, err
+	} else if ok {
+		pyFig = newFig(median(py.Rates), fmtRate)
+		h.logf("Python apply_async x%d then get all: %s tasks/s", n, spread(py.Rates, commas))
+	}
+
+	ppN := h.size(200_000, 5_000)
+	pp1, err := pingPong(1, 64, ppN, ppN/10, reps, false)
+	if err != nil {
+		return nil, fmt.Errorf("ping-pong limit: %w", err)
+	}
+	h.logf("msgpack ping-pong, 64 in flight, 1 child: %s round trips/s", commas(pp1.rate))
+	pp2, err := pingPong(2, 64, ppN/2, ppN/20, reps, false)
+	if err != nil {
+		return nil, fmt.Errorf("ping-pong limit: %w", err)
+	}
+	h.logf("msgpack ping-pong, 64 in flight, 2 children: %s round trips/s", commas(pp2.rate))
+
+	pf := newFig(median(rates), fmtRate)
+	return []Row{
+		mkRow("1a", "one at a time, tasks/s", pf, "Python apply_async", pyFig, ratioAtLeast(25), ""),
+		mkRow("1b", "one at a time, tasks/s", pf, "pipelined msgpack limit, 1 child", newFig(pp1.rate, fmtRate), ratioAtLeast(0.5),
+			"the limit: a bare Go parent and 1 copy of itself echoing 50-byte msgpack frames over pipes, 64 in flight (no poold)"),
+		mkRow("1c", "one at a time, tasks/s", pf, "pipelined msgpack limit, 2 children", newFig(pp2.rate, fmtRate), nil,
+			"the same limit with 2 children, as many as the pool's workers"),
+	}, nil
+}
+
+// mapRate maps Ident over n items with the default chunking on a fresh
+// pool of 2: tasks/s.
+func (h *harness) mapRate(n int) (float64, error) {
+	p, err := h.newPool(2)
+	if err != nil {
+		return 0, err
+	}
+	defer h.stopPool(p)
+	ctx, cancel := h.timeout()
+	defer cancel()
+	args := make([]int64, n)
+	for i := range args {
+		args[i] = int64(i)
+	}
+	t0 := time.Now()
+	rs, err := bench.Ident.Map(ctx, p, args)
+	dt := time.Since(t0)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, r := range rs {
+		sum += r.Value
+	}
+	if want := int64(n) * int64(n-1) / 2; sum != want {
+		return 0, fmt.Errorf("sum of results %d, want %d", sum, want)
+	}
+	return float64(n) / dt.Seconds(), nil
+}
+
+func runMap(h *harness) ([]Row, error) {
+	n := h.size(1_000_000, 20_000)
+	reps := h.nreps(3)
+	var rates []float64
+	for range reps {
+		r, err := h.mapRate(n)
+		if err != nil {
+			return nil, err
+		}
+		rates = append(rates, r)
+	}
+	h.logf("poold Map x%d, chunk size %d: %s tasks/s", n, poold.DefaultChunkSize(n, 2), spread(rates, commas))
+
+	var py struct {
+		Rates []float64 `json:"rates"`
+	}
+	pyFig := naFig
+	if ok, err := h.pyRun(&py, "map", "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps)); err != nil {
+		return nil, err
+	} else if ok {
+		pyFig = newFig(median(py.Rates), fmtRate)
+		h.logf("Python map x%d, default chunksize: %s tasks/s", n, spread(py.Rates, commas))
+	}
+	chunk := poold.DefaultChunkSize(n, 2)
+	return []Row{
+		mkRow("2a", "Map, default chunks, tasks/s", newFig(median(rates), fmtRate), "Python map", pyFig, ratioAtLeast(3),
+			fmt.Sprintf("%d items, chunk size %d on both sides (ceil(n / (4 × workers)))", n, chunk)),
+	}, nil
+}

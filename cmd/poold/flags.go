@@ -1,0 +1,179 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// config is what the command line asks for.
+type config struct {
+	workers   int
+	json      bool
+	logLevel  hclog.Level
+	workerCmd string
+	timeout   time.Duration
+	retries   int
+	maxTasks  int
+	maxMemory int64
+	version   bool
+	taskFile  string // "-" for standard input
+}
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+const usageHead = `usage: poold [flags] TASKFILE
+
+Runs the tasks of TASKFILE (a JSON file; - reads standard input) on a pool
+of worker processes and prints each result as it finishes.
+
+Flags (one or two dashes both work):
+`
+
+// parseFlags reads the command line. -h and --help return flag.ErrHelp
+// after printing the usage on stdout.
+func parseFlags(args []string, stdout io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("poold", flag.ContinueOnError)
+	// flag prints its own message for a bad flag; the caller adds a usage
+	// hint, so that a mistake does not scroll the whole usage by.
+	fs.SetOutput(io.Discard)
+	fs.IntVar(&cfg.workers, "n", runtime.NumCPU(), "run `N` worker processes (at least 1)")
+	fs.BoolVar(&cfg.json, "json", false, "print JSON Lines on stdout, one object per task; logs and summary on stderr")
+	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
+	fs.StringVar(&cfg.workerCmd, "worker-cmd", "", "run `PATH` as the worker program instead of this binary (cmd/worker is one)")
+	fs.DurationVar(&cfg.timeout, "timeout", 0, "limit each task to `DURATION` unless it says otherwise, e.g. 30s (0: no limit)")
+	fs.IntVar(&cfg.retries, "retries", 0, "retry a task up to `N` times when its worker dies or it times out")
+	fs.IntVar(&cfg.maxTasks, "max-tasks-per-worker", 0, "replace each worker after `N` tasks (0: never)")
+	maxMemory := fs.String("max-worker-memory", "", "kill a worker whose memory passes `SIZE`, e.g. 512M, 1.5GiB (0: no limit)")
+	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
+
+	positional, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs)
+		return nil, err
+	}
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	if cfg.version {
+		return cfg, nil
+	}
+	if cfg.logLevel, err = parseLogLevel(*logLevel); err != nil {
+		return nil, err
+	}
+	if *maxMemory != "" {
+		if cfg.maxMemory, err = parseSize(*maxMemory); err != nil {
+			return nil, usagef("--max-worker-memory: %v", err)
+		}
+	}
+	switch {
+	case cfg.workers < 1:
+		return nil, usagef("-n must be at least 1, not %d", cfg.workers)
+	case cfg.timeout < 0:
+		return nil, usagef("--timeout must not be negative, not %v", cfg.timeout)
+	case cfg.retries < 0:
+		return nil, usagef("--retries must not be negative, not %d", cfg.retries)
+	case cfg.maxTasks < 0:
+		return nil, usagef("--max-tasks-per-worker must not be negative, not %d", cfg.maxTasks)
+	case len(positional) == 0:
+		return nil, usagef("no task file given (use - for standard input)")
+	case len(positional) > 1:
+		return nil, usagef("one task file expected, got %d: %s", len(positional), strings.Join(positional, " "))
+	}
+	cfg.taskFile = positional[0]
+	return cfg, nil
+}
+
+// parseInterspersed parses flags before and after positional arguments
+// (poold tasks.json -n 4), as GNU tools do; Go's flag stops at the first
+// positional one. "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, usageHead)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprintf(w, `
+TASKFILE is a JSON array of tasks and map entries (or {"tasks": [...]}):
+  [{"id": "a", "func": "echo", "args": {"value": 1}, "timeout": "5s", "retries": 1},
+   {"id": "sq", "map": "pow", "args": [{"base": 2, "exp": 2}, {"base": 3, "exp": 2}], "chunksize": 1}]
+Tasks: %s.
+`, strings.Join(newRegistry().Names(), ", "))
+	fmt.Fprint(w, `
+Exit status: 0 when every task succeeded, 1 when any failed (or the workers
+could not start), 2 for a usage or task-file error (nothing is run), 130 or
+143 when interrupted by SIGINT or SIGTERM.
+`)
+}
+
+func parseLogLevel(s string) (hclog.Level, error) {
+	levels := map[string]hclog.Level{
+		"trace": hclog.Trace, "debug": hclog.Debug, "info": hclog.Info,
+		"warn": hclog.Warn, "error": hclog.Error, "off": hclog.Off,
+	}
+	if l, ok := levels[strings.ToLower(s)]; ok {
+		return l, nil
+	}
+	return hclog.NoLevel, usagef("--log-level: unknown level %q; want trace, debug, info, warn, error or off", s)
+}
+
+// parseSize reads a byte count with an optional unit: K, M, G and T (and
+// KiB, MiB, GiB, TiB) are powers of 1024; KB, MB, GB and TB powers of 1000;
+// B or nothing means bytes. Fractions are allowed (1.5GiB) and the unit is
+// case-insensitive.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
+	if i < 0 {
+		i = len(t)
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	units := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+	}
+	mult, ok := units[unit]
+	f, err := strconv.ParseFloat(num, 64)
+	if num == "" || err != nil || !ok {
+		return 0, fmt.Errorf("%q is not a size such as 512M, 1.5GiB or 1000000", s)
+	}
+	bytes := f * mult
+	if bytes >= math.MaxInt64 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(bytes), nil
+}

@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/sys/unix"
+
+	"github.com/poold/poold"
+)
+
+// outcome is one task's result as the command reports it.
+type outcome struct {
+	ID    string
+	Index int // position in the overall output order
+	Res   poold.Result[poold.Raw]
+}
+
+type header struct {
+	Tasks, Workers, CPUs, PID int
+}
+
+type summary struct {
+	Tasks, OK, Failed int
+	PIDs              int // distinct worker pids that ran tasks
+	WorkersStarted    int
+	Wall              time.Duration
+	Signal            syscall.Signal // the signal that interrupted the run; 0 if none did
+}
+
+// reporter prints a run: a header, each result as it finishes, a summary.
+type reporter interface {
+	Header(header)
+	Result(outcome)
+	Summary(summary)
+}
+
+// Widths of the shortened parts of a text line: enough to recognise a value
+// or an error, short enough to keep one task on one line.
+const (
+	resultWidth = 60
+	errorWidth  = 100
+)
+
+// textReporter prints for people, everything on one writer.
+type textReporter struct {
+	w                  io.Writer
+	idWidth, funcWidth int
+}
+
+func newTextReporter(w io.Writer, tf *TaskFile) *textReporter {
+	r := &textReporter{w: w, idWidth: len("ID"), funcWidth: len("FUNC")}
+	for _, e := range tf.Entries {
+		r.funcWidth = max(r.funcWidth, len(e.Func))
+		if e.Count() > 0 {
+			r.idWidth = max(r.idWidth, len(e.ResultID(e.Count()-1)))
+		}
+	}
+	return r
+}
+
+func (r *textReporter) Header(h header) {
+	writeHeader(r.w, h)
+	fmt.Fprintf(r.w, "%7s  %-*s  %-*s  %-11s  %8s  %s\n", "PID", r.idWidth, "ID", r.funcWidth, "FUNC", "STATUS", "TIME", "RESULT")
+}
+
+func (r *textReporter) Result(o outcome) {
+	res := o.Res
+	pid := "-"
+	if res.PID != 0 {
+		pid = fmt.Sprint(res.PID)
+	}
+	status, detail := "ok", shorten(string(resultJSON(res.Value)), resultWidth)
+	if res.Err != nil {
+		status, detail = string(errorKind(res.Err)), shorten(errorMessage(res.Err), errorWidth)
+	}
+	fmt.Fprintf(r.w, "%7s  %-*s  %-*s  %-11s  %8s  %s\n", pid, r.idWidth, o.ID, r.funcWidth, res.Func,
+		status, formatDuration(duration(res)), detail)
+}
+
+func (r *textReporter) Summary(s summary) { writeSummary(r.w, s) }
+
+// jsonReporter prints JSON Lines on out and nothing else there, so that out
+// can be piped into jq; the header and the summary go to log.
+type jsonReporter struct {
+	out *json.Encoder
+	log io.Writer
+}
+
+func newJSONReporter(out, log io.Writer) *jsonReporter {
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	return &jsonReporter{out: enc, log: log}
+}
+
+func (r *jsonReporter) Header(h header)   { writeHeader(r.log, h) }
+func (r *jsonReporter) Summary(s summary) { writeSummary(r.log, s) }
+
+// jsonRecord is one line of --json output.
+type jsonRecord struct {
+	ID         string          `json:"id"`
+	Index      int             `json:"index"`
+	Func       string          `json:"func"`
+	OK         bool            `json:"ok"`
+	Result     json.RawMessage `json:"result,omitempty"` // "null" when the result is null
+	Error      *jsonError      `json:"error,omitempty"`
+	PID        int             `json:"pid"`
+	Attempts   int             `json:"attempts"`
+	Start      string          `json:"start,omitempty"` // absent when the task never started
+	End        string          `json:"end,omitempty"`
+	DurationMS float64         `json:"duration_ms"`
+	Output     string          `json:"output,omitempty"`
+}
+
+// jsonError is a failure; the worker-exit fields appear when the worker
+// running the task died or was killed.
+type jsonError struct {
+	Kind     string   `json:"kind"`
+	Message  string   `json:"message"`
+	PID      int      `json:"pid,omitempty"`
+	ExitCode *int     `json:"exit_code,omitempty"`
+	Signal   string   `json:"signal,omitempty"`
+	CoreDump bool     `json:"core_dump,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Stderr   []string `json:"stderr,omitempty"`
+	Stack    string   `json:"stack,omitempty"`
+}
+
+func (r *jsonReporter) Result(o outcome) {
+	// An encoding error here means stdout is gone; nothing useful is left
+	// to do with it.
+	_ = r.out.Encode(newJSONRecord(o))
+}
+
+func newJSONRecord(o outcome) jsonRecord {
+	res := o.Res
+	rec := jsonRecord{
+		ID: o.ID, Index: o.Index, Func: res.Func, OK: res.Err == nil,
+		PID: res.PID, Attempts: res.Attempts,
+		DurationMS: float64(duration(res)) / float64(time.Millisecond),
+		Output:     string(res.Output),
+	}
+	if !res.Start.IsZero() {
+		rec.Start = res.Start.Format(time.RFC3339Nano)
+	}
+	if !res.End.IsZero() {
+		rec.End = res.End.Format(time.RFC3339Nano)
+	}
+	if res.Err == nil {
+		rec.Result = resultJSON(res.Value)
+	} else {
+		rec.Error = newJSONError(res.Err)
+	}
+	return rec
+}
+
+func newJSONError(err error) *jsonError {
+	je := &jsonError{Kind: string(errorKind(err)), Message: errorMessage(err)}
+	var te *poold.TaskError
+	if errors.As(err, &te) {
+		je.Stack = te.Stack
+	}
+	var we *poold.WorkerExitError
+	if errors.As(err, &we) {
+		je.PID, je.CoreDump, je.Reason, je.Stderr = we.PID, we.CoreDump, we.Reason, we.Stderr
+		if we.Signal != 0 {
+			je.Signal = signalName(we.Signal)
+		} else {
+			je.ExitCode = &we.ExitCode
+		}
+	}
+	return je
+}
+
+func signalName(sig syscall.Signal) string {
+	if name := unix.SignalName(sig); name != "" {
+		return name
+	}
+	return sig.String()
+}
+
+// errorKind is the failure kind of a task error; "error" for an error that
+// is not a *TaskError (which the pool should never produce).
+func errorKind(err error) poold.Kind {
+	var te *poold.TaskError
+	if errors.As(err, &te) {
+		return te.Kind
+	}
+	return poold.KindError
+}
+
+// errorMessage is the task error's own message, without the "task f: kind
+// (pid n)" prefix that the other fields already say.
+func errorMessage(err error) string {
+	var te *poold.TaskError
+	if errors.As(err, &te) && te.Message != "" {
+		return te.Message
+	}
+	return err.Error()
+}
+
+// resultJSON renders a msgpack result as JSON. It never fails: a value JSON
+// cannot hold (NaN, say) is shown as a string instead.
+func resultJSON(raw poold.Raw) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage("null")
+	}
+	v, err := decodeAny(raw)
+	if err != nil {
+		return marshal(fmt.Sprintf("<undecodable result: %v>", err))
+	}
+	b, err := marshalErr(jsonable(v))
+	if err != nil {
+		return marshal(fmt.Sprint(v))
+	}
+	return b
+}
+
+// decodeAny decodes a msgpack value into Go's generic types.
+func decodeAny(raw poold.Raw) (any, error) {
+	var v any
+	err := raw.Decode(&v)
+	if err == nil {
+		return v, nil
+	}
+	// Raw.Decode decodes every map as map[string]any and fails on other
+	// keys, which msgpack allows (a Go map[int]string, say): go again with
+	// maps of any keys.
+	dec := msgpack.NewDecoder(bytes.NewReader(raw))
+	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
+	if v, err2 := dec.DecodeInterface(); err2 == nil {
+		return v, nil
+	}
+	return nil, err
+}
+
+// jsonable makes a decoded msgpack value encodable as JSON: msgpack maps
+// may have keys of any type, JSON objects only strings.
+func jsonable(v any) any {
+	switch v := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[fmt.Sprint(k)] = jsonable(x)
+		}
+		return m
+	case map[string]any:
+		for k, x := range v {
+			v[k] = jsonable(x)
+		}
+		return v
+	case []any:
+		for i := range v {
+			v[i] = jsonable(v[i])
+		}
+		return v
+	default:
+		return v
+	}
+}
+
+func marshal(v any) json.RawMessage {
+	b, _ := marshalErr(v)
+	return b
+}
+
+// marshalErr is json.Marshal without HTML escaping: the output is for
+// terminals and jq, not for web pages.
+func marshalErr(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// shorten puts s on one line and cuts it to at most n characters.
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	runes := []rune(s)
+	return string(runes[:n-1]) + "…"
+}
+
+func duration(r poold.Result[poold.Raw]) time.Duration {
+	if r.Start.IsZero() || r.End.IsZero() {
+		return 0
+	}
+	return r.Duration()
+}
+
+// formatDuration rounds d to what a person compares: 2.001s, 12ms, 153µs.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "-"
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(100 * time.Microsecond).String()
+	default:
+		return d.Round(time.Millisecond).String()
+	}
+}
+
+func writeHeader(w io.Writer, h header) {
+	fmt.Fprintf(w, "poold: %s on %s (%s), parent pid %d\n",
+		plural(h.Tasks, "task"), plural(h.Workers, "worker"), plural(h.CPUs, "CPU"), h.PID)
+}
+
+func writeSummary(w io.Writer, s summary) {
+	if s.Signal != 0 {
+		fmt.Fprintf(w, "interrupted by %s: unfinished tasks were terminated\n", signalName(s.Signal))
+	}
+	fmt.Fprintf(w, "%s: %d ok, %d failed; %s used, %s started; wall time %s\n",
+		plural(s.Tasks, "task"), s.OK, s.Failed, plural(s.PIDs, "worker pid"), plural(s.WorkersStarted, "worker"),
+		s.Wall.Round(time.Millisecond))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var testKnown = []string{"crash", "echo", "pow", "sleep"}
+
+func TestParseTaskFileErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		data string
+		want []string // substrings of the error, in order
+	}{
+		{"empty", "", []string{"t.json: the file is empty"}},
+		{"blank", " \n\t\n", []string{"the file is empty"}},
+		{"syntax error names line and column", "[\n  {\"func\": \"echo\" \"args\": 2}\n]", []string{"t.json: line 2, column 19: invalid character '\"' after object key:value pair"}},
+		{"column counts characters", "[\"é\",}", []string{"line 1, column 6: invalid character '}'"}},
+		{"unterminated", "[\n{\"func\": \"echo\"", []string{"line 2, column 16: unexpected end of the file"}},
+		{"trailing data", "[]\n  x", []string{"line 2, column 3: unexpected data after the task list"}},
+		{"second value", "[] []", []string{"line 1, column 4: unexpected data after the task list"}},
+		{"scalar", "42", []string{"the file holds a number; want a JSON array of tasks"}},
+		{"object without tasks", `{"jobs": []}`, []string{`unknown key "jobs" in the top-level object`}},
+		{"object with empty", `{}`, []string{`no "tasks" key in the top-level object`}},
+		{"tasks not an array", `{"tasks": {}}`, []string{`"tasks" is an object; want an array of tasks`}},
+		{"entry not an object", `[1]`, []string{"entry 0 (line 1): want an object, got a number"}},
+		{"unknown func lists names", "[\n{\"func\": \"echo\"},\n{\"id\": \"b\", \"func\": \"powr\"}]",
+			[]string{`entry 1 (id "b", line 3): unknown task "powr"`, "known task names: crash, echo, pow, sleep"}},
+		{"missing func", `[{"id": "a", "args": {}}]`, []string{`entry 0 (id "a", line 1): missing "func"`, "known task names: crash, echo"}},
+		{"empty func", `[{"func": ""}]`, []string{`"func" must be a task name, got the string ""`, "known task names"}},
+		{"func not a string", `[{"func": 3}]`, []string{`"func" must be a task name, got the number 3`}},
+		{"id a number", `[{"id": 3, "func": "echo"}]`, []string{`entry 0 (line 1): "id" must be a non-empty string, got the number 3`}},
+		{"id null", `[{"id": null, "func": "echo"}]`, []string{`"id" must be a non-empty string, got null`}},
+		{"id empty", `[{"id": "", "func": "echo"}]`, []string{`"id" must be a non-empty string, got the string ""`}},
+		{"id an object", `[{"id": {}, "func": "echo"}]`, []string{`got an object`}},
+		{"unknown key", `[{"func": "echo", "agrs": {}}]`, []string{`unknown key "agrs"; a task has id, func, args, timeout, retries`}},
+		{"chunksize on a task", `[{"func": "echo", "chunksize": 2}]`, []string{`unknown key "chunksize" ("chunksize" is for map entries`}},
+		{"unknown key in a map", `[{"map": "echo", "args": [], "func2": 1}]`, []string{`unknown key "func2"; a map entry has id, map, args, chunksize, timeout, retries`}},
+		{"func and map", `[{"func": "echo", "map": "echo"}]`, []string{`has both "func" and "map"`}},
+		{"map without args", `[{"map": "echo"}]`, []string{`a map entry needs "args"`}},
+		{"map args not a list", `[{"map": "echo", "args": {"value": 1}}]`, []string{`a map entry's "args" must be an array`}},
+		{"map unknown func", `[{"map": "nope", "args": []}]`, []string{`unknown task "nope"`, "known task names"}},
+		{"chunksize zero", `[{"map": "echo", "args": [1], "chunksize": 0}]`, []string{`"chunksize" must be an integer of at least 1, got the number 0`}},
+		{"chunksize string", `[{"map": "echo", "args": [1], "chunksize": "2"}]`, []string{`got the string "2"`}},
+		{"bad timeout", `[{"func": "echo", "timeout": "soon"}]`, []string{`"timeout": "soon" is not a duration`}},
+		{"numeric timeout", `[{"func": "echo", "timeout": 5}]`, []string{`"timeout" must be a duration string such as "500ms"`}},
+		{"zero timeout", `[{"func": "echo", "timeout": "0s"}]`, []string{`"timeout" must be positive`}},
+		{"negative retries", `[{"func": "echo", "retries": -1}]`, []string{`"retries" must be an integer of at least 0, got the number -1`}},
+		{"fractional retries", `[{"func": "echo", "retries": 1.5}]`, []string{`got the number 1.5`}},
+		{"duplicate ids", `[{"id": "a", "func": "echo"}, {"id": "a", "func": "echo"}]`, []string{`entry 1 (id "a", line 1): duplicate id "a", also used by entry 0`}},
+		{"default id collides", `[{"id": "1", "func": "echo"}, {"func": "echo"}]`, []string{`duplicate id "1"`}},
+		{"map id collides", `[{"id": "m[1]", "func": "echo"}, {"id": "m", "map": "echo", "args": [1, 2]}]`, []string{`duplicate id "m[1]"`}},
+		{"number out of range", `[{"func": "echo", "args": {"value": 1e999}}]`, []string{"args: number 1e999 is out of range"}},
+		{"every problem reported", `[{"func": "nope"}, {"func": "echo", "x": 1}]`, []string{`entry 0 (line 1): unknown task "nope"`, `entry 1 (line 1): unknown key "x"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tf, err := ParseTaskFile("t.json", []byte(tt.data), testKnown)
+			if err == nil {
+				t.Fatalf("no error; parsed %+v", tf)
+			}
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error is a %T, not a *FileError: %v", err, err)
+			}
+			msg := err.Error()
+			rest := msg
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("error\n%s\ndoes not contain (in order) %q", msg, w)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
+
+func TestParseTaskFileManyProblemsAreCapped(t *testing.T) {
+	data := "[" + strings.Repeat(`{"func": "nope"},`, 30) + `{"func": "nope"}]`
+	_, err := ParseTaskFile("t.json", []byte(data), testKnown)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "unknown task"); n != maxProblems {
+		t.Errorf("%d problems shown, want %d", n, maxProblems)
+	}
+	if !strings.Contains(msg, "... and 11 more problems") {
+		t.Errorf("no count of the problems left out:\n%s", msg)
+	}
+}
+
+func TestParseTaskFile(t *testing.T) {
+	data := `{"tasks": [
+	  {"func": "echo", "args": {"value": [1, -2, 3.5, 9007199254740993, 18446744073709551615, "s", true, null, {"k": 1}]}},
+	  {"id": "sq", "map": "pow", "args": [{"base": 2, "exp": 3}, null], "chunksize": 2, "timeout": "1.5s", "retries": 0},
+	  {"id": "s", "func": "sleep", "timeout": "500ms", "retries": 2},
+	  {"map": "echo", "args": []},
+	  {"func": "echo", "args": null}
+	]}`
+	tf, err := ParseTaskFile("t.json", []byte(data), testKnown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tf.Results != 5 || len(tf.Entries) != 5 {
+		t.Fatalf("%d results in %d entries, want 5 in 5", tf.Results, len(tf.Entries))
+	}
+	e0, sq, s, empty, null := tf.Entries[0], tf.Entries[1], tf.Entries[2], tf.Entries[3], tf.Entries[4]
+
+	wantArgs := map[string]any{"value": []any{int64(1), int64(-2), 3.5, int64(9007199254740993),
+		uint64(18446744073709551615), "s", true, nil, map[string]any{"k": int64(1)}}}
+	if e0.ID != "0" || e0.Func != "echo" || e0.IsMap || e0.Line != 2 || e0.First != 0 || !reflect.DeepEqual(e0.Args, wantArgs) {
+		t.Errorf("entry 0 = %+v\nargs %#v", e0, e0.Args)
+	}
+	if e0.Timeout != 0 || e0.HasRetries {
+		t.Errorf("entry 0 has options it was not given: %+v", e0)
+	}
+	wantMap := []any{map[string]any{"base": int64(2), "exp": int64(3)}, nil}
+	if sq.ID != "sq" || sq.Func != "pow" || !sq.IsMap || sq.ChunkSize != 2 || sq.Timeout != 1500*time.Millisecond ||
+		!sq.HasRetries || sq.Retries != 0 || sq.First != 1 || sq.Line != 3 || !reflect.DeepEqual(sq.MapArgs, wantMap) {
+		t.Errorf("map entry = %+v", sq)
+	}
+	if got := []string{sq.ResultID(0), sq.ResultID(1)}; !reflect.DeepEqual(got, []string{"sq[0]", "sq[1]"}) {
+		t.Errorf("map result ids %q", got)
+	}
+	if s.ID != "s" || s.Timeout != 500*time.Millisecond || !s.HasRetries || s.Retries != 2 || s.First != 3 || s.ResultID(0) != "s" {
+		t.Errorf("entry 2 = %+v", s)
+	}
+	if empty.Count() != 0 || empty.First != 4 || empty.ID != "3" {
+		t.Errorf("empty map entry = %+v", empty)
+	}
+	if null.Args != nil || null.First != 4 || null.ID != "4" || null.Line != 6 {
+		t.Errorf("entry 4 = %+v", null)
+	}
+}
+
+func TestParseTaskFileEmptyLists(t *testing.T) {
+	for _, data := range []string{`[]`, `{"tasks": []}`, " [ ] \n"} {
+		tf, err := ParseTaskFile("t.json", []byte(data), testKnown)
+		if err != nil || tf.Results != 0 || len(tf.Entries) != 0 {
+			t.Errorf("%q: %+v, %v; want no tasks and no error", data, tf, err)
+		}
+	}
+}
+
+func TestParseTaskFileUnknownNamesWithoutRegistry(t *testing.T) {
+	// With --worker-cmd the names are the workers' business: nil skips the
+	// check, but a func must still be given.
+	tf, err := ParseTaskFile("t.json", []byte(`[{"func": "custom"}]`), nil)
+	if err != nil || tf.Entries[0].Func != "custom" {
+		t.Errorf("got %+v, %v", tf, err)
+	}
+	_, err = ParseTaskFile("t.json", []byte(`[{"args": 1}]`), nil)
+	if err == nil || !strings.Contains(err.Error(), `missing "func"`) || strings.Contains(err.Error(), "known task names") {
+		t.Errorf("missing func without a registry: %v", err)
+	}
+}
+
+func TestPosition(t *testing.T) {
+	data := []byte("ab\ncdé\nf")
+	for _, tt := range []struct {
+		off  int
+		want string
+	}{
+		{0, "line 1, column 1"},
+		{2, "line 1, column 3"},
+		{3, "line 2, column 1"},
+		{7, "line 2, column 4"}, // after the two bytes of é
+		{8, "line 3, column 1"},
+		{100, "line 3, column 2"},
+		{-5, "line 1, column 1"},
+	} {
+		if got := position(data, tt.off); got != tt.want {
+			t.Errorf("position(%d) = %q, want %q", tt.off, got, tt.want)
+		}
+	}
+}
