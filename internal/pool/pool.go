@@ -31,23 +31,24 @@ type Pool struct {
 	log     hclog.Logger
 	spawner *spawner
 
-	mu       sync.Mutex
-	cond     *sync.Cond // broadcast when a worker becomes ready or a start gives up
-	state    state
-	queue    []*job // pending, oldest first
-	qhead    int
-	slots    []*worker // the current worker of each slot, or nil while one starts
-	workers  []*worker // every worker not yet reaped, retiring ones included
-	starting int       // spawns under way (including back-off waits)
-	live     int       // started and not yet reaped
-	nextJob  uint64
-	startErr error // the last failed start, for reports
-	failures int   // consecutive failed starts
-	exited   chan struct{}
-	dirty    []*worker // workers with jobs to write once p.mu is released
-	stats    Stats
-	funcs    map[string]bool // the task names the workers announced
-	names    []string
+	mu           sync.Mutex
+	cond         *sync.Cond // broadcast when a worker becomes ready or a start gives up
+	state        state
+	queue        []*job // pending, oldest first
+	qhead        int
+	slots        []*worker // the current worker of each slot, or nil while one starts
+	slotStarting []bool    // a start for the slot is under way (or waiting out its back-off)
+	workers      []*worker // every worker not yet reaped, retiring ones included
+	starting     int       // spawns under way (including back-off waits)
+	live         int       // started and not yet reaped
+	nextJob      uint64
+	startErr     error // the last failed start, for reports
+	failures     int   // consecutive failed starts
+	exited       chan struct{}
+	dirty        []*worker // workers with jobs to write once p.mu is released
+	stats        Stats
+	funcs        map[string]bool // the task names the workers announced
+	names        []string
 }
 
 // Stats are counters over a pool's life.
@@ -71,7 +72,9 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		log:     cfg.Logger,
 		spawner: newSpawner(),
 		slots:   make([]*worker, cfg.Workers),
-		exited:  make(chan struct{}),
+
+		slotStarting: make([]bool, cfg.Workers),
+		exited:       make(chan struct{}),
 	}
 	p.cond = sync.NewCond(&p.mu)
 	if cfg.MaxWorkerMemory > 0 {
@@ -258,9 +261,14 @@ func (p *Pool) Terminate() error {
 		}
 		p.queue, p.qhead = nil, 0
 		for _, w := range p.workers {
-			for _, j := range w.inflight {
+			for i, j := range w.inflight {
 				for _, t := range j.tasks {
-					t.fail(KindTerminated, "pool terminated while the task ran", w.pid, nil)
+					if i == 0 { // the head job was running
+						t.Worker = w.slot
+						t.fail(KindTerminated, "pool terminated while the task ran", w.pid, nil)
+					} else {
+						t.fail(KindTerminated, "pool terminated before the task started", 0, nil)
+					}
 					failed = append(failed, t)
 				}
 			}
@@ -305,6 +313,10 @@ func (p *Pool) Done() <-chan struct{} { return p.exited }
 // startLocked starts a worker for slot after delay, without holding p.mu
 // while it execs.
 func (p *Pool) startLocked(slot int, delay time.Duration) {
+	if p.slotStarting[slot] {
+		return // one start per slot at a time
+	}
+	p.slotStarting[slot] = true
 	p.starting++
 	go func() {
 		if delay > 0 {
@@ -313,6 +325,7 @@ func (p *Pool) startLocked(slot int, delay time.Duration) {
 		p.mu.Lock()
 		if p.state == terminated || (p.state == closing && p.pendingLocked() == 0) {
 			p.starting--
+			p.slotStarting[slot] = false
 			p.maybeExitedLocked()
 			p.mu.Unlock()
 			return
@@ -324,6 +337,7 @@ func (p *Pool) startLocked(slot int, delay time.Duration) {
 		p.mu.Lock()
 		defer p.unlockAndFlush()
 		p.starting--
+		p.slotStarting[slot] = false
 		if err != nil {
 			p.startFailedLocked(slot, fmt.Errorf("exec %s: %w", p.commandName(), err))
 			return
@@ -402,8 +416,8 @@ func (p *Pool) drainLocked() {
 	if p.state != closing || p.pendingLocked() > 0 {
 		return
 	}
-	for _, w := range p.slots {
-		if w != nil && w.ready && len(w.inflight) == 0 {
+	for _, w := range p.workers { // retiring ones too
+		if w.ready && len(w.inflight) == 0 {
 			p.stopLocked(w)
 		}
 	}
