@@ -25,17 +25,21 @@ const (
 	// that long tasks never queue behind each other while a worker idles.
 	shortJob = time.Millisecond
 	longJob  = 5 * time.Millisecond
+
+	// unknownPerTask: a new worker's tasks have not proved short yet.
+	unknownPerTask = time.Hour
 )
 
-// dispatchLocked moves queued jobs to workers: to idle workers first, then to
-// the least loaded worker whose window has room.
+// dispatchLocked moves queued jobs to workers: to idle workers first, then,
+// for a job expected to be short, to the least loaded worker whose window has
+// room.
 func (p *Pool) dispatchLocked() {
 	for p.qhead < len(p.queue) {
-		w := p.pickLocked()
+		j := p.queue[p.qhead]
+		w := p.pickLocked(len(j.tasks))
 		if w == nil {
 			break
 		}
-		j := p.queue[p.qhead]
 		if budget := w.budgetLocked(); budget < len(j.tasks) {
 			// A worker retires after exactly MaxTasksPerWorker tasks: it
 			// gets the part of a chunk that fits, the rest waits its turn.
@@ -53,7 +57,7 @@ func (p *Pool) dispatchLocked() {
 		for _, t := range j.tasks {
 			t.Attempts++
 		}
-		p.sendLocked(w, j)
+		p.sendLocked(w, j, len(w.inflight) == 1)
 		if w.budgetLocked() == 0 {
 			p.retireLocked(w) // its replacement starts now, while it finishes
 		}
@@ -74,17 +78,22 @@ func (w *worker) budgetLocked() int {
 	return math.MaxInt
 }
 
-func (p *Pool) pickLocked() *worker {
+// pickLocked chooses the worker for a job of n tasks: an idle worker if there
+// is one; else a busy worker only if its tasks have proved short enough that
+// n of them would take under shortJob, so that a job never waits in one
+// worker's pipe behind a long one while another worker could soon run it.
+func (p *Pool) pickLocked(n int) *worker {
 	var best *worker
 	for _, w := range p.slots {
 		if w == nil || !w.ready || w.stopping || w.blame != nil {
 			continue
 		}
-		if n := len(w.inflight); n < w.window && (best == nil || n < len(best.inflight)) {
+		k := len(w.inflight)
+		if k == 0 {
+			return w
+		}
+		if k < w.window && time.Duration(n)*w.perTask < shortJob && (best == nil || k < len(best.inflight)) {
 			best = w
-			if n == 0 {
-				break
-			}
 		}
 	}
 	return best
@@ -190,12 +199,17 @@ func (p *Pool) flushDirty() {
 	p.unlockAndFlush()
 }
 
-// sendLocked queues j for w's pipe; the caller's unlockAndFlush writes it.
-func (p *Pool) sendLocked(w *worker, j *job) {
+// sendLocked queues j for w's pipe. A job for an idle worker is written by
+// the caller's unlockAndFlush, at once; one for a busy worker waits for that
+// worker's reader, which flushes after each burst of results: the worker has
+// work until then, and jobs submitted one by one leave in one write.
+func (p *Pool) sendLocked(w *worker, j *job, idle bool) {
 	w.omu.Lock()
 	w.outbox = append(w.outbox, j)
 	w.omu.Unlock()
-	p.markDirtyLocked(w)
+	if idle {
+		p.markDirtyLocked(w)
+	}
 }
 
 func (p *Pool) markDirtyLocked(w *worker) {
@@ -226,6 +240,7 @@ func (w *worker) readLoop() {
 			// Refills for all the results read in one go leave in one
 			// write per worker.
 			w.p.flushDirty()
+			w.flush()
 			// The next read parks this thread in the kernel, holding its P
 			// for a while; a caller woken by these results would wait in
 			// that P's queue. Let it run here first.
@@ -315,11 +330,19 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	p.stats.TasksDone += len(j.tasks)
 
 	// Deepen the pipeline only for short jobs (measured in the worker, so
-	// queueing behind other jobs does not count).
-	if busy := time.Duration(r.Items[len(r.Items)-1].End - r.Items[0].Start); busy < shortJob {
+	// queueing behind other jobs does not count), and keep an average of the
+	// time per task, to judge the next jobs by.
+	busy := time.Duration(r.Items[len(r.Items)-1].End - r.Items[0].Start)
+	if busy < shortJob {
 		w.window = min(w.window*2, p.cfg.MaxWindow)
 	} else if busy > longJob {
 		w.window = 1
+	}
+	per := max(busy/time.Duration(len(r.Items)), 0)
+	if w.perTask == unknownPerTask || per > 4*w.perTask {
+		w.perTask = per // react at once to tasks growing long
+	} else {
+		w.perTask += (per - w.perTask) / 8
 	}
 	var retry []*job
 	var retried []bool // by item: queued again rather than finished
