@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/poold/poold/internal/pool"
+	"github.com/poold/poold/internal/tasks"
 )
 
 var (
@@ -280,16 +281,35 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 			close(m.done)
 		}
 	}
+	// One allocation each for the tasks, their encoded arguments and their
+	// Done: a Map of a million items is a million of everything else.
+	all := make([]pool.Task, len(args))
 	ts := make([]*pool.Task, 0, len(args))
 	var bad []*pool.Task
+	done := func(t *pool.Task) { c.settle(t, t.Tag, &m.results[t.Tag], finishOne) }
+	var buf []byte
+	ends := make([]int, len(args))
 	for i, a := range args {
-		t, ok := c.task(a)
-		t.Done = func(t *pool.Task) { c.settle(t, i, &m.results[i], finishOne) }
-		if ok {
-			ts = append(ts, t)
-		} else {
+		t := &all[i]
+		t.Func, t.Timeout, t.Retries, t.Tag, t.Done = name, c.cfg.timeout, c.cfg.retries, i, done
+		var err error
+		if raw, ok := any(a).(Raw); ok {
+			buf = append(buf, raw...)
+		} else if buf, err = tasks.AppendMarshal(buf, a); err != nil {
+			t.Err = &TaskError{Kind: KindEncode, Func: name, Message: "encoding the arguments: " + err.Error()}
 			bad = append(bad, t)
 		}
+		ends[i] = len(buf)
+		if t.Err == nil {
+			ts = append(ts, t)
+		}
+	}
+	start := 0
+	for i := range all {
+		if all[i].Err == nil && ends[i] > start {
+			all[i].Args = buf[start:ends[i]:ends[i]]
+		}
+		start = ends[i]
 	}
 	if err := c.submit(ts, bad, chunk); err != nil {
 		return nil, err

@@ -85,3 +85,29 @@ func BenchmarkWorkerPingPong(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/rt")
 }
+
+// BenchmarkChunked: b.N tasks in chunks of 10,000 on 2 workers: the cost per
+// task inside a chunk.
+func BenchmarkChunked(b *testing.B) {
+	ctx := context.Background()
+	p, err := New(ctx, Config{Workers: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { p.Close(); p.Join(ctx) }()
+	args := raw(b, 1)
+	var wg sync.WaitGroup
+	wg.Add(b.N)
+	done := func(*Task) { wg.Done() }
+	ts := make([]*Task, b.N)
+	for i := range ts {
+		ts[i] = &Task{Args: args, Done: done}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := p.Submit("echo", ts, 10000); err != nil {
+		b.Fatal(err)
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}

@@ -151,12 +151,15 @@ func (s *server) run(initName, initArgs string) int {
 func (s *server) runJob(t *ipc.Task) error {
 	res := ipc.Result{ID: t.ID, Items: s.items[:0]}
 	fn, ok := s.reg.Lookup(t.Func)
-	for _, arg := range t.Args {
+	now := time.Now() // each task starts when the one before it ended
+	for i, arg := range t.Args {
+		var it ipc.Item
 		if ok {
-			res.Items = append(res.Items, s.runOne(fn, arg, time.Duration(t.Timeout)))
+			it, now = s.runOne(fn, arg, time.Duration(t.Timeout), now, i == len(t.Args)-1)
 		} else {
-			res.Items = append(res.Items, failed(KindUnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v", t.Func, s.reg.Names())))
+			it = failed(KindUnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v", t.Func, s.reg.Names()))
 		}
+		res.Items = append(res.Items, it)
 	}
 	err := s.writeResult(&res)
 	clear(res.Items)
@@ -166,16 +169,20 @@ func (s *server) runJob(t *ipc.Task) error {
 
 // runOne runs one task, turning a panic into a result, and collects what it
 // printed.
-func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration) (it ipc.Item) {
+//
+// start is when the task starts; the returned time is when it ended. last
+// says whether it is the last task of its job, after which the output
+// capture is checked in full.
+func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration, start time.Time, last bool) (it ipc.Item, end time.Time) {
 	ctx, cancel := s.base, context.CancelFunc(func() {})
 	if timeout > 0 {
 		ctx, cancel = context.WithTimeout(s.base, timeout)
 	}
 
-	it.Start = time.Now().UnixNano()
 	val, err, stack := call(ctx, fn, arg)
-	it.End = time.Now().UnixNano()
-	it.Output = s.io.capture.take()
+	end = time.Now()
+	it.Start, it.End = start.UnixNano(), end.UnixNano()
+	it.Output = s.io.capture.take(last)
 
 	defer cancel()
 
@@ -195,7 +202,7 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 	default:
 		it.Err = &ipc.ErrorInfo{Kind: string(KindError), Message: err.Error()}
 	}
-	return it
+	return it, end
 }
 
 func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage) (val msgpack.RawMessage, err error, stack string) {
@@ -257,7 +264,7 @@ func (s *server) initialize(name, rawArgs string) error {
 	if err != nil {
 		return fmt.Errorf("arguments: %w", err)
 	}
-	if it := s.runOne(fn, args, 0); !it.OK {
+	if it, _ := s.runOne(fn, args, 0, time.Now(), true); !it.OK {
 		return fmt.Errorf("%s: %s", it.Err.Kind, it.Err.Message)
 	}
 	return nil

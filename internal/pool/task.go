@@ -19,6 +19,7 @@ type Task struct {
 	// Done is called exactly once, from a pool goroutine, when the outcome
 	// is known. It must not block.
 	Done func(*Task)
+	Tag  int // the caller's, untouched: lets one Done serve many tasks
 
 	// The outcome.
 	Value    msgpack.RawMessage // when Err is nil

@@ -49,18 +49,38 @@ var (
 
 // Marshal encodes v as one msgpack value.
 func Marshal(v any) (msgpack.RawMessage, error) {
+	if b, ok := appendScalar(nil, v); ok {
+		return b, nil
+	}
+	return AppendMarshal(nil, v)
+}
+
+// AppendMarshal appends the encoding of v to dst: encoding many values into
+// one buffer costs one allocation, not one each.
+func AppendMarshal(dst []byte, v any) ([]byte, error) {
+	if b, ok := appendScalar(dst, v); ok {
+		return b, nil
+	}
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
 	e.buf.Reset()
 	if err := e.enc.Encode(v); err != nil {
-		return nil, err
+		return dst, err
 	}
-	return bytes.Clone(e.buf.Bytes()), nil
+	if dst == nil {
+		return bytes.Clone(e.buf.Bytes()), nil
+	}
+	return append(dst, e.buf.Bytes()...), nil
 }
 
 // Unmarshal decodes one msgpack value into v. Unknown struct fields are
 // ignored.
-func Unmarshal(raw []byte, v any) error { return unmarshal(&decoders, raw, v) }
+func Unmarshal(raw []byte, v any) error {
+	if decodeScalar(raw, v) {
+		return nil
+	}
+	return unmarshal(&decoders, raw, v)
+}
 
 // DecodeArgs decodes a task's arguments into v, refusing unknown struct
 // fields (a misspelt argument should not silently become its zero value).
@@ -72,6 +92,9 @@ func Unmarshal(raw []byte, v any) error { return unmarshal(&decoders, raw, v) }
 func DecodeArgs(raw []byte, v any) error {
 	if len(raw) == 0 {
 		return nil // no arguments: v keeps its zero value
+	}
+	if decodeScalar(raw, v) {
+		return nil
 	}
 	if k := valueKind(raw); k == "array" && isStructPointer(v) {
 		// msgpack would fill the struct's fields in order: arguments are
