@@ -483,6 +483,7 @@ func entryLines(data []byte, inObject bool) []int {
 		return nil
 	}
 	var lines []int
+	line, counted := 1, 0 // newlines are counted once, in step with the entries
 	for dec.More() {
 		// InputOffset is just past the previous value; the entry starts
 		// after the white space and the comma that follow it.
@@ -490,7 +491,9 @@ func entryLines(data []byte, inObject bool) []int {
 		for off < len(data) && strings.IndexByte(" \t\r\n,", data[off]) >= 0 {
 			off++
 		}
-		lines = append(lines, lineOf(data, off))
+		line += bytes.Count(data[counted:off], []byte("\n"))
+		counted = off
+		lines = append(lines, line)
 		var skip json.RawMessage
 		if err := dec.Decode(&skip); err != nil {
 			return lines
