@@ -463,7 +463,10 @@ func (p *Pool) settleLostLocked(w *worker, lost []*job, exit *WorkerExitError) (
 	if w.blame != nil && w.blame.jobID == head.id {
 		kind = w.blame.kind
 	}
-	if len(head.tasks) > 1 && kind == KindWorkerLost {
+	if len(head.tasks) > 1 {
+		// A chunk's results travel together, so its finished tasks died
+		// with the worker too, and nothing says which task killed it. Run
+		// each again alone: only the culprit fails again, with its own kind.
 		for _, t := range head.tasks {
 			t.Attempts-- // we cannot tell which of them ran: none counts
 			requeue = append(requeue, p.newJobLocked(head.fn, head.timeout, t))

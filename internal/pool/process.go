@@ -100,7 +100,9 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 			EnvInitArgs+"="+base64.StdEncoding.EncodeToString(cfg.InitializerArgs))
 	}
 	cmd.Env = append(cmd.Env, cfg.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// SIGTERM, not SIGKILL, at the parent's death: the worker catches it and
+	// kills its whole process group, so that what its tasks started dies too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 
 	// Plain pipes rather than cmd.StdoutPipe: Wait must not close what the
 	// reader goroutines still read.
@@ -186,6 +188,16 @@ func (w *worker) wait() *WorkerExitError {
 	case <-time.After(w.p.cfg.KillGrace):
 		// Something else holds the stderr pipe open; stop waiting for it.
 	}
+	// Wait for the exit without reaping, so that the worker's pid still
+	// names its process group: whatever its tasks started dies with it.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, w.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	syscall.Kill(-w.pid, syscall.SIGKILL)
 	w.cmd.Wait()
 	w.killMu.Lock()
 	w.reaped = true

@@ -20,6 +20,7 @@ import (
 
 	"github.com/poold/poold/internal/ipc"
 	"github.com/poold/poold/internal/tasks"
+	"golang.org/x/sys/unix"
 )
 
 // IsWorker reports whether this process was started by a pool as a worker.
@@ -53,6 +54,18 @@ func Serve(reg *tasks.Registry) int {
 		return 3
 	}
 	signal.Ignore(syscall.SIGINT) // Ctrl-C is the parent's to handle
+	// SIGTERM (the pool's Terminate, or the parent's death through
+	// Pdeathsig) ends the worker's whole process group, children of its
+	// tasks included. A worker is its group's leader; anything else was
+	// not started by a pool and must not kill its caller's group.
+	if unix.Getpgrp() == os.Getpid() {
+		terms := make(chan os.Signal, 1)
+		signal.Notify(terms, syscall.SIGTERM)
+		go func() {
+			<-terms
+			unix.Kill(0, unix.SIGKILL)
+		}()
+	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Output:     io.log,
 		JSONFormat: true,
@@ -121,7 +134,10 @@ func (s *server) run(initName, initArgs string) int {
 	for {
 		if err := s.rd.Read(&m); err != nil {
 			if errors.Is(err, io.EOF) {
-				return 0 // the parent closed our input, or died
+				if os.Getppid() != ppid && unix.Getpgrp() == os.Getpid() {
+					unix.Kill(0, unix.SIGKILL) // the parent died: take our group down
+				}
+				return 0 // the parent closed our input
 			}
 			s.log.Error("bad frame from the parent; exiting", "error", err.Error())
 			return 3
