@@ -116,7 +116,13 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	}
 	inR, inW := pipe()
 	outR, outW := pipe()
-	errR, errW := pipe()
+	// Stderr is not on the hot path, and a task's children inherit it: a
+	// pollable pipe lets wait close it under a reader that a straggler
+	// keeps waiting.
+	errR, errW, err := os.Pipe()
+	if err == nil {
+		files = append(files, errR, errW)
+	}
 	closeAll := func() {
 		for _, f := range files {
 			f.Close()
@@ -180,14 +186,9 @@ func (w *worker) killAfter(d time.Duration) {
 	w.killMu.Unlock()
 }
 
-// wait reaps the process, after its stdout has reached EOF and its stderr has
-// been read (os/exec: read all of a pipe before Wait).
+// wait reaps the process once its stdout has reached EOF: it waits for the
+// exit, kills the process group, reads stderr to its end, then reaps.
 func (w *worker) wait() *WorkerExitError {
-	select {
-	case <-w.logged:
-	case <-time.After(w.p.cfg.KillGrace):
-		// Something else holds the stderr pipe open; stop waiting for it.
-	}
 	// Wait for the exit without reaping, so that the worker's pid still
 	// names its process group: whatever its tasks started dies with it.
 	var info unix.Siginfo
@@ -198,6 +199,14 @@ func (w *worker) wait() *WorkerExitError {
 		}
 	}
 	syscall.Kill(-w.pid, syscall.SIGKILL)
+	// Read all of stderr before reaping (as os/exec asks); a process that
+	// left the group may still hold it open: then stop reading.
+	select {
+	case <-w.logged:
+	case <-time.After(w.p.cfg.KillGrace):
+		w.stderr.Close()
+		<-w.logged
+	}
 	w.cmd.Wait()
 	w.killMu.Lock()
 	w.reaped = true
