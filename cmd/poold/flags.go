@@ -25,6 +25,8 @@ type config struct {
 	maxTasks  int
 	maxMemory int64
 	version   bool
+	jsonl     bool   // read the task file as JSON Lines, whatever its name
+	window    int    // most tasks in flight; 0: the default
 	taskFile  string // "-" for standard input
 }
 
@@ -38,7 +40,9 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 const usageHead = `usage: poold [flags] TASKFILE
 
 Runs the tasks of TASKFILE (a JSON file; - reads standard input) on a pool
-of worker processes and prints each result as it finishes.
+of worker processes and prints each result as it finishes. A file whose
+name ends in .jsonl, or any file with --jsonl, is JSON Lines, one task a
+line, read as it runs.
 
 Flags (one or two dashes both work):
 `
@@ -59,6 +63,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&cfg.retries, "retries", 0, "retry a task up to `N` times when its worker dies or it times out")
 	fs.IntVar(&cfg.maxTasks, "max-tasks-per-worker", 0, "replace each worker after `N` tasks (0: never)")
 	maxMemory := fs.String("max-worker-memory", "", "kill a worker whose memory passes `SIZE`, e.g. 512M, 1.5GiB (0: no limit)")
+	fs.BoolVar(&cfg.jsonl, "jsonl", false, "read TASKFILE as JSON Lines, one entry a line, as it runs (the default for a name ending in .jsonl)")
+	fs.IntVar(&cfg.window, "window", 0, "keep at most `N` tasks in flight, reading on as results come back (default 64 × workers for JSON Lines, no limit for JSON)")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 
 	positional, err := parseInterspersed(fs, args)
@@ -89,6 +95,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		return nil, usagef("--retries must not be negative, not %d", cfg.retries)
 	case cfg.maxTasks < 0:
 		return nil, usagef("--max-tasks-per-worker must not be negative, not %d", cfg.maxTasks)
+	case cfg.window < 0:
+		return nil, usagef("--window must not be negative, not %d", cfg.window)
 	case len(positional) == 0:
 		return nil, usagef("no task file given (use - for standard input)")
 	case len(positional) > 1:
@@ -129,6 +137,10 @@ TASKFILE is a JSON array of tasks and map entries (or {"tasks": [...]}):
   [{"id": "a", "func": "echo", "args": {"value": 1}, "timeout": "5s", "retries": 1},
    {"id": "sq", "map": "pow", "args": [{"base": 2, "exp": 2}, {"base": 3, "exp": 2}], "chunksize": 1}]
 Tasks: %s.
+
+With --jsonl (or a name ending in .jsonl), TASKFILE holds one such entry per
+line, blank lines skipped; it is read as the tasks run, in bounded memory. A
+line that is wrong fails as its entry's result, kind bad_task (status 1).
 `, strings.Join(newRegistry().Names(), ", "))
 	fmt.Fprint(w, `
 Exit status: 0 when every task succeeded, 1 when any failed (or the workers

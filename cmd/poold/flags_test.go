@@ -54,12 +54,13 @@ func TestParseFlags(t *testing.T) {
 	}
 
 	cfg, err = parseFlags([]string{"-n", "3", "tasks.json", "--json", "--log-level=DEBUG", "--timeout", "1m",
-		"--retries", "2", "--max-tasks-per-worker", "10", "--max-worker-memory", "1G", "--worker-cmd", "/bin/w"}, nil)
+		"--retries", "2", "--max-tasks-per-worker", "10", "--max-worker-memory", "1G", "--worker-cmd", "/bin/w",
+		"--jsonl", "--window", "100"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := config{workers: 3, json: true, logLevel: hclog.Debug, workerCmd: "/bin/w", timeout: time.Minute,
-		retries: 2, maxTasks: 10, maxMemory: 1 << 30, taskFile: "tasks.json"}
+		retries: 2, maxTasks: 10, maxMemory: 1 << 30, jsonl: true, window: 100, taskFile: "tasks.json"}
 	if *cfg != want {
 		t.Errorf("got %+v\nwant %+v", *cfg, want)
 	}
@@ -70,6 +71,23 @@ func TestParseFlags(t *testing.T) {
 	}
 	if cfg, err := parseFlags([]string{"-n", "1", "--", "-json"}, nil); err != nil || cfg.taskFile != "-json" || cfg.json {
 		t.Errorf("after --: %+v, %v", cfg, err)
+	}
+
+	// A name ending in .jsonl streams; --jsonl streams any file.
+	for _, tt := range []struct {
+		args   []string
+		stream bool
+	}{
+		{[]string{"t.jsonl"}, true},
+		{[]string{"t.json"}, false},
+		{[]string{"-"}, false},
+		{[]string{"--jsonl", "-"}, true},
+		{[]string{"--jsonl", "t.json"}, true},
+	} {
+		cfg, err := parseFlags(tt.args, nil)
+		if err != nil || isStream(cfg) != tt.stream {
+			t.Errorf("%q: stream %v, %v; want %v", tt.args, isStream(cfg), err, tt.stream)
+		}
 	}
 }
 
@@ -85,6 +103,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--max-tasks-per-worker", "-1", "f"}, "--max-tasks-per-worker must not be negative"},
 		{[]string{"--max-worker-memory", "-1", "f"}, `--max-worker-memory: "-1" is not a size`},
 		{[]string{"--log-level", "verbose", "f"}, `unknown level "verbose"`},
+		{[]string{"--window", "-1", "f"}, "--window must not be negative, not -1"},
 		{[]string{"--what", "f"}, "flag provided but not defined: -what"},
 		{nil, "no task file given"},
 		{[]string{"a", "b"}, "one task file expected, got 2: a b"},
@@ -102,7 +121,7 @@ func TestParseFlagsHelpAndVersion(t *testing.T) {
 	if _, err := parseFlags([]string{"--help"}, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
 	}
-	for _, w := range []string{"usage: poold [flags] TASKFILE", "-max-worker-memory SIZE", "-worker-cmd PATH", "Exit status"} {
+	for _, w := range []string{"usage: poold [flags] TASKFILE", "-max-worker-memory SIZE", "-worker-cmd PATH", "-window N", "-jsonl", "JSON Lines", "Exit status"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("usage lacks %q:\n%s", w, out.String())
 		}

@@ -1,6 +1,7 @@
 // Command poold runs the tasks of a JSON task file on a pool of worker
 // processes and prints each result, with the PID of the worker that ran it,
-// as it finishes.
+// as it finishes. A JSON Lines task file (.jsonl, or --jsonl) is streamed:
+// read as it runs, in bounded memory.
 //
 //	poold [flags] TASKFILE
 //
@@ -56,16 +57,33 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version())
 		return exitOK
 	}
-	tf, err := loadTaskFile(cfg, stdin)
+	var j *job
+	if isStream(cfg) {
+		j, err = openStream(cfg, stdin)
+	} else {
+		j, err = loadTaskFile(cfg, stdin)
+	}
 	if err != nil {
 		printError(stderr, err)
 		return exitUsage
 	}
-	return execute(cfg, tf, stdout, stderr)
+	return execute(cfg, j, stdout, stderr)
 }
 
-// loadTaskFile reads and checks the task file named on the command line.
-func loadTaskFile(cfg *config, stdin io.Reader) (*TaskFile, error) {
+// knownNames lists the task names the workers will know, for checking task
+// files; nil when a --worker-cmd program runs the tasks, since it may know
+// tasks that this binary does not: the pool then checks names against what
+// its workers announce.
+func knownNames(cfg *config) []string {
+	if cfg.workerCmd != "" {
+		return nil
+	}
+	return newRegistry().Names()
+}
+
+// loadTaskFile reads and checks the JSON task file named on the command
+// line.
+func loadTaskFile(cfg *config, stdin io.Reader) (*job, error) {
 	name := cfg.taskFile
 	var data []byte
 	var err error
@@ -78,13 +96,45 @@ func loadTaskFile(cfg *config, stdin io.Reader) (*TaskFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the task file: %w", err)
 	}
-	// A --worker-cmd program may know tasks that this binary does not; the
-	// pool then checks names against what its workers announce.
-	var known []string
-	if cfg.workerCmd == "" {
-		known = newRegistry().Names()
+	tf, err := ParseTaskFile(name, data, knownNames(cfg))
+	if err != nil {
+		return nil, err
 	}
-	return ParseTaskFile(name, data, known)
+	return &job{src: sliceSource(tf.Entries), tf: tf, window: cfg.window}, nil
+}
+
+// defaultWindowPerWorker sets a stream's default window: enough tasks in
+// flight to keep every worker busy, few enough to keep memory flat.
+const defaultWindowPerWorker = 64
+
+// openStream opens the JSON Lines task file named on the command line. Its
+// first read happens here, so that a file that cannot be read is an error
+// before anything starts; the rest is read as the tasks run.
+func openStream(cfg *config, stdin io.Reader) (*job, error) {
+	name := cfg.taskFile
+	var r io.Reader = stdin
+	var closer io.Closer
+	if name == "-" {
+		name = "stdin"
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading the task file: %w", err)
+		}
+		r, closer = f, f
+	}
+	lr := newLineReader(r, maxLineLen)
+	if _, err := lr.r.Peek(1); err != nil && !errors.Is(err, io.EOF) {
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, fmt.Errorf("reading the task file: %w", err)
+	}
+	window := cfg.window
+	if window == 0 {
+		window = defaultWindowPerWorker * cfg.workers
+	}
+	return &job{src: streamSource(lr, closer, knownNames(cfg)), stream: name, window: window}, nil
 }
 
 // printError prints err with "poold: " before each of its lines.

@@ -45,12 +45,16 @@ func TestScripts(t *testing.T) {
 			// Workers inherit the environment: this marks the ones a script
 			// started, for noworkers.
 			env.Setenv("POOLD_SCRIPT_ID", env.WorkDir)
+			// Under -race every process sleeps 1 s at exit, so that racing
+			// goroutines can still report; a script starts dozens of them.
+			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode":     cmdExitcode,
 			"checkresults": cmdCheckResults,
 			"noworkers":    cmdNoWorkers,
+			"echolines":    cmdEchoLines,
 		},
 	})
 }
@@ -236,6 +240,21 @@ func parentPID(ts *testscript.TestScript) int {
 	pid, err := strconv.Atoi(m[1])
 	ts.Check(err)
 	return pid
+}
+
+// echolines N FILE writes a JSON Lines task file of N echo tasks, task i
+// echoing i.
+func cmdEchoLines(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: echolines N FILE")
+	}
+	n, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "{\"func\": \"echo\", \"args\": {\"value\": %d}}\n", i)
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(b.String()), 0o666))
 }
 
 // noworkers checks that no process that a command of this script started

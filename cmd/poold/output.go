@@ -25,7 +25,9 @@ type outcome struct {
 }
 
 type header struct {
-	Tasks, Workers, CPUs, PID int
+	Tasks              int    // -1 for a stream, whose length is unknown
+	Stream             string // a stream's name
+	Workers, CPUs, PID int
 }
 
 type summary struct {
@@ -56,7 +58,20 @@ type textReporter struct {
 	idWidth, funcWidth int
 }
 
+// Column widths for a stream, whose ids and names are not known in advance:
+// room for the default ids of a million entries and the built-ins' names.
+// Longer ones shift the columns after them.
+const (
+	streamIDWidth   = 7
+	streamFuncWidth = 6
+)
+
+// newTextReporter sizes the columns for the entries of tf; nil for a
+// stream.
 func newTextReporter(w io.Writer, tf *TaskFile) *textReporter {
+	if tf == nil {
+		return &textReporter{w: w, idWidth: streamIDWidth, funcWidth: streamFuncWidth}
+	}
 	r := &textReporter{w: w, idWidth: len("ID"), funcWidth: len("FUNC")}
 	for _, e := range tf.Entries {
 		r.funcWidth = max(r.funcWidth, len(e.Func))
@@ -316,8 +331,12 @@ func formatDuration(d time.Duration) string {
 }
 
 func writeHeader(w io.Writer, h header) {
+	tasks := plural(h.Tasks, "task")
+	if h.Tasks < 0 {
+		tasks = "streaming tasks from " + h.Stream
+	}
 	fmt.Fprintf(w, "poold: %s on %s (%s), parent pid %d\n",
-		plural(h.Tasks, "task"), plural(h.Workers, "worker"), plural(h.CPUs, "CPU"), h.PID)
+		tasks, plural(h.Workers, "worker"), plural(h.CPUs, "CPU"), h.PID)
 }
 
 func writeSummary(w io.Writer, s summary) {

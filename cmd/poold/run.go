@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,45 +19,66 @@ import (
 	"github.com/poold/poold"
 )
 
-// execute runs a checked task file on a new pool and reports every result.
-func execute(cfg *config, tf *TaskFile, stdout, stderr io.Writer) int {
+// job is what to run: the entries of a checked task file, or a stream.
+type job struct {
+	src    *source
+	tf     *TaskFile // a checked file; nil for a stream
+	stream string    // a stream's name, for the header
+	window int       // most results in flight at once; 0: no limit
+}
+
+// execute runs a job's entries on a new pool and reports every result.
+func execute(cfg *config, j *job, stdout, stderr io.Writer) int {
 	start := time.Now()
+	defer j.src.Stop()
 	// The logger (from pool goroutines) and the reporter share stderr.
 	stderr = &lockedWriter{w: stderr}
-	var rep reporter = newTextReporter(stdout, tf)
+	// Results are written in batches: the runner flushes whenever it would
+	// wait, so each is out as soon as nothing else is ready.
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	defer out.Flush()
+	var rep reporter = newTextReporter(out, j.tf)
 	if cfg.json {
-		rep = newJSONReporter(stdout, stderr)
+		rep = newJSONReporter(out, stderr)
 	}
-	rep.Header(header{Tasks: tf.Results, Workers: cfg.workers, CPUs: runtime.NumCPU(), PID: os.Getpid()})
+	h := header{Tasks: -1, Stream: j.stream, Workers: cfg.workers, CPUs: runtime.NumCPU(), PID: os.Getpid()}
+	if j.tf != nil {
+		h.Tasks = j.tf.Results
+	}
+	rep.Header(h)
+	out.Flush()
 
 	in := watchSignals()
 	defer in.stop()
 
-	r := &runner{tf: tf, rep: rep, emitted: make([]bool, tf.Results)}
-	if tf.Results > 0 { // an empty list needs no workers
-		r.log = hclog.New(&hclog.LoggerOptions{Name: "poold", Level: cfg.logLevel, Output: stderr})
-		p, err := poold.New(in.ctx, poolOptions(cfg, r.log)...)
-		switch {
-		case err != nil && in.signal() != 0:
+	r := &runner{
+		cfg: cfg, rep: rep, out: out, window: j.window,
+		log: hclog.New(&hclog.LoggerOptions{Name: "poold", Level: cfg.logLevel, Output: stderr}),
+	}
+	r.run(in.ctx, j.src)
+	if r.startErr != nil {
+		out.Flush()
+		if in.signal() != 0 {
 			fmt.Fprintln(stderr, "poold: interrupted while starting the workers")
 			return exitCode(in.signal())
-		case err != nil:
-			fmt.Fprintln(stderr, err) // "poold: worker could not start: ..."
-			return exitFailed
 		}
-		r.pool = p
-		r.run(in.ctx)
+		fmt.Fprintln(stderr, r.startErr) // "poold: worker could not start: ..."
+		return exitFailed
 	}
 
-	s := summary{Tasks: tf.Results, OK: r.ok, Failed: r.failed, PIDs: len(r.pids), Wall: time.Since(start), Signal: in.signal()}
+	s := summary{Tasks: r.ok + r.failed, OK: r.ok, Failed: r.failed, PIDs: len(r.pids), Wall: time.Since(start), Signal: in.signal()}
 	if r.pool != nil {
 		s.WorkersStarted = r.pool.Stats().WorkersStarted
 	}
 	rep.Summary(s)
+	out.Flush()
+	if r.readErr != nil {
+		fmt.Fprintf(stderr, "poold: reading %s stopped early: %v\n", j.stream, r.readErr)
+	}
 	switch {
 	case s.Signal != 0:
 		return exitCode(s.Signal)
-	case r.failed > 0:
+	case r.failed > 0 || r.readErr != nil:
 		return exitFailed
 	default:
 		return exitOK
@@ -85,77 +107,163 @@ func poolOptions(cfg *config, logger hclog.Logger) []poold.Option {
 
 // event says that results of an entry are ready.
 type event struct {
-	entry   int                      // index in TaskFile.Entries
+	entry   int                      // the entry's Pos
 	item    *poold.Result[poold.Raw] // a map item that succeeded
 	mapDone bool                     // every item of a map entry is done
 }
 
-// runner submits the entries of a task file and reports their results in
-// the order they finish.
-type runner struct {
-	tf   *TaskFile
-	rep  reporter
-	pool *poold.Pool
-	log  hclog.Logger
-
-	events  chan event
-	applies []*poold.AsyncResult[poold.Raw] // by entry, for tasks
-	maps    []*poold.MapResult[poold.Raw]   // by entry, for map entries
-
-	emitted     []bool // by output index
-	remaining   int    // results not yet reported
-	mapsPending int    // map entries whose mapDone event has not arrived
-	ok, failed  int
-	pids        map[int]bool
+// flight is an entry submitted to the pool whose results are not all in.
+type flight struct {
+	e       *Entry
+	apply   *poold.AsyncResult[poold.Raw] // a task
+	m       *poold.MapResult[poold.Raw]   // a map entry
+	emitted []bool                        // a map entry's items already reported
 }
 
-// run submits everything, then reports results until the last one is in.
-// When ctx ends (a signal), it stops submitting and terminates the pool:
-// the unfinished tasks then fail with kind terminated and are reported too.
-func (r *runner) run(ctx context.Context) {
-	n := len(r.tf.Entries)
+// runner submits entries as they come and reports their results in the
+// order they finish.
+type runner struct {
+	cfg    *config
+	rep    reporter
+	out    *bufio.Writer // the reporter's buffered output
+	log    hclog.Logger
+	window int // most results in flight; 0: no limit
+	pool   *poold.Pool
+
+	events  chan event
+	flights map[int]*flight // by Entry.Pos
+	pending int             // results submitted and not yet reported
+
+	ok, failed int
+	pids       map[int]bool
+	startErr   error // the workers could not start
+	readErr    error // the input ended early
+}
+
+// run submits the entries of src, keeping at most r.window results in
+// flight, and reports results until the last one is in. The pool starts
+// with the first entry that needs it, so that an input with nothing to run
+// starts no worker. When ctx ends (a signal), it stops submitting and
+// terminates the pool: the unfinished tasks then fail with kind terminated
+// and are reported too. A stream is read no further then; the rest of a
+// checked file is reported as terminated.
+func (r *runner) run(ctx context.Context, src *source) {
 	// Callbacks run one at a time on a pool goroutine; the buffer lets them
 	// go on while this goroutine writes output.
 	r.events = make(chan event, 1024)
-	r.applies = make([]*poold.AsyncResult[poold.Raw], n)
-	r.maps = make([]*poold.MapResult[poold.Raw], n)
-	r.remaining = r.tf.Results
+	r.flights = make(map[int]*flight)
 	r.pids = make(map[int]bool)
 
-	// Submitting is quick (nothing waits for a worker), and events are read
-	// only after it, so the handle an event refers to is always stored.
-	for i, e := range r.tf.Entries {
-		if ctx.Err() != nil {
-			r.fail(e, poold.KindTerminated, "interrupted before the task was submitted")
-			continue
+	entries := src.C
+	interrupted := ctx.Done()
+	stopped := false
+	var terminated chan struct{}
+	for entries != nil || len(r.flights) > 0 {
+		next := entries
+		if !stopped && r.window > 0 && r.pending >= r.window {
+			next = nil // wait for a result before reading on
 		}
-		if err := r.submit(i, e); err != nil {
+		w := r.wait(next, interrupted)
+		switch {
+		case w.signal:
+			interrupted, stopped = nil, true
+			if !src.Drain {
+				src.Stop()
+				entries = nil
+			}
+			if r.pool != nil {
+				// Terminate waits for the workers to exit; results keep
+				// coming in meanwhile, so it must not block this loop.
+				terminated = make(chan struct{})
+				go func() {
+					r.pool.Terminate()
+					close(terminated)
+				}()
+			}
+		case w.isEntry && w.entry == nil: // the end of the input
+			entries = nil
+			r.readErr = src.Err()
+			if r.pool != nil {
+				// Nothing more will come: workers exit as soon as the
+				// queue is empty.
+				r.pool.Close()
+			}
+		case w.isEntry:
+			if !r.take(ctx, w.entry, stopped) {
+				src.Stop()
+				return
+			}
+		default:
+			r.handle(w.ev)
+		}
+	}
+	if terminated != nil {
+		<-terminated
+	}
+	if r.pool != nil {
+		r.join()
+	}
+}
+
+// waited is what runner.wait got: an entry (nil when the input ended), an
+// event, or a signal.
+type waited struct {
+	isEntry bool
+	entry   *Entry
+	ev      event
+	signal  bool
+}
+
+// wait returns the next thing to do. Before it blocks, it flushes the
+// output: results are written in batches, but never held back.
+func (r *runner) wait(next <-chan *Entry, interrupted <-chan struct{}) waited {
+	for block := false; ; block = true {
+		if block {
+			r.out.Flush()
+			select {
+			case e := <-next:
+				return waited{isEntry: true, entry: e}
+			case ev := <-r.events:
+				return waited{ev: ev}
+			case <-interrupted:
+				return waited{signal: true}
+			}
+		}
+		select {
+		case e := <-next:
+			return waited{isEntry: true, entry: e}
+		case ev := <-r.events:
+			return waited{ev: ev}
+		case <-interrupted:
+			return waited{signal: true}
+		default:
+		}
+	}
+}
+
+// take runs or reports one entry; false if the workers could not start.
+func (r *runner) take(ctx context.Context, e *Entry, stopped bool) bool {
+	switch {
+	case stopped:
+		r.fail(e, poold.KindTerminated, "interrupted before the task was submitted")
+	case e.Bad != "":
+		r.fail(e, poold.KindBadTask, e.Bad)
+	case e.Count() == 0:
+		// An empty map entry: no result, and no reason to start a worker.
+	default:
+		if r.pool == nil {
+			p, err := poold.New(ctx, poolOptions(r.cfg, r.log)...)
+			if err != nil {
+				r.startErr = err
+				return false
+			}
+			r.pool = p
+		}
+		if err := r.submit(e); err != nil {
 			r.fail(e, submitKind(err), submitMessage(err))
 		}
 	}
-	// Nothing more will come: workers exit as soon as the queue is empty.
-	r.pool.Close()
-
-	interrupted := ctx.Done()
-	terminated := make(chan struct{})
-	for r.remaining > 0 || r.mapsPending > 0 {
-		select {
-		case ev := <-r.events:
-			r.handle(ev)
-		case <-interrupted:
-			interrupted = nil
-			// Terminate waits for the workers to exit; results keep coming
-			// in meanwhile, so it must not block this loop.
-			go func() {
-				r.pool.Terminate()
-				close(terminated)
-			}()
-		}
-	}
-	if interrupted == nil {
-		<-terminated
-	}
-	r.join()
+	return true
 }
 
 // joinGrace bounds the wait for workers to exit once every result is in:
@@ -175,11 +283,14 @@ func (r *runner) join() {
 	r.pool.Terminate()
 }
 
-// submit hands entry i to the pool. Its results arrive as events: one per
+// submit hands an entry to the pool. Its results arrive as events: one per
 // task (whose result the handle then gives), one per map item that
 // succeeds, and one when a whole map is done, which covers the failed items
-// (OnError does not say which item failed).
-func (r *runner) submit(i int, e *Entry) error {
+// (OnError does not say which item failed). Events are read on this
+// goroutine only after submit returns, so the flight an event refers to is
+// always stored.
+func (r *runner) submit(e *Entry) error {
+	pos := e.Pos
 	var opts []poold.CallOption
 	if e.Timeout > 0 {
 		opts = append(opts, poold.Timeout(e.Timeout))
@@ -187,8 +298,9 @@ func (r *runner) submit(i int, e *Entry) error {
 	if e.HasRetries {
 		opts = append(opts, poold.Retries(e.Retries))
 	}
+	f := &flight{e: e}
 	if !e.IsMap {
-		done := func() { r.events <- event{entry: i} }
+		done := func() { r.events <- event{entry: pos} }
 		opts = append(opts,
 			poold.OnSuccess(func(poold.Result[poold.Raw]) { done() }),
 			poold.OnError(func(error) { done() }))
@@ -196,25 +308,26 @@ func (r *runner) submit(i int, e *Entry) error {
 		if err != nil {
 			return err
 		}
-		r.applies[i] = a
-		return nil
+		f.apply = a
+	} else {
+		if e.ChunkSize > 0 {
+			opts = append(opts, poold.ChunkSize(e.ChunkSize))
+		}
+		opts = append(opts, poold.OnSuccess(func(res poold.Result[poold.Raw]) {
+			r.events <- event{entry: pos, item: &res}
+		}))
+		m, err := r.pool.MapAsync(e.Func, e.MapArgs, opts...)
+		if err != nil {
+			return err
+		}
+		f.m, f.emitted = m, make([]bool, e.Count())
+		go func() {
+			<-m.Done()
+			r.events <- event{entry: pos, mapDone: true}
+		}()
 	}
-	if e.ChunkSize > 0 {
-		opts = append(opts, poold.ChunkSize(e.ChunkSize))
-	}
-	opts = append(opts, poold.OnSuccess(func(res poold.Result[poold.Raw]) {
-		r.events <- event{entry: i, item: &res}
-	}))
-	m, err := r.pool.MapAsync(e.Func, e.MapArgs, opts...)
-	if err != nil {
-		return err
-	}
-	r.maps[i] = m
-	r.mapsPending++
-	go func() {
-		<-m.Done()
-		r.events <- event{entry: i, mapDone: true}
-	}()
+	r.flights[pos] = f
+	r.pending += e.Count()
 	return nil
 }
 
@@ -241,41 +354,50 @@ func submitMessage(err error) string {
 }
 
 func (r *runner) handle(ev event) {
-	e := r.tf.Entries[ev.entry]
+	f := r.flights[ev.entry]
 	switch {
 	case ev.item != nil:
-		r.emit(e, ev.item.Index, *ev.item)
+		r.emit(f, ev.item.Index, *ev.item)
 	case ev.mapDone:
-		r.mapsPending--
-		// Done is closed, so Get returns at once.
-		results, _ := r.maps[ev.entry].Get(context.Background())
+		// Done is closed, so Get returns at once. Every item's event came
+		// before this one: the map is done only after its callbacks ran.
+		results, _ := f.m.Get(context.Background())
 		for j, res := range results {
-			r.emit(e, j, res)
+			r.emit(f, j, res)
 		}
+		delete(r.flights, ev.entry)
 	default:
-		res, _ := r.applies[ev.entry].Get(context.Background())
-		r.emit(e, 0, res)
+		// The callback sends the event just before the result is ready.
+		res, _ := f.apply.Get(context.Background())
+		r.emit(f, 0, res)
+		delete(r.flights, ev.entry)
 	}
+}
+
+// emit reports result j of a submitted entry, once.
+func (r *runner) emit(f *flight, j int, res poold.Result[poold.Raw]) {
+	if f.emitted != nil {
+		if f.emitted[j] {
+			return
+		}
+		f.emitted[j] = true
+	}
+	r.pending--
+	r.report(f.e, j, res)
 }
 
 // fail reports every result of an entry that never reached a worker.
 func (r *runner) fail(e *Entry, kind poold.Kind, msg string) {
 	for j := range e.Count() {
-		r.emit(e, j, poold.Result[poold.Raw]{
+		r.report(e, j, poold.Result[poold.Raw]{
 			Func: e.Func,
 			Err:  &poold.TaskError{Kind: kind, Func: e.Func, Message: msg},
 		})
 	}
 }
 
-// emit reports result j of entry e, once.
-func (r *runner) emit(e *Entry, j int, res poold.Result[poold.Raw]) {
-	index := e.First + j
-	if r.emitted[index] {
-		return
-	}
-	r.emitted[index] = true
-	r.remaining--
+// report counts and prints result j of entry e.
+func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw]) {
 	if res.Func == "" {
 		res.Func = e.Func
 	}
@@ -287,7 +409,7 @@ func (r *runner) emit(e *Entry, j int, res poold.Result[poold.Raw]) {
 	if res.PID != 0 {
 		r.pids[res.PID] = true
 	}
-	r.rep.Result(outcome{ID: e.ResultID(j), Index: index, Res: res})
+	r.rep.Result(outcome{ID: e.ResultID(j), Index: e.First + j, Res: res})
 }
 
 // signals turns the first SIGINT or SIGTERM into the end of a context, and

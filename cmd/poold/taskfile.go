@@ -33,6 +33,11 @@ type Entry struct {
 	ChunkSize  int // a map entry's chunk size; 0: the pool's default
 
 	First int // the output index of the entry's first result
+
+	// Bad, when not empty, says what is wrong with an entry of a streamed
+	// (JSON Lines) file: it is not run, and its one result fails with kind
+	// bad_task and this message. A checked file has no bad entries.
+	Bad string
 }
 
 // Count is the number of results the entry produces.
@@ -176,10 +181,15 @@ type parser struct {
 	known       []string
 	problems    []string
 	funcProblem bool // a func was missing or unknown: list the known names
+	bare        bool // problems without the entry's name (a JSON Lines entry says its line once)
 }
 
 func (p *parser) addf(where, format string, a ...any) {
-	p.problems = append(p.problems, where+": "+fmt.Sprintf(format, a...))
+	msg := fmt.Sprintf(format, a...)
+	if !p.bare {
+		msg = where + ": " + msg
+	}
+	p.problems = append(p.problems, msg)
 }
 
 // entry checks one entry and returns it, with ok false if it has problems
