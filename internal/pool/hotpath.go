@@ -25,9 +25,6 @@ const (
 	// that long tasks never queue behind each other while a worker idles.
 	shortJob = time.Millisecond
 	longJob  = 5 * time.Millisecond
-
-	// unknownPerTask: a new worker's tasks have not proved short yet.
-	unknownPerTask = time.Hour
 )
 
 // dispatchLocked moves queued jobs to workers: to idle workers first, then,
@@ -36,7 +33,7 @@ const (
 func (p *Pool) dispatchLocked() {
 	for p.qhead < len(p.queue) {
 		j := p.queue[p.qhead]
-		w := p.pickLocked(len(j.tasks))
+		w := p.pickLocked(j)
 		if w == nil {
 			break
 		}
@@ -78,11 +75,13 @@ func (w *worker) budgetLocked() int {
 	return math.MaxInt
 }
 
-// pickLocked chooses the worker for a job of n tasks: an idle worker if there
-// is one; else a busy worker only if its tasks have proved short enough that
-// n of them would take under shortJob, so that a job never waits in one
-// worker's pipe behind a long one while another worker could soon run it.
-func (p *Pool) pickLocked(n int) *worker {
+// pickLocked chooses the worker for j: an idle worker if there is one; else a
+// busy worker only if tasks of j's function have proved short enough that j
+// would take under shortJob, so that a job never waits in one worker's pipe
+// behind a long one while another worker could soon run it.
+func (p *Pool) pickLocked(j *job) *worker {
+	per, known := p.perTask[j.fn]
+	short := known && time.Duration(len(j.tasks))*per < shortJob
 	var best *worker
 	for _, w := range p.slots {
 		if w == nil || !w.ready || w.stopping || w.blame != nil {
@@ -92,7 +91,7 @@ func (p *Pool) pickLocked(n int) *worker {
 		if k == 0 {
 			return w
 		}
-		if k < w.window && time.Duration(n)*w.perTask < shortJob && (best == nil || k < len(best.inflight)) {
+		if short && k < w.window && (best == nil || k < len(best.inflight)) {
 			best = w
 		}
 	}
@@ -331,7 +330,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 
 	// Deepen the pipeline only for short jobs (measured in the worker, so
 	// queueing behind other jobs does not count), and keep an average of the
-	// time per task, to judge the next jobs by.
+	// time per task of each function, to judge its next jobs by.
 	busy := time.Duration(r.Items[len(r.Items)-1].End - r.Items[0].Start)
 	if busy < shortJob {
 		w.window = min(w.window*2, p.cfg.MaxWindow)
@@ -339,10 +338,10 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 		w.window = 1
 	}
 	per := max(busy/time.Duration(len(r.Items)), 0)
-	if w.perTask == unknownPerTask || per > 4*w.perTask {
-		w.perTask = per // react at once to tasks growing long
+	if avg, ok := p.perTask[j.fn]; !ok || per > 4*avg {
+		p.perTask[j.fn] = per // react at once to tasks growing long
 	} else {
-		w.perTask += (per - w.perTask) / 8
+		p.perTask[j.fn] = avg + (per-avg)/8
 	}
 	var retry []*job
 	var retried []bool // by item: queued again rather than finished

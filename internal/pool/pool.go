@@ -47,7 +47,8 @@ type Pool struct {
 	exited       chan struct{}
 	dirty        []*worker // workers with jobs to write once p.mu is released
 	stats        Stats
-	funcs        map[string]bool // the task names the workers announced
+	funcs        map[string]bool          // the task names the workers announced
+	perTask      map[string]time.Duration // average time per task of each function, measured in the workers
 	names        []string
 }
 
@@ -75,6 +76,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 
 		slotStarting: make([]bool, cfg.Workers),
 		exited:       make(chan struct{}),
+		perTask:      make(map[string]time.Duration),
 	}
 	p.cond = sync.NewCond(&p.mu)
 	if cfg.MaxWorkerMemory > 0 {

@@ -302,3 +302,22 @@ func TestBadWorkerCommand(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Load balancing survives pipelining: after a flood of short tasks of
+// another function, a long task must not have short ones queued behind it in
+// its worker's pipe while the other worker could run them.
+func TestLongTaskDoesNotHoldShortOnes(t *testing.T) {
+	p := newTestPool(t, Config{Workers: 2})
+	warm := make([]any, 2000)
+	for i := range warm {
+		warm[i] = i
+	}
+	run(t, p, "echo", 1, warm...) // echo's tasks prove short: windows open
+	ts := run(t, p, "sleep_ms", 1, 1500, 100, 100, 100, 100, 100, 100)
+	long := value[int](t, ts[0])
+	for i, task := range ts[1:] {
+		if pid := value[int](t, task); pid == long {
+			t.Errorf("short task %d ran behind the long one on pid %d", i+1, pid)
+		}
+	}
+}

@@ -56,15 +56,14 @@ type worker struct {
 
 	// Guarded by p.mu.
 	ready      bool
-	inflight   []*job        // sent or about to be, oldest first; the head is running
-	window     int           // how many jobs may be in flight
-	assigned   int           // tasks ever dispatched to it, for MaxTasksPerWorker
-	stopping   bool          // no new jobs: stdin closes once the outbox is written
-	dirty      bool          // in p.dirty
-	perTask    time.Duration // average time per task, measured in the worker
-	headAt     time.Time     // when the head job started, as near as the parent can tell
-	deadline   *time.Timer   // kills the worker if the head job runs past its limit
-	startTimer *time.Timer   // kills the worker if its handshake is late
+	inflight   []*job      // sent or about to be, oldest first; the head is running
+	window     int         // how many jobs may be in flight
+	assigned   int         // tasks ever dispatched to it, for MaxTasksPerWorker
+	stopping   bool        // no new jobs: stdin closes once the outbox is written
+	dirty      bool        // in p.dirty
+	headAt     time.Time   // when the head job started, as near as the parent can tell
+	deadline   *time.Timer // kills the worker if the head job runs past its limit
+	startTimer *time.Timer // kills the worker if its handshake is late
 	peakRSS    int64
 	blame      *blame // set when the pool kills the worker on purpose
 }
@@ -142,17 +141,16 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	errW.Close()
 
 	w := &worker{
-		p:       p,
-		slot:    slot,
-		pid:     cmd.Process.Pid,
-		cmd:     cmd,
-		stdin:   inW,
-		stdout:  outR,
-		in:      ipc.NewReader(outR, cfg.MaxFrame),
-		out:     ipc.NewWriter(inW, cfg.MaxFrame),
-		window:  1,
-		perTask: unknownPerTask,
-		logged:  make(chan struct{}),
+		p:      p,
+		slot:   slot,
+		pid:    cmd.Process.Pid,
+		cmd:    cmd,
+		stdin:  inW,
+		stdout: outR,
+		in:     ipc.NewReader(outR, cfg.MaxFrame),
+		out:    ipc.NewWriter(inW, cfg.MaxFrame),
+		window: 1,
+		logged: make(chan struct{}),
 	}
 	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
 	w.stderr = errR
