@@ -49,7 +49,7 @@ func (p *Pool) dispatchLocked() {
 		w.inflight = append(w.inflight, j)
 		w.assigned += len(j.tasks)
 		if len(w.inflight) == 1 {
-			p.headChangedLocked(w, time.Now())
+			p.headChangedLocked(w)
 		}
 		for _, t := range j.tasks {
 			t.Attempts++
@@ -165,7 +165,7 @@ func (w *worker) write(j *job) bool {
 		if x == j {
 			w.inflight = append(w.inflight[:i], w.inflight[i+1:]...)
 			if i == 0 {
-				w.p.headChangedLocked(w, time.Now())
+				w.p.headChangedLocked(w)
 			}
 			break
 		}
@@ -312,7 +312,6 @@ func (w *worker) handshake(m *ipc.Message) error {
 // onResult resolves the job at the head of w's in-flight list. A result for
 // any other job is a protocol error: a worker answers in order.
 func (p *Pool) onResult(w *worker, r *ipc.Result) error {
-	now := time.Now()
 	p.mu.Lock()
 	if len(w.inflight) == 0 || w.inflight[0].id != r.ID {
 		p.mu.Unlock()
@@ -325,7 +324,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	}
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
-	p.headChangedLocked(w, now)
+	p.headChangedLocked(w)
 	p.stats.TasksDone += len(j.tasks)
 
 	// Deepen the pipeline only for short jobs (measured in the worker, so
@@ -516,12 +515,10 @@ func (p *Pool) newJobLocked(fn string, timeout time.Duration, ts ...*Task) *job 
 	return &job{id: p.nextJob, fn: fn, timeout: timeout, tasks: ts}
 }
 
-// headChangedLocked notes that w started its next job at about now (a worker
-// starts a job as soon as it has written the result before it) and arms the
-// job's deadline. The timer names the job: if it fires after that job has
+// headChangedLocked arms the deadline of w's new head job, which starts about
+// now (a worker starts a job as soon as it has written the result before it). The timer names the job: if it fires after that job has
 // finished, it does nothing, so a kill never hits the task that runs next.
-func (p *Pool) headChangedLocked(w *worker, now time.Time) {
-	w.headAt = now
+func (p *Pool) headChangedLocked(w *worker) {
 	if w.deadline != nil {
 		w.deadline.Stop()
 		w.deadline = nil

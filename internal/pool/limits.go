@@ -39,7 +39,6 @@ func (p *Pool) watchMemory() {
 					b.jobID = w.inflight[0].id
 				}
 				w.blame = b
-				w.peakRSS = peak
 			}
 			p.mu.Unlock()
 			w.signal(syscall.SIGKILL)

@@ -61,11 +61,9 @@ type worker struct {
 	assigned   int         // tasks ever dispatched to it, for MaxTasksPerWorker
 	stopping   bool        // no new jobs: stdin closes once the outbox is written
 	dirty      bool        // in p.dirty
-	headAt     time.Time   // when the head job started, as near as the parent can tell
 	deadline   *time.Timer // kills the worker if the head job runs past its limit
 	startTimer *time.Timer // kills the worker if its handshake is late
-	peakRSS    int64
-	blame      *blame // set when the pool kills the worker on purpose
+	blame      *blame      // set when the pool kills the worker on purpose
 }
 
 // blame says why the pool killed a worker, and which job it meant: a kill
