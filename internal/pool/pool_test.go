@@ -203,7 +203,7 @@ func TestOutputCaptured(t *testing.T) {
 func TestParallelNotSerial(t *testing.T) {
 	p := newTestPool(t, Config{Workers: 4})
 	start := time.Now()
-	ts := run(t, p, "sleep_ms", 1, 300, 300, 300, 300, 300)
+	ts := run(t, p, "sleep_ms", 1, 500, 500, 500, 500, 500)
 	el := time.Since(start)
 	pids := map[int]bool{}
 	for _, task := range ts {
@@ -212,8 +212,9 @@ func TestParallelNotSerial(t *testing.T) {
 	if len(pids) != 4 {
 		t.Errorf("5 sleeps ran on %d workers, want 4", len(pids))
 	}
-	if el < 550*time.Millisecond || el > 1400*time.Millisecond {
-		t.Errorf("5 sleeps of 300 ms on 4 workers took %v, want about 600 ms", el)
+	// Two rounds: about 1 s. In series it would be 2.5 s; one round, 0.5 s.
+	if el < 950*time.Millisecond || el > 2200*time.Millisecond {
+		t.Errorf("5 sleeps of 500 ms on 4 workers took %v, want about 1 s", el)
 	}
 }
 
