@@ -174,14 +174,20 @@ func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R
 // task builds the internal task for one argument. An argument that cannot be
 // encoded gives a task already failed, which settle reports like any other.
 func (c *call[R]) task(args any) (t *pool.Task, ok bool) {
-	t = &pool.Task{Func: c.name, Timeout: c.cfg.timeout, Retries: c.cfg.retries}
+	t = new(pool.Task)
+	return t, c.fill(t, args)
+}
+
+// fill sets up t for one argument, as task does.
+func (c *call[R]) fill(t *pool.Task, args any) (ok bool) {
+	t.Func, t.Timeout, t.Retries = c.name, c.cfg.timeout, c.cfg.retries
 	raw, err := encodeArgs(args)
 	if err != nil {
 		t.Err = &TaskError{Kind: KindEncode, Func: c.name, Message: "encoding the arguments: " + err.Error()}
-		return t, false
+		return false
 	}
 	t.Args = []byte(raw)
-	return t, true
+	return true
 }
 
 // settle stores a finished task's result in *dst, runs the callback, then
@@ -227,12 +233,14 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 		return nil, err
 	}
 	a := &AsyncResult[R]{done: make(chan struct{})}
-	t, ok := c.task(args)
+	t := &a.task
+	ok := c.fill(t, args)
 	t.Done = func(t *pool.Task) { c.settle(t, 0, &a.res, func() { close(a.done) }) }
+	one := []*pool.Task{t}
 	if ok {
-		err = c.submit([]*pool.Task{t}, nil, 1)
+		err = c.submit(one, nil, 1)
 	} else {
-		err = c.submit(nil, []*pool.Task{t}, 1)
+		err = c.submit(nil, one, 1)
 	}
 	if err != nil {
 		return nil, err

@@ -38,6 +38,7 @@ func (r Result[R]) Duration() time.Duration { return r.End.Sub(r.Start) }
 type AsyncResult[R any] struct {
 	done chan struct{}
 	res  Result[R]
+	task pool.Task // in the same allocation as the result
 }
 
 // Get waits for the task and returns its result, with the task's error
@@ -147,7 +148,7 @@ func firstErr[R any](rs []Result[R]) error {
 func resultOf[R any](t *pool.Task, index int, decode func(Raw, *R) error) Result[R] {
 	r := Result[R]{
 		Err: t.Err, Index: index, Func: t.Func, PID: t.PID, Worker: t.Worker,
-		Attempts: t.Attempts, Start: t.Start, End: t.End, Output: t.Output,
+		Attempts: t.Attempts, Start: unixTime(t.Start), End: unixTime(t.End), Output: t.Output,
 	}
 	if r.Err == nil {
 		if err := decode(Raw(t.Value), &r.Value); err != nil {
@@ -156,6 +157,15 @@ func resultOf[R any](t *pool.Task, index int, decode func(Raw, *R) error) Result
 		}
 	}
 	return r
+}
+
+// unixTime turns the pool's unix nanoseconds into a time; 0 (unknown) stays
+// the zero time.
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 func decodeRaw(raw Raw, v *Raw) error { *v = raw; return nil }

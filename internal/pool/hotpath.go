@@ -367,7 +367,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 			continue
 		}
 		t.PID, t.Worker = w.pid, w.slot
-		t.Start, t.End = time.Unix(0, it.Start), time.Unix(0, it.End)
+		t.Start, t.End = it.Start, it.End
 		t.Output = it.Output
 		if it.OK {
 			t.Value = it.Value
@@ -512,7 +512,13 @@ func (p *Pool) retryableLocked(t *Task) bool {
 
 func (p *Pool) newJobLocked(fn string, timeout time.Duration, ts ...*Task) *job {
 	p.nextJob++
-	return &job{id: p.nextJob, fn: fn, timeout: timeout, tasks: ts}
+	j := &job{id: p.nextJob, fn: fn, timeout: timeout}
+	if len(ts) == 1 {
+		j.one[0] = ts[0]
+		ts = j.one[:]
+	}
+	j.tasks = ts
+	return j
 }
 
 // headChangedLocked arms the deadline of w's new head job, which starts about

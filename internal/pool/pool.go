@@ -183,7 +183,7 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 	var bad []*Task
 	for len(tasks) > 0 {
 		n := min(chunk, len(tasks))
-		j := &job{fn: fn, tasks: make([]*Task, 0, n)}
+		j := newJob(fn, n)
 		size := 0
 		for _, t := range tasks[:n] {
 			if msg := p.checkArgs(t); msg != "" {
@@ -194,7 +194,7 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 			// A chunk may not outgrow a frame: start another one instead.
 			if size += len(t.Args); size > p.cfg.MaxFrame/2 && len(j.tasks) > 0 {
 				p.pushLocked(j)
-				j = &job{fn: fn, tasks: make([]*Task, 0, n)}
+				j = newJob(fn, n)
 				size = len(t.Args)
 			}
 			t.Func = fn
@@ -212,6 +212,17 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 		t.finish()
 	}
 	return nil
+}
+
+// newJob returns an empty job with room for n tasks.
+func newJob(fn string, n int) *job {
+	j := &job{fn: fn}
+	if n == 1 {
+		j.tasks = j.one[:0]
+	} else {
+		j.tasks = make([]*Task, 0, n)
+	}
+	return j
 }
 
 func (p *Pool) pushLocked(j *job) {

@@ -27,8 +27,8 @@ type Task struct {
 	PID      int
 	Worker   int // the worker slot, 0 ≤ Worker < Config.Workers
 	Attempts int
-	Start    time.Time
-	End      time.Time
+	Start    int64 // unix nanoseconds, in the worker; 0 if the task never started
+	End      int64
 	Output   []byte
 
 	finished atomic.Bool
@@ -40,6 +40,7 @@ type job struct {
 	fn      string
 	timeout time.Duration
 	tasks   []*Task
+	one     [1]*Task  // backs tasks for a job of one task: no second allocation
 	sent    time.Time // when the writer handed it to the pipe
 }
 
@@ -61,7 +62,7 @@ func (t *Task) fail(kind Kind, msg string, pid int, cause error) {
 		t.PID = pid
 	}
 	t.Err = &TaskError{Kind: kind, Func: t.Func, Message: msg, PID: pid, Attempts: t.Attempts, Cause: cause}
-	if t.End.IsZero() {
-		t.End = time.Now()
+	if t.End == 0 {
+		t.End = time.Now().UnixNano()
 	}
 }
