@@ -313,6 +313,10 @@ func (w *worker) handshake(m *ipc.Message) error {
 // any other job is a protocol error: a worker answers in order.
 func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	p.mu.Lock()
+	if p.state == terminated {
+		p.mu.Unlock() // Terminate has settled every task already
+		return nil
+	}
 	if len(w.inflight) == 0 || w.inflight[0].id != r.ID {
 		p.mu.Unlock()
 		return fmt.Errorf("%w: result for job %d, which the worker was not running", ipc.ErrMalformed, r.ID)
