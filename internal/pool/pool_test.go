@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/go-hclog"
 	"os"
 	"strings"
 	"sync"
@@ -48,6 +49,15 @@ func testRegistry() *tasks.Registry {
 		fmt.Print(s)
 		fmt.Fprint(os.Stderr, "E")
 		return n, nil
+	}))
+	r.Register("big", tasks.Typed(func(_ context.Context, n int) (string, error) { return strings.Repeat("b", n), nil }))
+	r.Register("stderr", tasks.Typed(func(context.Context, struct{}) (int, error) {
+		os.Stderr.Write([]byte("\x00\xff\xfe not utf-8 \x80\n"))
+		os.Stderr.Write([]byte("{not json\n"))
+		os.Stderr.Write([]byte(strings.Repeat("long ", 20000) + "\n"))
+		os.Stderr.Write([]byte(`{"@level":"error","@message":"structured hello","answer":42}` + "\n"))
+		os.Stderr.Write([]byte("no newline at the end"))
+		return os.Getpid(), nil
 	}))
 	return r
 }
@@ -321,4 +331,72 @@ func TestLongTaskDoesNotHoldShortOnes(t *testing.T) {
 			t.Errorf("short task %d ran behind the long one on pid %d", i+1, pid)
 		}
 	}
+}
+
+// A result too large for a frame fails its task, not its worker; arguments
+// too large for a frame fail their task before any worker sees them.
+func TestTooLargeForAFrame(t *testing.T) {
+	p := newTestPool(t, Config{Workers: 1, MaxFrame: 64 << 10})
+	before := value[int](t, run(t, p, "pid", 1, nil)[0])
+	ts := run(t, p, "big", 1, 1<<20, 10)
+	if !errors.Is(ts[0].Err, ErrResultTooLarge) {
+		t.Fatalf("1 MiB result with a 64 KiB frame cap: %v", ts[0].Err)
+	}
+	if got := value[string](t, ts[1]); got != "bbbbbbbbbb" {
+		t.Errorf("the next task: %q", got)
+	}
+	huge := &Task{Args: raw(t, strings.Repeat("a", 100<<10)), Done: func(*Task) {}}
+	if err := p.Submit("echo", []*Task{huge}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(huge.Err, ErrEncode) {
+		t.Errorf("100 KiB arguments with a 64 KiB frame cap: %v", huge.Err)
+	}
+	if after := value[int](t, run(t, p, "pid", 1, nil)[0]); after != before {
+		t.Errorf("the worker was replaced (pid %d, then %d)", before, after)
+	}
+}
+
+// Whatever a worker writes to stderr reaches the logger and can crash
+// nothing: hclog JSON lines become structured entries, the rest text.
+func TestStderrGarbage(t *testing.T) {
+	var logs syncLog
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace, JSONFormat: true})
+	p := newTestPool(t, Config{Workers: 1, Logger: logger})
+	pid := value[int](t, run(t, p, "stderr", 1, nil)[0])
+	if value[int](t, run(t, p, "pid", 1, nil)[0]) != pid {
+		t.Error("the worker did not survive its own stderr")
+	}
+	// The unterminated last line is logged when the stream ends.
+	p.Close()
+	if err := p.Join(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	for _, want := range []string{`"@message":"structured hello"`, `"answer":42`, "not utf-8", "{not json", "no newline at the end", fmt.Sprintf(`"pid":%d`, pid)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %s", want)
+		}
+	}
+	if !strings.Contains(out, `"@level":"error"`) {
+		t.Error("the structured line lost its level")
+	}
+}
+
+// syncLog is a buffer for a logger written from several goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
