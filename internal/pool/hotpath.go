@@ -516,12 +516,8 @@ func (p *Pool) retryableLocked(t *Task) bool {
 
 func (p *Pool) newJobLocked(fn string, timeout time.Duration, ts ...*Task) *job {
 	p.nextJob++
-	j := &job{id: p.nextJob, fn: fn, timeout: timeout}
-	if len(ts) == 1 {
-		j.one[0] = ts[0]
-		ts = j.one[:]
-	}
-	j.tasks = ts
+	j := newJob(fn, len(ts))
+	j.id, j.timeout, j.tasks = p.nextJob, timeout, append(j.tasks, ts...)
 	return j
 }
 

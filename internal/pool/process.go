@@ -3,6 +3,7 @@ package pool
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -90,7 +91,7 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		EnvWorker+"="+strconv.Itoa(ipc.ProtocolVersion),
 		EnvMaxFrame+"="+strconv.Itoa(cfg.MaxFrame),
 		EnvMaxOutput+"="+strconv.Itoa(cfg.MaxOutput),
-		EnvLogLevel+"="+logLevel(cfg.Logger),
+		EnvLogLevel+"="+cfg.Logger.GetLevel().String(),
 	)
 	if cfg.Initializer != "" {
 		cmd.Env = append(cmd.Env, EnvInit+"="+cfg.Initializer,
@@ -104,30 +105,29 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	// Plain pipes rather than cmd.StdoutPipe: Wait must not close what the
 	// reader goroutines still read.
 	var files []*os.File
-	pipe := func() (r, w *os.File) {
-		r, w, err := blockingPipe()
-		if err == nil {
-			files = append(files, r, w)
+	var pipeErr error
+	keep := func(r, w *os.File, err error) (*os.File, *os.File) {
+		if err != nil {
+			pipeErr = cmp.Or(pipeErr, err)
+			return nil, nil
 		}
+		files = append(files, r, w)
 		return r, w
 	}
-	inR, inW := pipe()
-	outR, outW := pipe()
+	inR, inW := keep(blockingPipe())
+	outR, outW := keep(blockingPipe())
 	// Stderr is not on the hot path, and a task's children inherit it: a
 	// pollable pipe lets wait close it under a reader that a straggler
 	// keeps waiting.
-	errR, errW, err := os.Pipe()
-	if err == nil {
-		files = append(files, errR, errW)
-	}
+	errR, errW := keep(os.Pipe())
 	closeAll := func() {
 		for _, f := range files {
 			f.Close()
 		}
 	}
-	if len(files) != 6 {
+	if pipeErr != nil {
 		closeAll()
-		return nil, fmt.Errorf("pipes for a worker: too many open files?")
+		return nil, fmt.Errorf("pipes for a worker: %w", pipeErr)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	if err := p.spawner.start(cmd); err != nil {
@@ -331,13 +331,6 @@ func selfExe() string {
 		return os.Args[0]
 	}
 	return exe
-}
-
-func logLevel(l hclog.Logger) string {
-	if il, ok := l.(interface{ GetLevel() hclog.Level }); ok {
-		return il.GetLevel().String()
-	}
-	return "info"
 }
 
 var errHandshake = errors.New("handshake")
