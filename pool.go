@@ -7,6 +7,7 @@ import (
 	"iter"
 	"sync/atomic"
 
+	"github.com/poold/poold/internal/ipc"
 	"github.com/poold/poold/internal/pool"
 	"github.com/poold/poold/internal/tasks"
 )
@@ -190,10 +191,10 @@ func (c *call[R]) fill(t *pool.Task, args any) (ok bool) {
 	return true
 }
 
-// settle stores a finished task's result in *dst, runs the callback, then
+// settle stores the outcome of one call in *dst, runs the callback, then
 // calls done.
-func (c *call[R]) settle(t *pool.Task, index int, dst *Result[R], done func()) {
-	*dst = resultOf(t, index, c.decode)
+func (c *call[R]) settle(o *pool.Outcome, index int, dst *Result[R], done func()) {
+	setResult(dst, o, c.name, index, c.decode)
 	if c.onSuccess == nil && c.cfg.onError == nil {
 		done()
 		return
@@ -235,7 +236,7 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 	a := &AsyncResult[R]{done: make(chan struct{})}
 	t := &a.task
 	ok := c.fill(t, args)
-	t.Done = func(t *pool.Task) { c.settle(t, 0, &a.res, func() { close(a.done) }) }
+	t.Done = func(t *pool.Task) { c.settle(&t.Outcome, 0, &a.res, func() { close(a.done) }) }
 	one := []*pool.Task{t}
 	if ok {
 		err = c.submit(one, nil, 1)
@@ -289,38 +290,71 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 			close(m.done)
 		}
 	}
-	// One allocation each for the tasks, their encoded arguments and their
-	// Done: a Map of a million items is a million of everything else.
-	all := make([]pool.Task, len(args))
-	ts := make([]*pool.Task, 0, len(args))
-	var bad []*pool.Task
-	done := func(t *pool.Task) { c.settle(t, t.Tag, &m.results[t.Tag], finishOne) }
+	// Each chunk is one task holding its arguments back to back, all of
+	// them in one buffer: a Map of a million items is a few allocations
+	// besides its results. Tag is the index of a chunk's first item.
+	each := func(t *pool.Task, i int, o *pool.Outcome) {
+		c.settle(o, t.Tag+i, &m.results[t.Tag+i], finishOne)
+	}
+	single := func(t *pool.Task) {
+		if t.Calls <= 1 { // a chunk of one is a plain task: its outcome is its own
+			each(t, 0, &t.Outcome)
+		}
+	}
+	type span struct{ first, n, from, to int } // items [first, first+n), bytes [from, to)
+	var spans []span
+	var bad []int // items whose arguments would not encode
+	var badErr []error
 	var buf []byte
-	ends := make([]int, len(args))
+	cur := span{}
+	cut := func() {
+		if cur.n > 0 {
+			cur.to = len(buf)
+			spans = append(spans, cur)
+		}
+		cur = span{first: cur.first + cur.n, from: len(buf)}
+	}
 	for i, a := range args {
-		t := &all[i]
-		t.Func, t.Timeout, t.Retries, t.Tag, t.Done = name, c.cfg.timeout, c.cfg.retries, i, done
+		if cur.n == chunk {
+			cut()
+		}
+		mark := len(buf)
 		var err error
 		if raw, ok := any(a).(Raw); ok {
-			buf = append(buf, raw...)
-		} else if buf, err = tasks.AppendMarshal(buf, a); err != nil {
-			t.Err = &TaskError{Kind: KindEncode, Func: name, Message: "encoding the arguments: " + err.Error()}
-			bad = append(bad, t)
+			if len(raw) == 0 {
+				raw = Raw{0xc0} // nil, as a task of its own would send it
+			}
+			// Checked here, so that a bad one fails alone, not its chunk.
+			if err = ipc.Validate(raw); err == nil {
+				buf = append(buf, raw...)
+			}
+		} else {
+			buf, err = tasks.AppendMarshal(buf, a)
 		}
-		ends[i] = len(buf)
-		if t.Err == nil {
-			ts = append(ts, t)
+		if err != nil {
+			// The chunk ends before the bad item and the next begins after it.
+			buf = buf[:mark]
+			cut()
+			cur.first++
+			bad, badErr = append(bad, i), append(badErr, err)
+			continue
+		}
+		cur.n++
+	}
+	cut()
+	ts := make([]*pool.Task, len(spans))
+	for k, sp := range spans {
+		ts[k] = &pool.Task{
+			Func: name, Args: buf[sp.from:sp.to:sp.to], Calls: sp.n, Tag: sp.first,
+			Timeout: c.cfg.timeout, Retries: c.cfg.retries, Each: each, Done: single,
 		}
 	}
-	start := 0
-	for i := range all {
-		if all[i].Err == nil && ends[i] > start {
-			all[i].Args = buf[start:ends[i]:ends[i]]
-		}
-		start = ends[i]
+	if err := c.p.p.Submit(name, ts, 1); err != nil {
+		return nil, fmt.Errorf("poold: %w", err)
 	}
-	if err := c.submit(ts, bad, chunk); err != nil {
-		return nil, err
+	for k, i := range bad {
+		o := pool.Outcome{Err: &TaskError{Kind: KindEncode, Func: name, Message: "encoding the arguments: " + badErr[k].Error()}}
+		c.settle(&o, i, &m.results[i], finishOne)
 	}
 	return m, nil
 }
@@ -387,7 +421,7 @@ func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq[A],
 			t, ok := c.task(a)
 			t.Done = func(t *pool.Task) {
 				d := done{index: index}
-				c.settle(t, index, &d.res, func() { finished <- d })
+				c.settle(&t.Outcome, index, &d.res, func() { finished <- d })
 			}
 			if ok {
 				batch = append(batch, t)

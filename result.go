@@ -1,6 +1,7 @@
 package poold
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -144,19 +145,23 @@ func firstErr[R any](rs []Result[R]) error {
 	return nil
 }
 
-// resultOf converts a finished internal task.
-func resultOf[R any](t *pool.Task, index int, decode func(Raw, *R) error) Result[R] {
-	r := Result[R]{
-		Err: t.Err, Index: index, Func: t.Func, PID: t.PID, Worker: t.Worker,
-		Attempts: t.Attempts, Start: unixTime(t.Start), End: unixTime(t.End), Output: t.Output,
+// setResult stores the outcome of one call of function fn in *dst, decoding
+// its value in place (a Result on the stack would escape through decode).
+// The outcome's slices may be the pool's buffers: what is kept is copied.
+func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) {
+	*dst = Result[R]{
+		Err: o.Err, Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
+		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End),
 	}
-	if r.Err == nil {
-		if err := decode(Raw(t.Value), &r.Value); err != nil {
-			r.Err = &TaskError{Kind: KindEncode, Func: t.Func, PID: t.PID, Attempts: t.Attempts,
+	if len(o.Output) > 0 {
+		dst.Output = bytes.Clone(o.Output)
+	}
+	if dst.Err == nil {
+		if err := decode(Raw(o.Value), &dst.Value); err != nil {
+			dst.Err = &TaskError{Kind: KindEncode, Func: fn, PID: o.PID, Attempts: o.Attempts,
 				Message: "decoding the result: " + err.Error()}
 		}
 	}
-	return r
 }
 
 // unixTime turns the pool's unix nanoseconds into a time; 0 (unknown) stays
@@ -168,7 +173,7 @@ func unixTime(ns int64) time.Time {
 	return time.Unix(0, ns)
 }
 
-func decodeRaw(raw Raw, v *Raw) error { *v = raw; return nil }
+func decodeRaw(raw Raw, v *Raw) error { *v = bytes.Clone(raw); return nil }
 
 func decodeTyped[R any](raw Raw, v *R) error { return tasks.Unmarshal(raw, v) }
 

@@ -54,7 +54,9 @@ func (w *Writer) WriteHello(h *Hello) error {
 
 // WriteTask buffers a Task frame. It needs at least one argument, and each
 // argument must be one well-formed msgpack value (checked with [Validate]);
-// otherwise it returns an error wrapping ErrMalformed and writes nothing.
+// with t.Calls set, the elements of t.Args must hold exactly t.Calls
+// well-formed values between them. Otherwise it returns an error wrapping
+// ErrMalformed and writes nothing.
 func (w *Writer) WriteTask(t *Task) error {
 	if len(t.Args) == 0 {
 		return fmt.Errorf("%w: task %d has no arguments", ErrMalformed, t.ID)
@@ -63,11 +65,31 @@ func (w *Writer) WriteTask(t *Task) error {
 	w.enc.EncodeUint(t.ID)
 	w.enc.EncodeString(t.Func)
 	w.enc.EncodeInt(t.Timeout)
-	w.enc.EncodeArrayLen(len(t.Args))
-	for i, a := range t.Args {
-		if err := w.raw(a); err != nil {
-			return fmt.Errorf("argument %d of task %d: %w", i, t.ID, err)
+	if t.Calls == 0 {
+		w.enc.EncodeArrayLen(len(t.Args))
+		for i, a := range t.Args {
+			if err := w.raw(a); err != nil {
+				return fmt.Errorf("argument %d of task %d: %w", i, t.ID, err)
+			}
 		}
+		return w.commit()
+	}
+	// Elements holding several values: copied as they are, once counted.
+	w.enc.EncodeArrayLen(t.Calls)
+	n := 0
+	for _, a := range t.Args {
+		k, err := CountValues(a)
+		if err == nil {
+			err = w.room(len(a))
+		}
+		if err != nil {
+			return fmt.Errorf("arguments %d… of task %d: %w", n, t.ID, err)
+		}
+		w.body.Write(a)
+		n += k
+	}
+	if n != t.Calls {
+		return fmt.Errorf("%w: task %d claims %d arguments and has %d", ErrMalformed, t.ID, t.Calls, n)
 	}
 	return w.commit()
 }

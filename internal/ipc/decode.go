@@ -63,16 +63,36 @@ func (r *Reader) Read(m *Message) error {
 	return err
 }
 
+// ReadShared is Read without copies, for a caller that is done with each
+// message before it reads the next: the message's slices point into the
+// Reader's frame buffer, and a Result's Items reuse the array of the Items
+// m held before. Both are valid only until the next read.
+func (r *Reader) ReadShared(m *Message) error {
+	items := m.Result.Items[:0]
+	*m = Message{}
+	m.Result.Items = items
+	body, err := r.fr.next()
+	if err == nil {
+		err = r.decodeWith(body, m, true)
+	}
+	if err != nil {
+		*m = Message{}
+	}
+	return err
+}
+
 // Buffered reports whether bytes of a next frame are already buffered.
 func (r *Reader) Buffered() bool { return r.fr.r.Buffered() > 0 }
 
-func (r *Reader) decode(body []byte, m *Message) error {
+func (r *Reader) decode(body []byte, m *Message) error { return r.decodeWith(body, m, false) }
+
+func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
 	// Validate bounds every length and nesting level in the frame before
 	// anything is decoded; the cursor below checks bounds again on its own.
 	if err := Validate(body); err != nil {
 		return err
 	}
-	c := cursor{b: body, names: &r.names}
+	c := cursor{b: body, names: &r.names, shared: shared}
 	n, err := c.arrayLen("message")
 	if err != nil {
 		return fmt.Errorf("%w: not a message array: %v", ErrMalformed, err)
@@ -113,9 +133,10 @@ func (r *Reader) decode(body []byte, m *Message) error {
 
 // cursor reads msgpack values from b, checking every bound and every type.
 type cursor struct {
-	b     []byte
-	off   int
-	names *map[string]string
+	b      []byte
+	off    int
+	names  *map[string]string
+	shared bool // slices may point into b, and Items reuse their array
 }
 
 var errTruncated = errors.New("truncated")
@@ -123,6 +144,9 @@ var errTruncated = errors.New("truncated")
 // own copies the rest of the frame into a fresh array that the slices of
 // the message can share, and reads on in the copy.
 func (c *cursor) own() {
+	if c.shared {
+		return
+	}
 	rest := make([]byte, len(c.b)-c.off)
 	copy(rest, c.b[c.off:])
 	c.b, c.off = rest, 0
@@ -459,7 +483,12 @@ func (c *cursor) result(res *Result) (err error) {
 		return nil
 	}
 	c.own()
-	res.Items = make([]Item, n)
+	if c.shared && cap(res.Items) >= n && (n >= cap(res.Items)/16 || cap(res.Items) <= 1<<12) {
+		res.Items = res.Items[:n]
+		clear(res.Items)
+	} else {
+		res.Items = make([]Item, n)
+	}
 	for i := range res.Items {
 		if err := c.item(&res.Items[i]); err != nil {
 			return fmt.Errorf("item %d: %w", i, err)

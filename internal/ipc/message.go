@@ -48,6 +48,12 @@ type Task struct {
 	Func    string
 	Timeout int64 // nanoseconds per item, counted from the item's start; 0: none
 	Args    []msgpack.RawMessage
+
+	// Calls, when set, is the number of arguments in Args on the writer's
+	// side, where one element may hold several values back to back (the
+	// arguments of a chunk, encoded once). A Reader gives one element per
+	// argument and leaves Calls 0.
+	Calls int
 }
 
 // Result answers the Task with the same ID.

@@ -141,3 +141,47 @@ func readLen(b []byte, off, width int) (int, int, error) {
 	}
 	return int(n), off + width, nil
 }
+
+// ValueLen returns the length of the first msgpack value in b, checked as
+// [Validate] checks a whole value. It lets a caller walk values written back
+// to back, as the arguments of a chunk are.
+func ValueLen(b []byte) (int, error) {
+	if len(b) > 0 {
+		// The common case, a small scalar, without skipValue's stack.
+		switch c := b[0]; {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+			return 1, nil
+		case c == 0xcc || c == 0xd0:
+			if len(b) >= 2 {
+				return 2, nil
+			}
+		case c == 0xcd || c == 0xd1:
+			if len(b) >= 3 {
+				return 3, nil
+			}
+		case c == 0xca || c == 0xce || c == 0xd2:
+			if len(b) >= 5 {
+				return 5, nil
+			}
+		case c == 0xcb || c == 0xcf || c == 0xd3:
+			if len(b) >= 9 {
+				return 9, nil
+			}
+		}
+	}
+	return skipValue(b)
+}
+
+// CountValues checks that b holds well-formed msgpack values back to back,
+// nothing else, and returns how many.
+func CountValues(b []byte) (int, error) {
+	n := 0
+	for off := 0; off < len(b); n++ {
+		k, err := ValueLen(b[off:])
+		if err != nil {
+			return n, fmt.Errorf("value %d: %w", n, err)
+		}
+		off += k
+	}
+	return n, nil
+}

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -37,17 +38,18 @@ func (p *Pool) dispatchLocked() {
 		if w == nil {
 			break
 		}
-		if budget := w.budgetLocked(); budget < len(j.tasks) {
+		if budget := w.budgetLocked(); budget < j.calls {
 			// A worker retires after exactly MaxTasksPerWorker tasks: it
-			// gets the part of a chunk that fits, the rest waits its turn.
-			p.queue[p.qhead] = p.newJobLocked(j.fn, j.timeout, j.tasks[budget:]...)
-			j = p.newJobLocked(j.fn, j.timeout, j.tasks[:budget]...)
+			// gets the part of a job that fits, the rest waits its turn.
+			head, tail := p.splitJobLocked(j, budget)
+			p.queue[p.qhead] = tail
+			j = head
 		} else {
 			p.queue[p.qhead] = nil
 			p.qhead++
 		}
 		w.inflight = append(w.inflight, j)
-		w.assigned += len(j.tasks)
+		w.assigned += j.calls
 		if len(w.inflight) == 1 {
 			p.headChangedLocked(w)
 		}
@@ -81,7 +83,7 @@ func (w *worker) budgetLocked() int {
 // behind a long one while another worker could soon run it.
 func (p *Pool) pickLocked(j *job) *worker {
 	per, known := p.perTask[j.fn]
-	short := known && time.Duration(len(j.tasks))*per < shortJob
+	short := known && time.Duration(j.calls)*per < shortJob
 	var best *worker
 	for _, w := range p.slots {
 		if w == nil || !w.ready || w.stopping || w.blame != nil {
@@ -152,7 +154,10 @@ func (w *worker) flush() {
 func (w *worker) write(j *job) bool {
 	t := &w.frame // reused: only the holder of wmu touches it
 	t.ID, t.Func, t.Timeout = j.id, j.fn, int64(j.timeout)
-	t.Args = t.Args[:0]
+	t.Args, t.Calls = t.Args[:0], 0
+	if j.calls != len(j.tasks) {
+		t.Calls = j.calls // a chunk: its arguments are one element
+	}
 	for _, task := range j.tasks {
 		t.Args = append(t.Args, task.Args)
 	}
@@ -227,7 +232,8 @@ func (w *worker) readLoop() {
 		err = w.handshake(&m)
 	}
 	for err == nil {
-		if err = w.in.Read(&m); err != nil {
+		// Shared: each result is settled before the next read.
+		if err = w.in.ReadShared(&m); err != nil {
 			break
 		}
 		if m.Kind != ipc.KindResult {
@@ -322,14 +328,14 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 		return fmt.Errorf("%w: result for job %d, which the worker was not running", ipc.ErrMalformed, r.ID)
 	}
 	j := w.inflight[0]
-	if len(r.Items) != len(j.tasks) {
+	if len(r.Items) != j.calls {
 		p.mu.Unlock()
-		return fmt.Errorf("%w: job %d has %d tasks, result has %d", ipc.ErrMalformed, j.id, len(j.tasks), len(r.Items))
+		return fmt.Errorf("%w: job %d has %d tasks, result has %d", ipc.ErrMalformed, j.id, j.calls, len(r.Items))
 	}
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
 	p.headChangedLocked(w)
-	p.stats.TasksDone += len(j.tasks)
+	p.stats.TasksDone += j.calls
 
 	// Deepen the pipeline only for short jobs (measured in the worker, so
 	// queueing behind other jobs does not count), and keep an average of the
@@ -346,15 +352,26 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	} else {
 		p.perTask[j.fn] = avg + (per-avg)/8
 	}
+	// Calls that timed out and may try again go back to the queue, alone.
 	var retry []*job
 	var retried []bool // by item: queued again rather than finished
-	for i, t := range j.tasks {
-		if it := &r.Items[i]; !it.OK && it.Err != nil && Kind(it.Err.Kind) == KindTimeout && p.retryableLocked(t) {
-			if retried == nil {
-				retried = make([]bool, len(j.tasks))
+	k := 0
+	for _, t := range j.tasks {
+		for i := range t.calls() {
+			if it := &r.Items[k]; !it.OK && it.Err != nil && Kind(it.Err.Kind) == KindTimeout && p.retryableLocked(t) {
+				if retried == nil {
+					retried = make([]bool, j.calls)
+				}
+				retried[k] = true
+				one := t
+				if t.calls() > 1 {
+					off := argsLen(t.Args, i)
+					end := off + argsLen(t.Args[off:], 1)
+					one = t.part(i, i+1, t.Args[off:end:end])
+				}
+				retry = append(retry, p.newJobLocked(j.fn, j.timeout, one))
 			}
-			retried[i] = true
-			retry = append(retry, p.newJobLocked(j.fn, j.timeout, t))
+			k++
 		}
 	}
 	if len(retry) > 0 {
@@ -363,28 +380,61 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	}
 	p.dispatchLocked()
 	p.drainLocked()
-	p.mu.Unlock() // readLoop flushes once no more results are buffered
+	if j.calls > 1 {
+		// The calls of a chunk take a while to settle: let the worker have
+		// its next job first.
+		p.unlockAndFlush()
+	} else {
+		p.mu.Unlock() // readLoop flushes once no more results are buffered
+	}
 
-	for i, t := range j.tasks {
-		it := &r.Items[i]
-		if retried != nil && retried[i] {
+	k = 0
+	var o Outcome // one for all the calls of a chunk: Each may not keep it
+	for _, t := range j.tasks {
+		if t.calls() == 1 {
+			if retried == nil || !retried[k] {
+				w.outcome(&t.Outcome, t, &r.Items[k])
+				t.finish()
+			}
+			k++
 			continue
 		}
-		t.PID, t.Worker = w.pid, w.slot
-		t.Start, t.End = it.Start, it.End
-		t.Output = it.Output
-		if it.OK {
-			t.Value = it.Value
-		} else {
-			e := &TaskError{Kind: KindError, Func: t.Func, PID: w.pid, Attempts: t.Attempts}
-			if it.Err != nil {
-				e.Kind, e.Message, e.Stack = Kind(it.Err.Kind), it.Err.Message, it.Err.Stack
+		t.finished.Store(true) // its calls' outcomes go to its chunk one by one
+		for i := range t.calls() {
+			if retried == nil || !retried[k] {
+				o = Outcome{}
+				w.outcome(&o, t, &r.Items[k])
+				t.deliver(i, &o)
 			}
-			t.Err = e
+			k++
 		}
-		t.finish()
 	}
 	return nil
+}
+
+// outcome fills o from item it of task t, which w ran. The item's slices
+// point into the reader's buffer: they are copied for a single call, whose
+// outcome the caller keeps, and not for the call of a chunk, which Each
+// must copy if it keeps them.
+func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
+	o.PID, o.Worker, o.Attempts = w.pid, w.slot, t.Attempts
+	o.Start, o.End = it.Start, it.End
+	o.Output = it.Output
+	if t.calls() == 1 && t.parent == nil {
+		o.Output = bytes.Clone(it.Output)
+	}
+	if it.OK {
+		o.Value = it.Value
+		if t.calls() == 1 && t.parent == nil {
+			o.Value = bytes.Clone(it.Value)
+		}
+		return
+	}
+	e := &TaskError{Kind: KindError, Func: t.Func, PID: w.pid, Attempts: t.Attempts}
+	if it.Err != nil {
+		e.Kind, e.Message, e.Stack = Kind(it.Err.Kind), it.Err.Message, it.Err.Stack
+	}
+	o.Err = e
 }
 
 // retireLocked stops a worker that has run its share of tasks and starts
@@ -465,13 +515,19 @@ func (p *Pool) settleLostLocked(w *worker, lost []*job, exit *WorkerExitError) (
 	if w.blame != nil && w.blame.jobID == head.id {
 		kind = w.blame.kind
 	}
-	if len(head.tasks) > 1 {
-		// A chunk's results travel together, so its finished tasks died
-		// with the worker too, and nothing says which task killed it. Run
+	if head.calls > 1 {
+		// A chunk's results travel together, so its finished calls died
+		// with the worker too, and nothing says which call killed it. Run
 		// each again alone: only the culprit fails again, with its own kind.
 		for _, t := range head.tasks {
 			t.Attempts-- // we cannot tell which of them ran: none counts
-			requeue = append(requeue, p.newJobLocked(head.fn, head.timeout, t))
+			if t.calls() == 1 {
+				requeue = append(requeue, p.newJobLocked(head.fn, head.timeout, t))
+				continue
+			}
+			for _, one := range t.split(1) {
+				requeue = append(requeue, p.newJobLocked(head.fn, head.timeout, one))
+			}
 		}
 	} else {
 		for _, t := range head.tasks {
@@ -517,8 +573,31 @@ func (p *Pool) retryableLocked(t *Task) bool {
 func (p *Pool) newJobLocked(fn string, timeout time.Duration, ts ...*Task) *job {
 	p.nextJob++
 	j := newJob(fn, len(ts))
-	j.id, j.timeout, j.tasks = p.nextJob, timeout, append(j.tasks, ts...)
+	j.id, j.timeout = p.nextJob, timeout
+	for _, t := range ts {
+		j.add(t)
+	}
 	return j
+}
+
+// splitJobLocked cuts j after its first k calls (0 < k < j.calls), cutting
+// a chunk in two where the cut falls inside it.
+func (p *Pool) splitJobLocked(j *job, k int) (head, tail *job) {
+	var first, rest []*Task
+	n := 0
+	for _, t := range j.tasks {
+		switch c := t.calls(); {
+		case n >= k:
+			rest = append(rest, t)
+		case n+c <= k:
+			first = append(first, t)
+		default:
+			a, b := t.splitAt(k - n)
+			first, rest = append(first, a), append(rest, b)
+		}
+		n += t.calls()
+	}
+	return p.newJobLocked(j.fn, j.timeout, first...), p.newJobLocked(j.fn, j.timeout, rest...)
 }
 
 // headChangedLocked arms the deadline of w's new head job, which starts about
@@ -535,7 +614,7 @@ func (p *Pool) headChangedLocked(w *worker) {
 	j := w.inflight[0]
 	// The worker cancels each task's context at its limit; the kill is for
 	// a task that ignores it. A chunk's tasks each have the limit.
-	limit := time.Duration(len(j.tasks)) * j.timeout
+	limit := time.Duration(j.calls) * j.timeout
 	w.deadline = time.AfterFunc(limit+p.cfg.KillGrace, func() {
 		p.mu.Lock()
 		hit := len(w.inflight) > 0 && w.inflight[0] == j && w.blame == nil

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/poold/poold/internal/ipc"
 )
 
 type state int
@@ -186,9 +188,28 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 		j := newJob(fn, n)
 		size := 0
 		for _, t := range tasks[:n] {
+			t.Func = fn
+			if t.calls() > 1 {
+				t.left.Store(int64(t.calls()))
+			}
 			if msg := p.checkArgs(t); msg != "" {
 				t.fail(KindEncode, msg, 0, nil)
 				bad = append(bad, t)
+				continue
+			}
+			if t.calls() > 1 {
+				// A chunk travels alone, in parts when it would outgrow a
+				// frame.
+				for _, part := range p.fit(t) {
+					if msg := p.checkArgs(part); msg != "" {
+						part.fail(KindEncode, msg, 0, nil)
+						bad = append(bad, part)
+						continue
+					}
+					pj := newJob(fn, 1)
+					pj.add(part)
+					p.pushLocked(pj)
+				}
 				continue
 			}
 			// A chunk may not outgrow a frame: start another one instead.
@@ -197,8 +218,7 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 				j = newJob(fn, n)
 				size = len(t.Args)
 			}
-			t.Func = fn
-			j.tasks = append(j.tasks, t)
+			j.add(t)
 		}
 		if len(j.tasks) > 0 {
 			p.pushLocked(j)
@@ -217,7 +237,7 @@ func (p *Pool) Submit(fn string, tasks []*Task, chunk int) error {
 // newJob returns an empty job with room for n tasks.
 func newJob(fn string, n int) *job {
 	j := &job{fn: fn}
-	if n == 1 {
+	if n <= 1 {
 		j.tasks = j.one[:0]
 	} else {
 		j.tasks = make([]*Task, 0, n)
@@ -238,10 +258,25 @@ func (p *Pool) pushLocked(j *job) {
 // checkArgs refuses arguments that could never reach a worker, so that the
 // writer never meets a job it cannot encode.
 func (p *Pool) checkArgs(t *Task) string {
+	if t.calls() > 1 {
+		if n, err := ipc.CountValues(t.Args); err != nil || n != t.calls() {
+			return fmt.Sprintf("a chunk of %d calls whose arguments hold %d well-formed values (%v)", t.calls(), n, err)
+		}
+		return ""
+	}
 	if len(t.Args) > p.cfg.MaxFrame-1024 {
 		return fmt.Sprintf("arguments of %d bytes exceed the frame cap of %d", len(t.Args), p.cfg.MaxFrame)
 	}
 	return ""
+}
+
+// fit returns t, or parts of chunk t each small enough for a frame.
+func (p *Pool) fit(t *Task) []*Task {
+	if len(t.Args) <= p.cfg.MaxFrame/2 || t.calls() == 1 {
+		return []*Task{t}
+	}
+	head, tail := t.splitAt(t.calls() / 2)
+	return append(p.fit(head), p.fit(tail)...)
 }
 
 // Close stops the pool from accepting work. Queued and running tasks still

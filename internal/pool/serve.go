@@ -132,7 +132,8 @@ func (s *server) run(initName, initArgs string) int {
 	ppid := os.Getppid()
 	var m ipc.Message
 	for {
-		if err := s.rd.Read(&m); err != nil {
+		// Shared: a job is done and answered before the next read.
+		if err := s.rd.ReadShared(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				if os.Getppid() != ppid && unix.Getpgrp() == os.Getpid() {
 					unix.Kill(0, unix.SIGKILL) // the parent died: take our group down

@@ -1,0 +1,180 @@
+package poold_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/poold/poold"
+)
+
+// A Map's chunk travels as one task holding all its arguments; these tests
+// break chunks every way the pool can: a worker dies inside one, a worker's
+// task budget or the frame cap cuts one, a call of one times out, the pool
+// stops under one.
+
+// The worker running a chunk dies at one of its calls: only that call fails,
+// with the exit code; every other call of the chunk runs again and succeeds.
+func TestMapChunkWorkerDies(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	const n, culprit = 40, 13
+	args := make([]workArgs, n)
+	for i := range args {
+		args[i] = workArgs{I: i}
+	}
+	args[culprit].Exit = 3
+	rs, err := work.Map(ctx, p, args, poold.ChunkSize(10))
+	if !errors.Is(err, poold.ErrWorkerLost) {
+		t.Fatalf("Map error %v, want ErrWorkerLost", err)
+	}
+	if len(rs) != n {
+		t.Fatalf("%d results, want %d", len(rs), n)
+	}
+	for i, r := range rs {
+		if r.Index != i {
+			t.Errorf("result %d has index %d", i, r.Index)
+		}
+		if i == culprit {
+			var exit *poold.WorkerExitError
+			if !errors.As(r.Err, &exit) || exit.ExitCode != 3 || r.PID == 0 {
+				t.Errorf("culprit: err %v, pid %d; want the worker's exit code 3 and its pid", r.Err, r.PID)
+			}
+			continue
+		}
+		if r.Err != nil || r.Value != i || r.PID == 0 || r.Attempts != 1 {
+			t.Errorf("call %d: value %d, err %v, pid %d, attempts %d", i, r.Value, r.Err, r.PID, r.Attempts)
+		}
+	}
+}
+
+// A worker's task budget ends inside a chunk: the chunk is cut there, and no
+// worker runs more calls than its budget.
+func TestMapChunkCutByMaxTasks(t *testing.T) {
+	ctx := testCtx(t)
+	const limit, n = 3, 20
+	p := newPool(t, poold.WithWorkers(1), poold.WithMaxTasksPerWorker(limit))
+	rs, err := pid.Map(ctx, p, make([]struct{}, n), poold.ChunkSize(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perPID := map[int]int{}
+	for i, r := range rs {
+		if r.Err != nil || r.Value != r.PID || r.Index != i {
+			t.Errorf("call %d: value %d, pid %d, index %d, err %v", i, r.Value, r.PID, r.Index, r.Err)
+		}
+		perPID[r.PID]++
+	}
+	for pid, k := range perPID {
+		if k > limit {
+			t.Errorf("worker %d ran %d calls, over its budget of %d", pid, k, limit)
+		}
+	}
+	if want := (n + limit - 1) / limit; len(perPID) != want {
+		t.Errorf("%d calls ran on %d workers, want %d", n, len(perPID), want)
+	}
+}
+
+// A chunk whose arguments would not fit in one frame goes in parts.
+func TestMapChunkCutByFrameCap(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2), poold.WithMaxFrameSize(64<<10))
+	const n = 200
+	args := make([]string, n)
+	for i := range args {
+		args[i] = string(rune('a'+i%26)) + string(make([]byte, 1000))
+	}
+	in := make([]any, n)
+	for i, a := range args {
+		in[i] = a
+	}
+	rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		var s string
+		if err := r.Value.Decode(&s); err != nil || s != args[i] {
+			t.Errorf("call %d: %d bytes back, %v", i, len(s), err)
+		}
+	}
+}
+
+// One call of a chunk times out: it alone is retried, and fails with both
+// attempts counted; the chunk's other calls succeed once.
+func TestMapChunkTimeoutRetried(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	rs, err := sleep.Map(ctx, p, []int{1, 5000, 1, 1}, poold.ChunkSize(4), poold.Timeout(100*time.Millisecond), poold.Retries(1))
+	if !errors.Is(err, poold.ErrTimeout) {
+		t.Fatalf("Map error %v, want ErrTimeout", err)
+	}
+	for i, r := range rs {
+		switch {
+		case i == 1:
+			if !errors.Is(r.Err, poold.ErrTimeout) || r.Attempts != 2 {
+				t.Errorf("the slow call: err %v, attempts %d; want a timeout after 2 attempts", r.Err, r.Attempts)
+			}
+		case r.Err != nil || r.Attempts != 1:
+			t.Errorf("call %d: err %v, attempts %d", i, r.Err, r.Attempts)
+		}
+	}
+}
+
+// Terminate under a Map in chunks: every call gets exactly one result, and
+// the Map's Get returns.
+func TestMapChunkTerminate(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	const n = 400
+	ms := make([]int, n)
+	for i := range ms {
+		ms[i] = 5
+	}
+	m, err := sleep.MapAsync(p, ms, poold.ChunkSize(5)) // 80 chunks of 25 ms, 1 s on 2 workers
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(250 * time.Millisecond)
+	if err := p.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := m.Get(ctx)
+	done, terminated := 0, 0
+	for i, r := range rs {
+		switch {
+		case r.Err == nil:
+			done++
+		case errors.Is(r.Err, poold.ErrTerminated):
+			terminated++
+		default:
+			t.Errorf("call %d: %v", i, r.Err)
+		}
+	}
+	if done == 0 || terminated == 0 || done+terminated != n {
+		t.Errorf("%d done, %d terminated, of %d", done, terminated, n)
+	}
+}
+
+// An argument that is not msgpack fails alone; the rest of its chunk runs.
+func TestMapBadRawArgFailsAlone(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	in := []any{1, poold.Raw{0xc1}, 3, 4}
+	rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(4))
+	if !errors.Is(err, poold.ErrEncode) {
+		t.Fatalf("Map error %v, want ErrEncode", err)
+	}
+	for i, r := range rs {
+		var v int
+		if i == 1 {
+			if !errors.Is(r.Err, poold.ErrEncode) {
+				t.Errorf("bad argument: %v, want ErrEncode", r.Err)
+			}
+			continue
+		}
+		if r.Err != nil || r.Value.Decode(&v) != nil || v != i+1 || r.Index != i {
+			t.Errorf("call %d: %v, %v", i, v, r.Err)
+		}
+	}
+}
