@@ -155,39 +155,52 @@ type call[R any] struct {
 }
 
 func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) (*call[R], error) {
-	c := &call[R]{p: p, name: name, decode: decode}
+	c := new(call[R])
+	return c, c.init(p, name, opts, decode)
+}
+
+func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) error {
+	c.p, c.name, c.decode = p, name, decode
 	for _, o := range opts {
 		o(&c.cfg)
 	}
 	if c.cfg.onSuccess != nil {
 		fn, ok := c.cfg.onSuccess.(func(Result[R]))
 		if !ok {
-			return nil, errorf("OnSuccess callback is a %T; this call's results are %T", c.cfg.onSuccess, Result[R]{})
+			return errorf("OnSuccess callback is a %T; this call's results are %T", c.cfg.onSuccess, Result[R]{})
 		}
 		c.onSuccess = fn
 	}
 	if c.cfg.chunkSet && c.cfg.chunk < 1 {
-		return nil, fmt.Errorf("%w, not %d", ErrChunkSize, c.cfg.chunk)
+		return fmt.Errorf("%w, not %d", ErrChunkSize, c.cfg.chunk)
 	}
-	return c, nil
+	return nil
 }
 
 // task builds the internal task for one argument. An argument that cannot be
 // encoded gives a task already failed, which settle reports like any other.
 func (c *call[R]) task(args any) (t *pool.Task, ok bool) {
 	t = new(pool.Task)
-	return t, c.fill(t, args)
+	return t, c.fill(t, args, nil)
 }
 
-// fill sets up t for one argument, as task does.
-func (c *call[R]) fill(t *pool.Task, args any) (ok bool) {
+// fill sets up t for one argument, as task does, encoding it into buf's
+// array when it fits.
+func (c *call[R]) fill(t *pool.Task, args any, buf []byte) (ok bool) {
 	t.Func, t.Timeout, t.Retries = c.name, c.cfg.timeout, c.cfg.retries
-	raw, err := encodeArgs(args)
+	var err error
+	switch a := args.(type) {
+	case Raw:
+		t.Args = []byte(a)
+	case nil:
+	default:
+		t.Args, err = tasks.AppendMarshal(buf, a)
+	}
 	if err != nil {
+		t.Args = nil
 		t.Err = &TaskError{Kind: KindEncode, Func: c.name, Message: "encoding the arguments: " + err.Error()}
 		return false
 	}
-	t.Args = []byte(raw)
 	return true
 }
 
@@ -229,24 +242,46 @@ func apply[A, R any](ctx context.Context, p *Pool, name string, args A, opts []C
 }
 
 func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decode func(Raw, *R) error) (*AsyncResult[R], error) {
-	c, err := newCall(p, name, opts, decode)
-	if err != nil {
+	// One allocation for the result, the task, the call and small encoded
+	// arguments: a pool's throughput of single tasks is bounded by the
+	// memory each one costs.
+	a := new(AsyncResult[R])
+	if err := a.c.init(p, name, opts, decode); err != nil {
 		return nil, err
 	}
-	a := &AsyncResult[R]{done: make(chan struct{})}
 	t := &a.task
-	ok := c.fill(t, args)
-	t.Done = func(t *pool.Task) { c.settle(&t.Outcome, 0, &a.res, func() { close(a.done) }) }
-	one := []*pool.Task{t}
+	ok := a.c.fill(t, args, a.arg[:0])
+	t.Owner, t.Done = a, asyncDone[R]
+	var err error
 	if ok {
-		err = c.submit(one, nil, 1)
+		err = a.c.submit([]*pool.Task{t}, nil, 1)
 	} else {
-		err = c.submit(nil, one, 1)
+		err = a.c.submit(nil, []*pool.Task{t}, 1)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// asyncDone is the Done of an AsyncResult's task: a function, not a
+// closure, so that it costs no allocation.
+func asyncDone[R any](t *pool.Task) {
+	a := t.Owner.(*AsyncResult[R])
+	c := &a.c
+	setResult(&a.res, &t.Outcome, c.name, 0, c.decode)
+	if c.onSuccess == nil && c.cfg.onError == nil {
+		a.complete()
+		return
+	}
+	c.p.cb.run(func() {
+		if a.res.Err == nil && c.onSuccess != nil {
+			c.onSuccess(a.res)
+		} else if a.res.Err != nil && c.cfg.onError != nil {
+			c.cfg.onError(a.res.Err)
+		}
+		a.complete()
+	})
 }
 
 func mapSync[A, R any](ctx context.Context, p *Pool, name string, args []A, opts []CallOption, decode func(Raw, *R) error) ([]Result[R], error) {

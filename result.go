@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/poold/poold/internal/pool"
@@ -37,27 +38,50 @@ func (r Result[R]) Duration() time.Duration { return r.End.Sub(r.Start) }
 
 // AsyncResult is a task in flight, like Python's AsyncResult.
 type AsyncResult[R any] struct {
-	done chan struct{}
-	res  Result[R]
-	task pool.Task // in the same allocation as the result
+	task  pool.Task // in the same allocation as the result
+	res   Result[R]
+	c     call[R]
+	arg   [32]byte // holds the encoded arguments when they fit
+	ready atomic.Bool
+	mu    sync.Mutex
+	ch    chan struct{} // made for the first waiter that comes before the result
+}
+
+// closedChan is what Done returns once the result is ready.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// complete publishes the result and wakes any waiter.
+func (a *AsyncResult[R]) complete() {
+	a.mu.Lock()
+	a.ready.Store(true)
+	ch := a.ch
+	a.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
 }
 
 // Get waits for the task and returns its result, with the task's error
 // also as the second value. If ctx ends first, Get returns ctx.Err(); the
 // task goes on, and a later Get can still collect it.
 func (a *AsyncResult[R]) Get(ctx context.Context) (Result[R], error) {
-	select {
-	case <-a.done:
-		return a.res, a.res.Err
-	case <-ctx.Done():
-		return Result[R]{}, ctx.Err()
+	if err := a.Wait(ctx); err != nil {
+		return Result[R]{}, err
 	}
+	return a.res, a.res.Err
 }
 
 // Wait waits until the task is done or ctx ends.
 func (a *AsyncResult[R]) Wait(ctx context.Context) error {
+	if a.ready.Load() {
+		return nil
+	}
 	select {
-	case <-a.done:
+	case <-a.Done():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -65,17 +89,23 @@ func (a *AsyncResult[R]) Wait(ctx context.Context) error {
 }
 
 // Done is closed when the result is ready (after its callback has run).
-func (a *AsyncResult[R]) Done() <-chan struct{} { return a.done }
+func (a *AsyncResult[R]) Done() <-chan struct{} {
+	if a.ready.Load() {
+		return closedChan
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ready.Load() {
+		return closedChan
+	}
+	if a.ch == nil {
+		a.ch = make(chan struct{}) // only a waiter pays for a channel
+	}
+	return a.ch
+}
 
 // Ready reports whether the task is done.
-func (a *AsyncResult[R]) Ready() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
-}
+func (a *AsyncResult[R]) Ready() bool { return a.ready.Load() }
 
 // Successful reports whether the task succeeded; ErrNotReady if it is not
 // done yet.

@@ -389,27 +389,37 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	}
 
 	k = 0
-	var o Outcome // one for all the calls of a chunk: Each may not keep it
 	for _, t := range j.tasks {
-		if t.calls() == 1 {
+		n := t.calls()
+		if n == 1 {
 			if retried == nil || !retried[k] {
 				w.outcome(&t.Outcome, t, &r.Items[k])
 				t.finish()
 			}
-			k++
-			continue
-		}
-		t.finished.Store(true) // its calls' outcomes go to its chunk one by one
-		for i := range t.calls() {
-			if retried == nil || !retried[k] {
-				o = Outcome{}
-				w.outcome(&o, t, &r.Items[k])
-				t.deliver(i, &o)
+		} else {
+			var skip []bool
+			if retried != nil {
+				skip = retried[k : k+n]
 			}
-			k++
+			w.deliverChunk(t, r.Items[k:k+n], skip)
 		}
+		k += n
 	}
 	return nil
+}
+
+// deliverChunk hands each call's outcome of chunk t to its Each, but for the
+// calls to skip (queued again).
+func (w *worker) deliverChunk(t *Task, items []ipc.Item, skip []bool) {
+	t.finished.Store(true) // its calls' outcomes go to its chunk one by one
+	var o Outcome          // one for all the calls: Each may not keep it
+	for i := range items {
+		if skip == nil || !skip[i] {
+			o = Outcome{}
+			w.outcome(&o, t, &items[i])
+			t.deliver(i, &o)
+		}
+	}
 }
 
 // outcome fills o from item it of task t, which w ran. The item's slices

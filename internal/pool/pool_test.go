@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ func testRegistry() *tasks.Registry {
 		fmt.Fprint(os.Stderr, "E")
 		return n, nil
 	}))
+	r.Register("nul", tasks.Typed(func(_ context.Context, n int) (int, error) { return os.Stdout.Write(make([]byte, n)) }))
 	r.Register("big", tasks.Typed(func(_ context.Context, n int) (string, error) { return strings.Repeat("b", n), nil }))
 	r.Register("stderr", tasks.Typed(func(context.Context, struct{}) (int, error) {
 		os.Stderr.Write([]byte("\x00\xff\xfe not utf-8 \x80\n"))
@@ -207,6 +209,22 @@ func TestOutputCaptured(t *testing.T) {
 	}
 	if got := string(ts[1].Output); got != "xxx" { // stderr goes to the log, not the output
 		t.Errorf("output of the second task: %q", got)
+	}
+}
+
+// Output of NUL bytes only leaves the capture file's mapped page as it was;
+// the worker asks the kernel before it waits for input, so the output still
+// comes back with its task.
+func TestOutputOfNULsOnly(t *testing.T) {
+	p := newTestPool(t, Config{Workers: 1})
+	for i := range 3 {
+		ts := run(t, p, "nul", 1, 5)
+		if got := ts[0].Output; !bytes.Equal(got, make([]byte, 5)) {
+			t.Errorf("round %d: output %q, want 5 NUL bytes", i, got)
+		}
+	}
+	if ts := run(t, p, "echo", 1, 1); len(ts[0].Output) != 0 {
+		t.Errorf("the next task's output: %q, want none", ts[0].Output)
 	}
 }
 

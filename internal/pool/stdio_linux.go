@@ -69,8 +69,9 @@ func takeStdio(maxOutput int) (*stdio, error) {
 // first page is kept mapped and zeroed: a task's first write lands at offset
 // 0 and shows in the mapping, so take can look without a syscall. A write of
 // only NUL bytes at offset 0 would go unseen; the offset is therefore also
-// checked at the end of every job, and such output then comes back with that
-// job's last task.
+// checked at the end of every job that ran 20 µs or more and whenever the
+// worker is about to wait for input. Such output of a shorter job in the
+// middle of a burst comes back with the next job that is checked.
 type capture struct {
 	fd   int
 	max  int

@@ -29,8 +29,9 @@ type Task struct {
 	// possibly from several goroutines at once (the calls of a chunk whose
 	// worker died run again one by one, anywhere). o, and the slices in it,
 	// are valid only during the call. It must not block.
-	Each func(t *Task, i int, o *Outcome)
-	Tag  int // the caller's, untouched: lets one Done serve many tasks
+	Each  func(t *Task, i int, o *Outcome)
+	Tag   int // the caller's, untouched: lets one Done serve many tasks
+	Owner any // the caller's, untouched: lets Done be a function rather than a closure
 
 	Outcome // of a single call, when Done is called
 
