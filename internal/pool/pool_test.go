@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/hashicorp/go-hclog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,6 +52,7 @@ func testRegistry() *tasks.Registry {
 		fmt.Fprint(os.Stderr, "E")
 		return n, nil
 	}))
+	r.Register("procs", tasks.Typed(func(context.Context, struct{}) (int, error) { return runtime.GOMAXPROCS(0), nil }))
 	r.Register("nul", tasks.Typed(func(_ context.Context, n int) (int, error) { return os.Stdout.Write(make([]byte, n)) }))
 	r.Register("big", tasks.Typed(func(_ context.Context, n int) (string, error) { return strings.Repeat("b", n), nil }))
 	r.Register("stderr", tasks.Typed(func(context.Context, struct{}) (int, error) {
@@ -225,6 +227,28 @@ func TestOutputOfNULsOnly(t *testing.T) {
 	}
 	if ts := run(t, p, "echo", 1, 1); len(ts[0].Output) != 0 {
 		t.Errorf("the next task's output: %q, want none", ts[0].Output)
+	}
+}
+
+// Workers that outnumber the CPUs get GOMAXPROCS 1; others keep the
+// runtime's default; the user's GOMAXPROCS wins.
+func TestWorkerGOMAXPROCS(t *testing.T) {
+	cpus := runtime.NumCPU()
+	for _, c := range []struct {
+		workers int
+		env     []string
+		want    int
+	}{
+		{1, nil, cpus},
+		{cpus, nil, cpus},
+		{2 * cpus, nil, 1},
+		{1, []string{"GOMAXPROCS=3"}, 3},
+	} {
+		p := newTestPool(t, Config{Workers: c.workers, Env: c.env})
+		if got := value[int](t, run(t, p, "procs", 1, struct{}{})[0]); got != c.want {
+			t.Errorf("%d workers on %d CPUs, env %v: GOMAXPROCS %d, want %d", c.workers, cpus, c.env, got, c.want)
+		}
+		p.Terminate()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
@@ -44,8 +45,11 @@ func Serve(reg *tasks.Registry) int {
 	maxFrame, maxOutput := envInt(EnvMaxFrame, ipc.DefaultMaxFrame), envInt(EnvMaxOutput, 4<<20)
 	initName, initArgs, profDir := os.Getenv(EnvInit), os.Getenv(EnvInitArgs), os.Getenv(EnvCPUProfile)
 	level := hclog.LevelFromString(os.Getenv(EnvLogLevel))
+	if n := envInt(EnvProcs, 0); n > 0 {
+		runtime.GOMAXPROCS(n)
+	}
 	// What a task starts must not believe it is a worker too.
-	for _, k := range []string{EnvWorker, EnvMaxFrame, EnvMaxOutput, EnvLogLevel, EnvInit, EnvInitArgs, EnvCPUProfile} {
+	for _, k := range []string{EnvWorker, EnvMaxFrame, EnvMaxOutput, EnvLogLevel, EnvInit, EnvInitArgs, EnvCPUProfile, EnvProcs} {
 		os.Unsetenv(k)
 	}
 	io, err := takeStdio(maxOutput)
