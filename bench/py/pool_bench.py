@@ -52,9 +52,11 @@ def count_primes(bounds):
 
 
 def chunks(n, k):
-    """k ranges [lo, hi) covering [0, n); the Go side splits the same way."""
-    step = n // k
-    return [(i * step, n if i == k - 1 else (i + 1) * step) for i in range(k)]
+    """k ranges [lo, hi) of about equal cost covering [0, n): trial division
+    up to x costs about x**1.5, so range i ends at n*((i+1)/k)**(2/3). The Go
+    side (bench.PrimeRanges) splits the same way."""
+    bounds = [int(n * ((i + 1) / k) ** (2 / 3)) for i in range(k - 1)] + [n]
+    return list(zip([0] + bounds[:-1], bounds))
 
 
 def pct(sorted_xs, p):
