@@ -93,11 +93,25 @@ func (p *Pool) pickLocked(j *job) *worker {
 		if k == 0 {
 			return w
 		}
-		if short && k < w.window && (best == nil || k < len(best.inflight)) {
+		if short && k < w.window && w.roomLocked(j) && (best == nil || k < len(best.inflight)) {
 			best = w
 		}
 	}
 	return best
+}
+
+// roomLocked reports whether j fits in the pipe to busy worker w beside the
+// jobs already waiting there. A busy worker does not read its input until
+// it has written its result; were its pipe full, a write to it would block
+// whoever flushes (often the reader of its results, which must go on
+// reading), and both would wait for each other. Jobs behind the running one
+// are at most what its pipe holds unread, so half the pipe leaves margin.
+func (w *worker) roomLocked(j *job) bool {
+	queued := j.size
+	for _, x := range w.inflight[1:] {
+		queued += x.size
+	}
+	return queued <= w.pipeCap/2
 }
 
 // flush writes the jobs dispatched to w, in dispatch order. It runs on the

@@ -60,6 +60,7 @@ type worker struct {
 	ready      bool
 	inflight   []*job      // sent or about to be, oldest first; the head is running
 	window     int         // how many jobs may be in flight
+	pipeCap    int         // bytes the pipe to its stdin holds
 	assigned   int         // tasks ever dispatched to it, for MaxTasksPerWorker
 	stopping   bool        // no new jobs: stdin closes once the outbox is written
 	dirty      bool        // in p.dirty
@@ -153,6 +154,10 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 		out:    ipc.NewWriter(inW, cfg.MaxFrame),
 		window: 1,
 		logged: make(chan struct{}),
+	}
+	w.pipeCap = 64 << 10 // Linux's default, should asking fail
+	if n, err := unix.FcntlInt(inW.Fd(), unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
+		w.pipeCap = n
 	}
 	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
 	w.stderr = errR

@@ -60,12 +60,17 @@ type job struct {
 	timeout time.Duration
 	tasks   []*Task
 	calls   int      // over all tasks
+	size    int      // about the bytes of its frame
 	one     [1]*Task // backs tasks for a job of one task: no second allocation
 }
 
 func (j *job) add(t *Task) {
+	if len(j.tasks) == 0 {
+		j.size = 32 + len(j.fn) // header, kind, id, name, timeout
+	}
 	j.tasks = append(j.tasks, t)
 	j.calls += t.calls()
+	j.size += len(t.Args) + 1
 }
 
 func (t *Task) calls() int { return max(t.Calls, 1) }
