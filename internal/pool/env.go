@@ -8,8 +8,8 @@ const (
 	EnvMaxFrame  = "POOLD_MAX_FRAME"
 	EnvMaxOutput = "POOLD_MAX_OUTPUT"
 	EnvLogLevel  = "POOLD_LOG_LEVEL"
-	EnvInit      = "POOLD_INIT"      // a task to run once before the handshake
-	EnvInitArgs  = "POOLD_INIT_ARGS" // its arguments, base64 msgpack
+	EnvInit      = "POOLD_INIT"       // a task to run once before the handshake
+	EnvInitArgs  = "POOLD_INIT_ARGS"  // its arguments, base64 msgpack
 	EnvProcs     = "POOLD_GOMAXPROCS" // the worker's GOMAXPROCS, set by Serve (not inherited by what tasks start)
 
 	// EnvCPUProfile, set by the user, makes each worker write its CPU
