@@ -336,22 +336,68 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 			each(t, 0, &t.Outcome)
 		}
 	}
-	type span struct{ first, n, from, to int } // items [first, first+n), bytes [from, to)
-	var spans []span
-	var bad []int // items whose arguments would not encode
-	var badErr []error
-	var buf []byte
-	cur := span{}
-	cut := func() {
-		if cur.n > 0 {
-			cur.to = len(buf)
-			spans = append(spans, cur)
+	if c.onSuccess == nil && c.cfg.onError == nil {
+		// No callbacks: a result is final once stored, and a chunk counts
+		// down once rather than once per call, which two readers would
+		// contend for.
+		each = func(t *pool.Task, i int, o *pool.Outcome) {
+			setResult(&m.results[t.Tag+i], o, name, t.Tag+i, c.decode)
 		}
-		cur = span{first: cur.first + cur.n, from: len(buf)}
+		single = func(t *pool.Task) {
+			if t.Calls <= 1 {
+				setResult(&m.results[t.Tag], &t.Outcome, name, t.Tag, c.decode)
+			}
+			if left.Add(-int64(max(t.Calls, 1))) == 0 {
+				close(m.done)
+			}
+		}
+	}
+	// Each chunk is submitted as soon as it is encoded, so that the workers
+	// start while the rest is encoded. An argument that does not encode
+	// fails alone: its chunk ends before it, the next begins after it.
+	var bad []int
+	var badErr []error
+	submitted := false
+	var buf []byte
+	first, n := 0, 0 // the chunk being built: items [first, first+n)
+	send := func() error {
+		if n == 0 {
+			return nil
+		}
+		t := &pool.Task{
+			Func: name, Args: buf, Calls: n, Tag: first,
+			Timeout: c.cfg.timeout, Retries: c.cfg.retries, Each: each, Done: single,
+		}
+		if err := c.p.p.Submit(name, []*pool.Task{t}, 1); err != nil {
+			return err
+		}
+		submitted = true
+		buf = make([]byte, 0, len(buf)+len(buf)/8) // about the next one's size
+		first, n = first+n, 0
+		return nil
+	}
+	// fail ends a Map whose submission failed: with nothing submitted yet,
+	// the Map fails; otherwise the items not submitted fail (the pool
+	// stopped meanwhile) and the rest of the Map runs on.
+	fail := func(err error) (*MapResult[R], error) {
+		if !submitted {
+			return nil, fmt.Errorf("poold: %w", err)
+		}
+		for i := first; i < len(args); i++ {
+			o := pool.Outcome{Err: &TaskError{Kind: KindTerminated, Func: name, Message: "the pool stopped before this part of the Map was submitted: " + err.Error()}}
+			c.settle(&o, i, &m.results[i], finishOne)
+		}
+		for k, i := range bad {
+			o := pool.Outcome{Err: &TaskError{Kind: KindEncode, Func: name, Message: "encoding the arguments: " + badErr[k].Error()}}
+			c.settle(&o, i, &m.results[i], finishOne)
+		}
+		return m, nil
 	}
 	for i, a := range args {
-		if cur.n == chunk {
-			cut()
+		if n == chunk {
+			if err := send(); err != nil {
+				return fail(err)
+			}
 		}
 		mark := len(buf)
 		var err error
@@ -359,7 +405,6 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 			if len(raw) == 0 {
 				raw = Raw{0xc0} // nil, as a task of its own would send it
 			}
-			// Checked here, so that a bad one fails alone, not its chunk.
 			if err = ipc.Validate(raw); err == nil {
 				buf = append(buf, raw...)
 			}
@@ -367,25 +412,18 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 			buf, err = tasks.AppendMarshal(buf, a)
 		}
 		if err != nil {
-			// The chunk ends before the bad item and the next begins after it.
 			buf = buf[:mark]
-			cut()
-			cur.first++
+			if err := send(); err != nil {
+				return fail(err)
+			}
+			first++
 			bad, badErr = append(bad, i), append(badErr, err)
 			continue
 		}
-		cur.n++
+		n++
 	}
-	cut()
-	ts := make([]*pool.Task, len(spans))
-	for k, sp := range spans {
-		ts[k] = &pool.Task{
-			Func: name, Args: buf[sp.from:sp.to:sp.to], Calls: sp.n, Tag: sp.first,
-			Timeout: c.cfg.timeout, Retries: c.cfg.retries, Each: each, Done: single,
-		}
-	}
-	if err := c.p.p.Submit(name, ts, 1); err != nil {
-		return nil, fmt.Errorf("poold: %w", err)
+	if err := send(); err != nil {
+		return fail(err)
 	}
 	for k, i := range bad {
 		o := pool.Outcome{Err: &TaskError{Kind: KindEncode, Func: name, Message: "encoding the arguments: " + badErr[k].Error()}}

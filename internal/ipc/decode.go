@@ -406,12 +406,9 @@ func (c *cursor) raw(what string) (msgpack.RawMessage, error) {
 	if c.off >= len(c.b) {
 		return nil, fmt.Errorf("%s: %w", what, errTruncated)
 	}
-	n := 1
-	if b := c.b[c.off]; !(b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-		var err error
-		if n, err = skipValue(c.b[c.off:]); err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
+	n, err := ValueLen(c.b[c.off:])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	p, err := c.take(n)
 	return msgpack.RawMessage(p), err

@@ -16,7 +16,7 @@ const MaxDepth = 64
 // within MaxDepth, and nothing trails the value. It allocates nothing, so it
 // can run on untrusted input before a decoder (which trusts lengths) sees it.
 func Validate(b []byte) error {
-	n, err := skipValue(b)
+	n, err := ValueLen(b)
 	if err != nil {
 		return err
 	}

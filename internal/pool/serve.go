@@ -115,6 +115,7 @@ type server struct {
 	rd    *ipc.Reader
 	wr    *ipc.Writer
 	items []ipc.Item      // reused for each result
+	vals  []byte          // the values of a job's tasks, back to back; reused
 	base  context.Context // every task's context derives from it
 }
 
@@ -197,6 +198,10 @@ func (s *server) runJob(t *ipc.Task) error {
 	err := s.writeResult(&res)
 	clear(res.Items)
 	s.items = res.Items[:0]
+	s.vals = s.vals[:0]
+	if cap(s.vals) > 4<<20 {
+		s.vals = nil // one huge result is no reason to keep its buffer
+	}
 	return err
 }
 
@@ -209,7 +214,12 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 		ctx, cancel = context.WithTimeout(s.base, timeout)
 	}
 
-	val, err, stack := call(ctx, fn, arg)
+	// The values of a job's tasks go back to back in one buffer.
+	out, err, stack := call(ctx, fn, arg, s.vals)
+	var val msgpack.RawMessage
+	if err == nil {
+		val, s.vals = out[len(s.vals):len(out):len(out)], out
+	}
 	end = time.Now()
 	it.Start, it.End = start.UnixNano(), end.UnixNano()
 
@@ -234,14 +244,16 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 	return it, end
 }
 
-func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage) (val msgpack.RawMessage, err error, stack string) {
+// call runs fn, appending its result to dst, and turns a panic into an
+// error with its stack.
+func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage, dst []byte) (out []byte, err error, stack string) {
 	defer func() {
 		if r := recover(); r != nil {
-			err, stack = fmt.Errorf("panic: %v", r), string(debug.Stack())
+			out, err, stack = dst, fmt.Errorf("panic: %v", r), string(debug.Stack())
 		}
 	}()
-	val, err = fn(ctx, arg)
-	return val, err, ""
+	out, err = fn(ctx, arg, dst)
+	return out, err, ""
 }
 
 func failed(kind Kind, msg string) ipc.Item {

@@ -42,7 +42,7 @@ func call(ctx context.Context, t *testing.T, name string, args any) (msgpack.Raw
 		}
 		args = v
 	}
-	return fn(ctx, mustMarshal(t, args))
+	return fn(ctx, mustMarshal(t, args), nil)
 }
 
 type taskTest struct {
@@ -175,7 +175,7 @@ func TestEchoKeepsBytes(t *testing.T) {
 	value := msgpack.RawMessage{0xca, 0x3f, 0xc0, 0x00, 0x00} // 1.5
 	args := append(msgpack.RawMessage{0x81, 0xa5, 'v', 'a', 'l', 'u', 'e'}, value...)
 	fn, _ := builtins().Lookup("echo")
-	got, err := fn(context.Background(), args)
+	got, err := fn(context.Background(), args, nil)
 	if err != nil || string(got) != string(value) {
 		t.Fatalf("got % x, %v; want % x", got, err, value)
 	}

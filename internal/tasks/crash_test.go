@@ -49,7 +49,7 @@ func crashHelper(args string) int {
 	defer cancel()
 	fn, _ := builtins().Lookup("crash")
 	fmt.Fprintln(os.Stderr, helperReady)
-	_, err = fn(ctx, raw)
+	_, err = fn(ctx, raw, nil)
 	fmt.Fprintln(os.Stderr, "crash returned:", err)
 	return 99
 }

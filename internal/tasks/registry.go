@@ -17,8 +17,10 @@ import (
 )
 
 // Func runs one task. args is one msgpack value (nil when the caller gave
-// none); the returned value must be one msgpack value.
-type Func func(ctx context.Context, args msgpack.RawMessage) (msgpack.RawMessage, error)
+// none); it appends the result, one msgpack value, to dst and returns the
+// extended slice (dst unchanged on an error), so that the results of a chunk
+// share one buffer.
+type Func func(ctx context.Context, args msgpack.RawMessage, dst []byte) ([]byte, error)
 
 // ErrBadArgs marks an error caused by the task's arguments rather than by
 // the task: the worker reports it with kind "bad_args".
@@ -68,18 +70,21 @@ func (r *Registry) Names() []string { return slices.Sorted(maps.Keys(r.funcs)) }
 // Typed adapts fn to a Func: the argument is decoded into an A, the result
 // encoded from an R. A decoding failure wraps ErrBadArgs.
 func Typed[A, R any](fn func(context.Context, A) (R, error)) Func {
-	return func(ctx context.Context, raw msgpack.RawMessage) (msgpack.RawMessage, error) {
+	return func(ctx context.Context, raw msgpack.RawMessage, dst []byte) ([]byte, error) {
 		var a A
 		if err := DecodeArgs(raw, &a); err != nil {
-			return nil, err
+			return dst, err
 		}
 		r, err := fn(ctx, a)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		out, err := Marshal(r)
+		if out, ok := appendScalarAt(dst, &r); ok {
+			return out, nil
+		}
+		out, err := AppendMarshal(dst, r)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrEncodeResult, err)
+			return dst, fmt.Errorf("%w: %v", ErrEncodeResult, err)
 		}
 		return out, nil
 	}

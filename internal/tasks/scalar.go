@@ -35,6 +35,26 @@ func appendScalar(dst []byte, v any) (out []byte, ok bool) {
 	return dst, false
 }
 
+// appendScalarAt is appendScalar for a pointer to the value: boxing a
+// pointer costs no allocation, boxing an int64 does.
+func appendScalarAt(dst []byte, p any) (out []byte, ok bool) {
+	switch x := p.(type) {
+	case *bool:
+		return appendScalar(dst, *x)
+	case *int:
+		return appendInt(dst, int64(*x)), true
+	case *int64:
+		return appendInt(dst, *x), true
+	case *int32:
+		return appendInt(dst, int64(*x)), true
+	case *float64:
+		return binary.BigEndian.AppendUint64(append(dst, 0xcb), math.Float64bits(*x)), true
+	case *string:
+		return appendString(dst, *x), true
+	}
+	return dst, false
+}
+
 func appendInt(dst []byte, n int64) []byte {
 	switch {
 	case n >= 0 && n <= math.MaxInt8:
