@@ -99,6 +99,7 @@ func (w *Writer) WriteTask(t *Task) error {
 // wrapping ErrFrameTooLarge and writes nothing: the stream stays intact.
 func (w *Writer) WriteResult(r *Result) error {
 	w.begin(KindResult, 2)
+	w.body.Grow(24 * len(r.Items)) // most of it, at once: items of trivial results take about that
 	w.enc.EncodeUint(r.ID)
 	w.enc.EncodeArrayLen(len(r.Items))
 	for i := range r.Items {

@@ -175,6 +175,14 @@ func (s *server) run(initName, initArgs string) int {
 // them. The write happens before the next job starts: a result left in a
 // buffer would be lost if the next task crashed the worker.
 func (s *server) runJob(t *ipc.Task) error {
+	if cap(s.items) < len(t.Args) {
+		// Sized once: grown by append, a chunk's items were copied over and
+		// over into fresh memory, most of a new worker's first chunk.
+		s.items = make([]ipc.Item, 0, len(t.Args))
+	}
+	if want := 4 * len(t.Args); cap(s.vals) < want {
+		s.vals = make([]byte, 0, want)
+	}
 	res := ipc.Result{ID: t.ID, Items: s.items[:0]}
 	fn, ok := s.reg.Lookup(t.Func)
 	now := time.Now() // each task starts when the one before it ended
