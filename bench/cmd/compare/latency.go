@@ -55,12 +55,12 @@ func runLatency(h *harness) ([]Row, error) {
 			return nil, err
 		}
 		p50s, p99s = append(p50s, p50), append(p99s, p99)
-		r, err := pingPong(1, 1, n, warm, 1, false)
+		r, err := pingPong(1, 1, n, warm, 1, false, false)
 		if err != nil {
 			return nil, fmt.Errorf("ping-pong: %w", err)
 		}
 		pp = append(pp, r)
-		r, err = pingPong(1, 1, n, warm, 1, true)
+		r, err = pingPong(1, 1, n, warm, 1, true, false)
 		if err != nil {
 			return nil, fmt.Errorf("ping-pong (blocking): %w", err)
 		}

@@ -29,11 +29,16 @@ type ppMsg struct {
 	Args []byte
 }
 
+// flushEachEnv, set to 1 for a ping-pong child, makes it write each reply
+// before it reads the next frame, as a poold worker must.
+const flushEachEnv = "POOLD_BENCH_FLUSH_EACH"
+
 // pingPongChild is the child's side: write 'R' when ready, then decode each
 // frame, re-encode it and write it back, flushing only when the input
 // buffer is empty (so a pipelined parent gets batched writes, a ping-pong
-// parent one write per reply).
+// parent one write per reply), or after every reply with flushEachEnv.
 func pingPongChild() {
+	flushEach := os.Getenv(flushEachEnv) == "1"
 	r := bufio.NewReaderSize(os.Stdin, 64<<10)
 	w := bufio.NewWriterSize(os.Stdout, 64<<10)
 	w.WriteByte('R')
@@ -70,7 +75,7 @@ func pingPongChild() {
 		binary.BigEndian.PutUint32(hdr[:], uint32(out.Len()))
 		w.Write(hdr[:])
 		w.Write(out.Bytes())
-		if r.Buffered() == 0 {
+		if flushEach || r.Buffered() == 0 {
 			if err := w.Flush(); err != nil {
 				os.Exit(1)
 			}
@@ -89,13 +94,16 @@ type ppChild struct {
 // switched to blocking mode (File.Fd does that) so that reads and writes are
 // plain blocking syscalls; otherwise they go through Go's netpoller, as
 // os/exec's and poold's do.
-func startPingPong(blocking bool) (*ppChild, error) {
+func startPingPong(blocking, flushEach bool) (*ppChild, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), childEnv+"=pingpong")
+	if flushEach {
+		cmd.Env = append(cmd.Env, flushEachEnv+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -266,7 +274,7 @@ type pingPongResult struct {
 
 // pingPong measures children × window round trips, per child n per rep,
 // after a warm-up of warm per child.
-func pingPong(children, window, n, warm, reps int, blocking bool) (pingPongResult, error) {
+func pingPong(children, window, n, warm, reps int, blocking, flushEach bool) (pingPongResult, error) {
 	var res pingPongResult
 	kids := make([]*ppChild, 0, children)
 	defer func() {
@@ -275,7 +283,7 @@ func pingPong(children, window, n, warm, reps int, blocking bool) (pingPongResul
 		}
 	}()
 	for range children {
-		c, err := startPingPong(blocking)
+		c, err := startPingPong(blocking, flushEach)
 		if err != nil {
 			return res, err
 		}
@@ -334,7 +342,7 @@ func execReady(children int) (time.Duration, error) {
 		}
 	}()
 	for range children {
-		c, err := startPingPong(false)
+		c, err := startPingPong(false, false)
 		if err != nil {
 			return 0, err
 		}
