@@ -178,3 +178,22 @@ func TestMapBadRawArgFailsAlone(t *testing.T) {
 		}
 	}
 }
+
+// Chunks whose results are big enough for the pool to hand their worker its
+// next chunk while the result is still arriving: every result is right.
+func TestMapBigChunkResults(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	in := ints(200_000)
+	for round := range 2 {
+		rs, err := square.Map(ctx, p, in, poold.ChunkSize(20_000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rs {
+			if r.Err != nil || r.Value != i*i || r.Index != i || r.PID == 0 {
+				t.Fatalf("round %d, call %d: value %d, index %d, pid %d, err %v", round, i, r.Value, r.Index, r.PID, r.Err)
+			}
+		}
+	}
+}

@@ -81,6 +81,11 @@ func (r *Reader) ReadShared(m *Message) error {
 	return err
 }
 
+// OnBigFrame makes the Reader call fn when it has read the header of a frame
+// of at least size bytes, before it reads the body: a large frame takes a
+// while to arrive, and the sender is done with it as it starts to send it.
+func (r *Reader) OnBigFrame(size int, fn func()) { r.fr.bigFrame, r.fr.bigSize = fn, size }
+
 // Buffered reports whether bytes of a next frame are already buffered.
 func (r *Reader) Buffered() bool { return r.fr.r.Buffered() > 0 }
 

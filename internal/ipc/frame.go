@@ -55,6 +55,9 @@ type frameReader struct {
 	max int
 	hdr [headerSize]byte
 	buf []byte
+
+	bigFrame func() // called on the header of a frame of bigSize bytes or more
+	bigSize  int
 }
 
 // next returns the body of the next frame. The slice is valid until the next
@@ -73,6 +76,9 @@ func (f *frameReader) next() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, size, f.max)
 	}
 	n := int(size) // fits: f.max is an int
+	if f.bigFrame != nil && n >= f.bigSize {
+		f.bigFrame()
+	}
 	if cap(f.buf) > keepFrameBuf && n <= keepFrameBuf/16 {
 		f.buf = nil
 	}

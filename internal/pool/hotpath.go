@@ -56,7 +56,7 @@ func (p *Pool) dispatchLocked() {
 		for _, t := range j.tasks {
 			t.Attempts++
 		}
-		p.sendLocked(w, j, len(w.inflight) == 1)
+		p.sendLocked(w, j, len(w.inflight) == 1 || (w.finishing && len(w.inflight) == 2))
 		if w.budgetLocked() == 0 {
 			p.retireLocked(w) // its replacement starts now, while it finishes
 		}
@@ -90,6 +90,9 @@ func (p *Pool) pickLocked(j *job) *worker {
 			continue
 		}
 		k := len(w.inflight)
+		if w.finishing {
+			k-- // its only job is done: it reads its input next
+		}
 		if k == 0 {
 			return w
 		}
@@ -118,10 +121,32 @@ func (w *worker) roomLocked(j *job) bool {
 // goroutine that dispatched them (a submitter, or a reader that just got a
 // result), so a task reaches its worker without waking another goroutine.
 // Concurrent flushers coalesce: whoever holds wmu writes everything queued,
-// with one syscall when it fits the buffer.
+// with one syscall when it fits the buffer. Nobody waits for wmu: a flusher
+// that finds it taken leaves its jobs to the holder, which looks at the
+// outbox once more after it lets go. So the only wait is the holder's, in
+// write(2), and a reader of results never waits behind a write that needs
+// its worker to read.
 func (w *worker) flush() {
-	w.wmu.Lock()
-	unsent := false
+	for w.wmu.TryLock() {
+		unsent := w.writeQueued()
+		w.wmu.Unlock()
+		if unsent {
+			w.p.mu.Lock()
+			w.p.dispatchLocked()
+			w.p.unlockAndFlush()
+		}
+		w.omu.Lock()
+		more := len(w.outbox) > 0 || (w.closing && !w.inClosed.Load())
+		w.omu.Unlock()
+		if !more {
+			return
+		}
+	}
+}
+
+// writeQueued writes the outbox until it stays empty; the caller holds wmu.
+// It reports whether a job could not be encoded and was taken back.
+func (w *worker) writeQueued() (unsent bool) {
 	for {
 		w.omu.Lock()
 		jobs := w.outbox
@@ -134,10 +159,9 @@ func (w *worker) flush() {
 			if closing && !w.stdinClosed {
 				// Nothing more will come: EOF tells the worker to finish
 				// what it has and exit.
-				w.stdinClosed = true
-				w.stdin.Close()
+				w.closeStdinLocked()
 			}
-			break
+			return unsent
 		}
 		for _, j := range jobs {
 			if !w.broken && !w.write(j) {
@@ -154,11 +178,15 @@ func (w *worker) flush() {
 		clear(jobs)
 		w.spare = jobs[:0]
 	}
-	w.wmu.Unlock()
-	if unsent {
-		w.p.mu.Lock()
-		w.p.dispatchLocked()
-		w.p.unlockAndFlush()
+}
+
+// closeStdinLocked closes the pipe to the worker's stdin; the caller holds
+// wmu.
+func (w *worker) closeStdinLocked() {
+	if !w.stdinClosed {
+		w.stdinClosed = true
+		w.inClosed.Store(true)
+		w.stdin.Close()
 	}
 }
 
@@ -244,6 +272,7 @@ func (w *worker) readLoop() {
 	err := w.in.Read(&m)
 	if err == nil {
 		err = w.handshake(&m)
+		w.in.OnBigFrame(bigResult, w.resultArriving)
 	}
 	for err == nil {
 		// Shared: each result is settled before the next read.
@@ -288,13 +317,44 @@ func (w *worker) readLoop() {
 		w.killAfter(w.p.cfg.KillGrace)
 	}
 	exit := w.wait()
-	w.wmu.Lock()
-	if !w.stdinClosed {
-		w.stdinClosed = true
-		w.stdin.Close()
-	}
+	w.wmu.Lock() // the worker is gone: a holder's write fails at once
+	w.closeStdinLocked()
 	w.wmu.Unlock()
 	w.p.onExit(w, exit)
+}
+
+// bigResult is the size from which a result frame takes long enough to
+// read and settle (a chunk's, typically) that its worker is given its next
+// job as the frame starts to arrive, not once it has been settled.
+const bigResult = 64 << 10
+
+// resultArriving runs when the header of a big frame from w has been read:
+// w has finished its job and is writing the result. If that was its only
+// job, it reads its input next, so it may have another now; the write goes
+// on another goroutine, because w reads it only after this goroutine has
+// read the whole result.
+func (w *worker) resultArriving() {
+	p := w.p
+	p.mu.Lock()
+	if len(w.inflight) != 1 || w.finishing || w.stopping || p.state == terminated {
+		p.mu.Unlock()
+		return
+	}
+	w.finishing = true
+	p.dispatchLocked()
+	dirty := p.dirty
+	p.dirty = nil
+	for _, x := range dirty {
+		x.dirty = false
+	}
+	p.mu.Unlock()
+	if len(dirty) > 0 {
+		go func() {
+			for _, x := range dirty {
+				x.flush()
+			}
+		}()
+	}
 }
 
 func (w *worker) handshake(m *ipc.Message) error {
@@ -348,6 +408,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	}
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
+	w.finishing = false
 	p.headChangedLocked(w)
 	p.stats.TasksDone += j.calls
 

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type worker struct {
 	spare       []*job
 	broken      bool // a write failed: the worker is gone
 	stdinClosed bool
+	inClosed    atomic.Bool // stdinClosed, for a look without wmu
 
 	// Jobs dispatched and not yet written, in dispatch order.
 	omu     sync.Mutex
@@ -61,6 +63,7 @@ type worker struct {
 	inflight   []*job      // sent or about to be, oldest first; the head is running
 	window     int         // how many jobs may be in flight
 	pipeCap    int         // bytes the pipe to its stdin holds
+	finishing  bool        // the result of its only job is arriving: it reads its input next
 	assigned   int         // tasks ever dispatched to it, for MaxTasksPerWorker
 	stopping   bool        // no new jobs: stdin closes once the outbox is written
 	dirty      bool        // in p.dirty
