@@ -101,7 +101,7 @@ func BenchmarkMapChunked(b *testing.B) {
 
 // smokeRows are the rows the harness prints, every one of them in every run.
 var smokeRows = []string{
-	"1a", "1b", "1c", "1d", "2a", "3a", "3b", "3c", "3d", "3e", "4a", "4b", "4c",
+	"1a", "1b", "1c", "1d", "2a", "3a", "3b", "3c", "3d", "3e", "4a", "4b", "4c", "4d",
 	"5a", "5b", "5c", "6a", "6b", "6c", "7a", "7b",
 }
 

@@ -79,10 +79,22 @@ func idealSpeedup(durs []time.Duration) float64 {
 func runCPU(h *harness) ([]Row, error) {
 	n := int64(h.size(1_000_000, 20_000))
 	reps := h.nreps(5)
-	var t1, t2, speedups, ideal, inflation []float64
+	var t1, t2, speedups, ideal, inflation, bare []float64
 	var splits []string
 	count := -1
 	for range reps { // interleaved, so that drift hits both alike
+		b1, bc1, err := barePrimes(bench.PrimeRanges(n, primeTasks), 1)
+		if err != nil {
+			return nil, err
+		}
+		b2, bc2, err := barePrimes(bench.PrimeRanges(n, primeTasks), 2)
+		if err != nil {
+			return nil, err
+		}
+		if bc1 != bc2 {
+			return nil, fmt.Errorf("bare prime counts differ: %d, %d", bc1, bc2)
+		}
+		bare = append(bare, float64(b1)/float64(b2))
 		d1, c1, durs, _, err := h.primesTime(1, n)
 		if err != nil {
 			return nil, err
@@ -107,6 +119,7 @@ func runCPU(h *harness) ([]Row, error) {
 		primeTasks, spread(ideal, fmtX))
 	h.logf("task time in Pool(2) ÷ task time in Pool(1), summed over the 8 tasks: %s (above 1: the two workers slowed each other down, i.e. fewer than 2 free cores)",
 		spread(inflation, fmtX))
+	h.logf("the same 8 ranges in plain processes, no pool (1 process, then 2 at once, 4 ranges each): speed-up %s", spread(bare, fmtX))
 	h.logf("tasks per worker in each Pool(2) run: %s (4+4 unless a worker was handed more tasks than it could start)", strings.Join(splits, ", "))
 
 	var py struct {
@@ -138,6 +151,8 @@ func runCPU(h *harness) ([]Row, error) {
 			fmt.Sprintf("median over %d interleaved pairs of Pool(1) time ÷ Pool(2) time; map of %d tasks, one per chunk; the tasks ran %.2f× as long in Pool(2) as in Pool(1) (1.00: no contention for the cores); tasks per worker in each Pool(2) run: %s", reps, primeTasks, median(inflation), strings.Join(splits, ", "))),
 		mkRow("4b", "speed-up Pool(1) → Pool(2)", speed, "ideal for these 8 tasks", newFig(median(ideal), fmtX), nil,
 			"ideal: total work ÷ makespan of the 8 tasks (their durations in the Pool(1) runs) handed in order to the first free of 2 workers, with no overhead: the ranges are cut for about equal cost (bench.PrimeRanges), yet not exactly equal, which caps any pool a little below 2×"),
+		mkRow("4d", "speed-up Pool(1) → Pool(2)", speed, "2 plain processes, no pool", newFig(median(bare), fmtX), nil,
+			"the machine's own limit for this code: the built-in task's trial division run by 1 plain copy of the harness, then by 2 at once with 4 ranges each, timed from a go signal (no start-up, no pool, no pipes)"),
 		mkRow("4c", "Pool(1) time", newFig(median(t1), fmtMS), "Python Pool(1)", pyT1, nil,
 			"the same trial division in Go (built-in task primes) and in pure Python: Go's runs are ~20× shorter, so more exposed to noise"),
 	}, nil

@@ -38,6 +38,8 @@ func main() {
 		return
 	case "rss":
 		os.Exit(rssChild())
+	case "primes":
+		os.Exit(primesChild())
 	default:
 		fmt.Fprintf(os.Stderr, "compare: unknown %s=%q\n", childEnv, os.Getenv(childEnv))
 		os.Exit(2)
