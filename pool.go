@@ -269,16 +269,16 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 func asyncDone[R any](t *pool.Task) {
 	a := t.Owner.(*AsyncResult[R])
 	c := &a.c
-	setResult(&a.res, &t.Outcome, c.name, 0, c.decode)
 	if c.onSuccess == nil && c.cfg.onError == nil {
-		a.complete()
+		a.complete() // the result is decoded when asked for
 		return
 	}
 	c.p.cb.run(func() {
-		if a.res.Err == nil && c.onSuccess != nil {
-			c.onSuccess(a.res)
-		} else if a.res.Err != nil && c.cfg.onError != nil {
-			c.cfg.onError(a.res.Err)
+		r := a.result()
+		if r.Err == nil && c.onSuccess != nil {
+			c.onSuccess(r)
+		} else if r.Err != nil && c.cfg.onError != nil {
+			c.cfg.onError(r.Err)
 		}
 		a.complete()
 	})

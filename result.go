@@ -38,8 +38,7 @@ func (r Result[R]) Duration() time.Duration { return r.End.Sub(r.Start) }
 
 // AsyncResult is a task in flight, like Python's AsyncResult.
 type AsyncResult[R any] struct {
-	task  pool.Task // in the same allocation as the result
-	res   Result[R]
+	task  pool.Task // its outcome is the result, decoded when asked for
 	c     call[R]
 	arg   [32]byte // holds the encoded arguments when they fit
 	ready atomic.Bool
@@ -72,7 +71,14 @@ func (a *AsyncResult[R]) Get(ctx context.Context) (Result[R], error) {
 	if err := a.Wait(ctx); err != nil {
 		return Result[R]{}, err
 	}
-	return a.res, a.res.Err
+	r := a.result()
+	return r, r.Err
+}
+
+// result decodes the task's outcome. It is not kept: 100,000 tasks in
+// flight would hold 100,000 decoded copies beside their outcomes.
+func (a *AsyncResult[R]) result() Result[R] {
+	return resultOf(&a.task.Outcome, a.c.name, 0, a.c.decode)
 }
 
 // Wait waits until the task is done or ctx ends.
@@ -113,7 +119,7 @@ func (a *AsyncResult[R]) Successful() (bool, error) {
 	if !a.Ready() {
 		return false, ErrNotReady
 	}
-	return a.res.Err == nil, nil
+	return a.result().Err == nil, nil
 }
 
 // MapResult is a Map in flight.
@@ -192,6 +198,25 @@ func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, dec
 				Message: "decoding the result: " + err.Error()}
 		}
 	}
+}
+
+// resultOf is setResult for an outcome the caller owns (its slices are
+// not copied), returned by value.
+func resultOf[R any](o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) Result[R] {
+	r := Result[R]{
+		Err: o.Err, Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
+		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), Output: o.Output,
+	}
+	if r.Err == nil {
+		v := new(R) // decode is a func value: whatever it gets escapes
+		if err := decode(Raw(o.Value), v); err != nil {
+			r.Err = &TaskError{Kind: KindEncode, Func: fn, PID: o.PID, Attempts: o.Attempts,
+				Message: "decoding the result: " + err.Error()}
+		} else {
+			r.Value = *v
+		}
+	}
+	return r
 }
 
 // unixTime turns the pool's unix nanoseconds into a time; 0 (unknown) stays
