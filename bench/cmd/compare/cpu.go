@@ -151,10 +151,10 @@ func runCPU(h *harness) ([]Row, error) {
 			fmt.Sprintf("median over %d interleaved pairs of Pool(1) time ÷ Pool(2) time; map of %d tasks, one per chunk; the tasks ran %.2f× as long in Pool(2) as in Pool(1) (1.00: no contention for the cores); tasks per worker in each Pool(2) run: %s", reps, primeTasks, median(inflation), strings.Join(splits, ", "))),
 		mkRow("4b", "speed-up Pool(1) → Pool(2)", speed, "ideal for these 8 tasks", newFig(median(ideal), fmtX), nil,
 			"ideal: total work ÷ makespan of the 8 tasks (their durations in the Pool(1) runs) handed in order to the first free of 2 workers, with no overhead: the ranges are cut for about equal cost (bench.PrimeRanges), yet not exactly equal, which caps any pool a little below 2×"),
-		mkRow("4d", "speed-up Pool(1) → Pool(2)", speed, "2 plain processes, no pool", newFig(median(bare), fmtX), nil,
-			"the machine's own limit for this code: the built-in task's trial division run by 1 plain copy of the harness, then by 2 at once with 4 ranges each, timed from a go signal (no start-up, no pool, no pipes)"),
 		mkRow("4c", "Pool(1) time", newFig(median(t1), fmtMS), "Python Pool(1)", pyT1, nil,
 			"the same trial division in Go (built-in task primes) and in pure Python: Go's runs are ~20× shorter, so more exposed to noise"),
+		mkRow("4d", "speed-up Pool(1) → Pool(2)", speed, "2 plain processes, no pool", newFig(median(bare), fmtX), nil,
+			"the machine's own limit for this code: the built-in task's trial division run by 1 plain copy of the harness, then by 2 at once with 4 ranges each, timed from a go signal (no start-up, no pool, no pipes)"),
 	}, nil
 }
 
