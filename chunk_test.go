@@ -2,6 +2,8 @@ package poold_test
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,6 +196,43 @@ func TestMapBigChunkResults(t *testing.T) {
 			if r.Err != nil || r.Value != i*i || r.Index != i || r.PID == 0 {
 				t.Fatalf("round %d, call %d: value %d, index %d, pid %d, err %v", round, i, r.Value, r.Index, r.PID, r.Err)
 			}
+		}
+	}
+}
+
+// Chunks with big results, workers that die inside chunks, workers that
+// retire inside chunks, all at once: every call gets exactly its own
+// result, and only the calls that kill their worker fail.
+func TestMapChunkStress(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of chunks and crashes")
+	}
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2), poold.WithMaxTasksPerWorker(3000))
+	const n = 12_000
+	args := make([]paddedArgs, n)
+	culprit := func(i int) bool { return i%1499 == 7 }
+	for i := range args {
+		args[i] = paddedArgs{I: i, Pad: 200}
+		if culprit(i) {
+			args[i].Exit = 5
+		}
+	}
+	rs, err := padded.Map(ctx, p, args, poold.ChunkSize(700))
+	if !errors.Is(err, poold.ErrWorkerLost) {
+		t.Fatalf("Map error %v, want ErrWorkerLost", err)
+	}
+	for i, r := range rs {
+		if culprit(i) {
+			var exit *poold.WorkerExitError
+			if !errors.As(r.Err, &exit) || exit.ExitCode != 5 {
+				t.Errorf("culprit %d: %v", i, r.Err)
+			}
+			continue
+		}
+		want := strconv.Itoa(i) + ":" + strings.Repeat("p", 200)
+		if r.Err != nil || r.Value != want || r.Index != i || r.PID == 0 {
+			t.Fatalf("call %d: %.20q, index %d, pid %d, err %v", i, r.Value, r.Index, r.PID, r.Err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -114,6 +115,16 @@ var (
 		return os.Getpid(), nil
 	})
 
+	// padded exits the worker with Exit if it is not 0, else returns I
+	// followed by Pad bytes of padding: results big enough to make a
+	// chunk's result frame large.
+	padded = poold.Register(reg, "padded", func(_ context.Context, a paddedArgs) (string, error) {
+		if a.Exit != 0 {
+			os.Exit(a.Exit)
+		}
+		return strconv.Itoa(a.I) + ":" + strings.Repeat("p", a.Pad), nil
+	})
+
 	// work exits the worker with Exit if it is not 0, else sleeps MS
 	// milliseconds and returns I.
 	work = poold.Register(reg, "work", func(_ context.Context, a workArgs) (int, error) {
@@ -209,6 +220,12 @@ var resultMismatch = poold.Register(poold.NewRegistry(), "text", func(context.Co
 type slowArgs struct {
 	I  int `json:"i"`
 	MS int `json:"ms"`
+}
+
+type paddedArgs struct {
+	I    int `json:"i"`
+	Pad  int `json:"pad"`
+	Exit int `json:"exit,omitempty"`
 }
 
 type workArgs struct {
