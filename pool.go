@@ -359,6 +359,7 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 	var badErr []error
 	submitted := false
 	var buf []byte
+	sizeHint := 0
 	first, n := 0, 0 // the chunk being built: items [first, first+n)
 	send := func() error {
 		if n == 0 {
@@ -372,7 +373,8 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 			return err
 		}
 		submitted = true
-		buf = make([]byte, 0, len(buf)+len(buf)/8) // about the next one's size
+		sizeHint = len(buf) + len(buf)/8 // the next chunk's buffer, made when needed
+		buf = nil
 		first, n = first+n, 0
 		return nil
 	}
@@ -398,6 +400,9 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 			if err := send(); err != nil {
 				return fail(err)
 			}
+		}
+		if buf == nil && sizeHint > 0 {
+			buf = make([]byte, 0, sizeHint)
 		}
 		mark := len(buf)
 		var err error
