@@ -2,13 +2,15 @@ package pool
 
 import (
 	"context"
-	"github.com/poold/poold/internal/ipc"
-	"github.com/vmihailenco/msgpack/v5"
 	"os"
 	"os/exec"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/worker"
 )
 
 // BenchmarkSubmitPipelined: b.N single tasks submitted one by one, then
@@ -27,7 +29,7 @@ func BenchmarkSubmitPipelined(b *testing.B) {
 	wg.Add(b.N)
 	done := func(*Task) { wg.Done() }
 	for range b.N {
-		if err := p.Submit("echo", []*Task{{Args: args, Done: done}}, 1); err != nil {
+		if err := p.Submit(&Task{Func: "echo", Args: args, Calls: 1, Done: done}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -47,19 +49,17 @@ func BenchmarkRoundTrip(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		p.Submit("echo", []*Task{{Args: args, Done: func(*Task) { done <- struct{}{} }}}, 1)
+		p.Submit(&Task{Func: "echo", Args: args, Calls: 1, Done: func(*Task) { done <- struct{}{} }})
 		<-done
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/rt")
 }
 
-var _ = time.Second
-
 // BenchmarkWorkerPingPong talks to one worker directly over ipc, with no
 // supervisor: the floor under BenchmarkRoundTrip.
 func BenchmarkWorkerPingPong(b *testing.B) {
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), EnvWorker+"=1")
+	cmd.Env = append(os.Environ(), worker.Settings{}.Environ()...)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
@@ -95,19 +95,31 @@ func BenchmarkChunked(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { p.Close(); p.Join(ctx) }()
-	args := raw(b, 1)
+	one := raw(b, 1)
 	var wg sync.WaitGroup
-	wg.Add(b.N)
+	each := func(*Task, int, *Outcome) {}
 	done := func(*Task) { wg.Done() }
-	ts := make([]*Task, b.N)
-	for i := range ts {
-		ts[i] = &Task{Args: args, Done: done}
+	var chunks []*Task
+	for left := b.N; left > 0; left -= 10000 {
+		n := min(left, 10000)
+		chunks = append(chunks, &Task{Func: "echo", Args: bytesRepeat(one, n), Calls: n, Each: each, Done: done})
 	}
+	wg.Add(len(chunks))
 	b.ReportAllocs()
 	b.ResetTimer()
-	if err := p.Submit("echo", ts, 10000); err != nil {
-		b.Fatal(err)
+	for _, c := range chunks {
+		if err := p.Submit(c); err != nil {
+			b.Fatal(err)
+		}
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tasks/s")
+}
+
+func bytesRepeat(b []byte, n int) []byte {
+	out := make([]byte, 0, len(b)*n)
+	for range n {
+		out = append(out, b...)
+	}
+	return out
 }

@@ -12,12 +12,15 @@ import (
 )
 
 // Config says how a pool runs. The zero value of every field means its
-// default.
+// default; withDefaults resolves them all, in this one place. What a task
+// gets by default (time limit, retries) is not here: the caller resolves it
+// into each Task.
 type Config struct {
-	Workers int      // worker processes; default runtime.NumCPU()
-	Command []string // the worker program and its arguments; default: this binary, re-executed
-	Env     []string // extra environment for the workers, "KEY=value"
-	Logger  hclog.Logger
+	Workers  int      // worker processes; default runtime.NumCPU()
+	Launcher Launcher // how workers are started; default: exec of Command
+	Command  []string // the worker program and its arguments; default: this binary, re-executed
+	Env      []string // extra environment for the workers, "KEY=value"
+	Logger   hclog.Logger
 
 	MaxFrame     int           // frame-size cap in both directions; default ipc.DefaultMaxFrame
 	MaxOutput    int           // bytes of a task's printed output kept per task; default 4 MiB
@@ -29,9 +32,6 @@ type Config struct {
 	MaxTasksPerWorker int   // retire a worker after this many tasks; 0: never
 	MaxWorkerMemory   int64 // kill a worker whose RSS passes this many bytes; 0: no limit
 	MemoryInterval    time.Duration
-
-	Timeout time.Duration // default per-task time limit; 0: none
-	Retries int           // default retries of a task whose worker was lost or that timed out
 
 	// Initializer, if set, runs once in each worker before its first task; a
 	// worker whose initializer fails counts as a failed start.
@@ -48,7 +48,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	for name, v := range map[string]int64{
 		"max tasks per worker": int64(c.MaxTasksPerWorker), "max worker memory": c.MaxWorkerMemory,
-		"timeout": int64(c.Timeout), "retries": int64(c.Retries), "max frame": int64(c.MaxFrame),
+		"max frame": int64(c.MaxFrame),
 		"max output": int64(c.MaxOutput), "max window": int64(c.MaxWindow), "kill grace": int64(c.KillGrace),
 		"start timeout": int64(c.StartTimeout), "start retries": int64(c.StartRetries),
 	} {

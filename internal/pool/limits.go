@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
+
+	"github.com/poold/poold/internal/kind"
 )
 
 // watchMemory samples each worker's resident memory every interval and
@@ -31,17 +32,15 @@ func (p *Pool) watchMemory() {
 				continue
 			}
 			peak := max(rss, readPeakRSS(w.pid))
+			b := &blame{kind: kind.MemoryLimit,
+				reason: fmt.Sprintf("killed: resident memory reached %s, over the limit of %s", mib(peak), mib(p.cfg.MaxWorkerMemory))}
 			p.mu.Lock()
-			if w.blame == nil {
-				b := &blame{kind: KindMemoryLimit,
-					reason: fmt.Sprintf("killed: resident memory reached %s, over the limit of %s", mib(peak), mib(p.cfg.MaxWorkerMemory))}
-				if len(w.inflight) > 0 {
-					b.jobID = w.inflight[0].id
-				}
-				w.blame = b
+			if head := w.headLocked(); head != nil {
+				b.jobID = head.id
 			}
-			p.mu.Unlock()
-			w.signal(syscall.SIGKILL)
+			p.killLocked(w, b)
+			p.unlockAndFlush()
+			w.signal(SIGKILL)
 		}
 	}
 }

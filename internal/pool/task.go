@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"bytes"
 	"sync/atomic"
 	"time"
 
@@ -9,95 +10,76 @@ import (
 	"github.com/poold/poold/internal/ipc"
 )
 
-// Task is one call of a worker function, or a chunk: many calls of one
-// function whose arguments travel back to back in Args, so that a Map of a
-// million items costs the pool a few chunks rather than a million objects.
-// From submission until Done the pool owns the task; the caller must not
-// touch it.
+// Task is the one shape of work: Calls calls of function Func, whose
+// arguments travel back to back in Args. Apply submits a Task of one call;
+// Map and IMap submit chunks, so that a Map of a million items costs the
+// pool a few Tasks rather than a million objects. From Submit until Done the
+// pool owns the task; the caller must not touch it.
+//
+// Every field the caller sets is final: the caller resolved the defaults
+// (see the root package's options), and no value stands for "the pool's
+// default".
 type Task struct {
 	Func    string
-	Args    msgpack.RawMessage // one msgpack value; for a chunk, Calls values back to back
-	Calls   int                // the calls in Args: above 1 for a chunk; 0 means 1
-	Timeout time.Duration      // 0: the pool's default
-	Retries int                // -1: none; 0: the pool's default
+	Args    msgpack.RawMessage // Calls msgpack values back to back
+	Calls   int                // ≥ 1
+	Timeout time.Duration      // per call, from its start in the worker; 0: none
+	Retries int                // times a call may run again after a loss or a timeout; 0: none
 
-	// Done is called exactly once, from a pool goroutine, when the outcome
-	// is known; for a chunk, once Each has had the outcome of every call. It
-	// must not block.
-	Done func(*Task)
-	// Each receives the outcome of each call of a chunk, in no set order and
+	// Each, if set, receives the outcome of every call, in no set order and
 	// possibly from several goroutines at once (the calls of a chunk whose
 	// worker died run again one by one, anywhere). o, and the slices in it,
-	// are valid only during the call. It must not block.
-	Each  func(t *Task, i int, o *Outcome)
-	Tag   int // the caller's, untouched: lets one Done serve many tasks
+	// are valid only during the call. It must not block. Without Each (only
+	// for Calls == 1) the outcome is stored in Outcome, its slices copied.
+	Each func(t *Task, i int, o *Outcome)
+	// Done is called exactly once, from a pool goroutine, after the outcome
+	// of every call has been delivered. It must not block.
+	Done  func(*Task)
+	Tag   int // the caller's, untouched: lets one Each serve many tasks
 	Owner any // the caller's, untouched: lets Done be a function rather than a closure
 
-	Outcome // of a single call, when Done is called
+	Outcome // of the single call of a Task without Each, when Done is called
 
-	finished atomic.Bool
-	left     atomic.Int64 // a chunk as submitted: calls whose outcome is still to come
-	parent   *Task        // a part split off a chunk: the chunk
-	offset   int          // the index in parent of the part's first call
+	// Set by the pool.
+	id      uint64       // names one dispatch of the task to one worker; fresh for each
+	size    int          // about the bytes of its frame
+	settled atomic.Bool  // its outcome has been delivered: a second delivery is a bug, ignored
+	left    atomic.Int64 // a task as submitted: calls whose outcome is still to come
+	parent  *Task        // a part cut from a task: the task it delivers to
+	offset  int           // the index in parent of the part's first call
+	tries   int           // how many times its calls were started (guarded by Pool.mu)
 }
 
-// Outcome is how one call ended.
+// Outcome is how one call ended, and where it ran.
 type Outcome struct {
-	Value    msgpack.RawMessage // when Err is nil
-	Err      error              // nil, or a *TaskError
-	PID      int
-	Worker   int // the worker slot, 0 ≤ Worker < Config.Workers
-	Attempts int
-	Start    int64 // unix nanoseconds, in the worker; 0 if the call never started
+	Value    msgpack.RawMessage // when Fail is nil
+	Fail     *Failure           // nil on success
+	Host     string             // where the worker ran: "" for this machine
+	PID      int                // the worker process; 0 if no worker ran the call
+	Worker   int                // the worker slot, 0 ≤ Worker < Config.Workers
+	Attempts int                // how many times the call was started
+	Start    int64              // unix nanoseconds, in the worker; 0 if it never started
 	End      int64
-	Output   []byte
+	Output   []byte // what the call wrote to its standard output
 }
 
-// job is what travels in one Task frame: one or more tasks of one function.
-type job struct {
-	id      uint64
-	fn      string
-	timeout time.Duration
-	tasks   []*Task
-	calls   int      // over all tasks
-	size    int      // about the bytes of its frame
-	one     [1]*Task // backs tasks for a job of one task: no second allocation
+// Failure says why a call failed.
+type Failure struct {
+	Kind    Kind
+	Message string
+	Stack   string // the worker-side stack of a panic
+	Exit    *Exit  // how the worker ended, for the kinds its end decides
 }
 
-func (j *job) add(t *Task) {
-	if len(j.tasks) == 0 {
-		j.size = 32 + len(j.fn) // header, kind, id, name, timeout
-	}
-	j.tasks = append(j.tasks, t)
-	j.calls += t.calls()
-	j.size += len(t.Args) + 1
-}
+// nilValue is the msgpack nil, the argument of a call given none.
+var nilValue = msgpack.RawMessage{0xc0}
 
-func (t *Task) calls() int { return max(t.Calls, 1) }
+// dispatchSize is about the bytes of t's frame: header, kind, id, name,
+// timeout, and the arguments.
+func (t *Task) dispatchSize() int { return 32 + len(t.Func) + len(t.Args) + t.Calls }
 
-// finish records the outcome and calls Done; a second call is a bug and is
-// ignored, so that no caller ever sees two outcomes. A chunk finished this
-// way failed whole: each of its calls gets its outcome.
-func (t *Task) finish() bool {
-	if !t.finished.CompareAndSwap(false, true) {
-		return false
-	}
-	switch {
-	case t.calls() > 1:
-		for i := range t.calls() {
-			o := t.Outcome
-			t.deliver(i, &o)
-		}
-	case t.parent != nil:
-		t.parent.deliver(t.offset, &t.Outcome)
-	case t.Done != nil:
-		t.Done(t)
-	}
-	return true
-}
-
-// deliver hands the outcome of call i of t to the chunk it belongs to as the
-// caller submitted it, and completes that chunk after its last call.
+// deliver hands the outcome of call i of t to the task as the caller
+// submitted it, and completes that task after its last call.
 func (t *Task) deliver(i int, o *Outcome) {
 	for t.parent != nil {
 		i += t.offset
@@ -105,47 +87,60 @@ func (t *Task) deliver(i int, o *Outcome) {
 	}
 	if t.Each != nil {
 		t.Each(t, i, o)
+	} else {
+		t.Outcome = *o
+		t.Value = bytes.Clone(o.Value) // o's slices may be a reader's buffer
+		t.Output = bytes.Clone(o.Output)
 	}
 	if t.left.Add(-1) == 0 && t.Done != nil {
 		t.Done(t)
 	}
 }
 
-func (t *Task) fail(kind Kind, msg string, pid int, cause error) {
-	t.Value = nil
-	if pid != 0 {
-		t.PID = pid
+// claim marks t as settled; false if it was already, which is a bug that
+// must not show a caller two outcomes.
+func (t *Task) claim() bool { return t.settled.CompareAndSwap(false, true) }
+
+// failAll delivers the same failure to every call of t.
+func (t *Task) failAll(f *Failure, pid, slot int) {
+	if !t.claim() {
+		return
 	}
-	t.Err = &TaskError{Kind: kind, Func: t.Func, Message: msg, PID: pid, Attempts: t.Attempts, Cause: cause}
-	if t.End == 0 {
-		t.End = time.Now().UnixNano()
+	o := Outcome{Fail: f, PID: pid, Worker: slot, Attempts: t.tries, End: time.Now().UnixNano()}
+	for i := range t.Calls {
+		t.deliver(i, &o)
 	}
 }
 
-// split cuts chunk t into parts of at most size calls each, in order. The
-// parts deliver their outcomes to t; t itself no longer runs.
-func (t *Task) split(size int) []*Task {
-	n := t.calls()
-	parts := make([]*Task, 0, (n+size-1)/size)
+// split cuts t into parts of one call each, in order. The parts deliver
+// their outcomes to t; t itself no longer runs.
+func (t *Task) split() []*Task {
+	parts := make([]*Task, 0, t.Calls)
 	off := 0
-	for from := 0; from < n; from += size {
-		to := min(from+size, n)
-		end := off + argsLen(t.Args[off:], to-from)
-		parts = append(parts, t.part(from, to, t.Args[off:end:end]))
+	for i := range t.Calls {
+		end := off + valueLen(t.Args[off:])
+		parts = append(parts, t.part(i, i+1, t.Args[off:end:end]))
 		off = end
 	}
 	return parts
 }
 
-// splitAt cuts chunk t into its first k calls and the rest.
+// splitAt cuts t into its first k calls and the rest (0 < k < t.Calls).
 func (t *Task) splitAt(k int) (head, tail *Task) {
 	off := argsLen(t.Args, k)
-	return t.part(0, k, t.Args[:off:off]), t.part(k, t.calls(), t.Args[off:])
+	return t.part(0, k, t.Args[:off:off]), t.part(k, t.Calls, t.Args[off:])
+}
+
+// one is call i of t as a part of its own.
+func (t *Task) one(i int) *Task {
+	off := argsLen(t.Args, i)
+	end := off + valueLen(t.Args[off:])
+	return t.part(i, i+1, t.Args[off:end:end])
 }
 
 func (t *Task) part(from, to int, args msgpack.RawMessage) *Task {
 	p := &Task{Func: t.Func, Args: args, Calls: to - from, Timeout: t.Timeout, Retries: t.Retries, parent: t, offset: from}
-	p.Attempts = t.Attempts
+	p.tries = t.tries
 	return p
 }
 
@@ -153,11 +148,15 @@ func (t *Task) part(from, to int, args msgpack.RawMessage) *Task {
 func argsLen(args msgpack.RawMessage, k int) int {
 	off := 0
 	for range k {
-		l, err := ipc.ValueLen(args[off:])
-		if err != nil {
-			return len(args) // cannot happen: Submit counted them
-		}
-		off += l
+		off += valueLen(args[off:])
 	}
 	return off
+}
+
+func valueLen(args msgpack.RawMessage) int {
+	l, err := ipc.ValueLen(args)
+	if err != nil {
+		return len(args) // cannot happen: Submit counted them
+	}
+	return l
 }

@@ -1,0 +1,176 @@
+package pool
+
+import (
+	"context"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/poold/poold/internal/tasks"
+	"github.com/poold/poold/internal/worker"
+)
+
+// goLauncher is a Launcher whose workers are goroutines running the real
+// worker loop (worker.ServeConn) over os.Pipe: the scheduler's tests run
+// without exec, in milliseconds. A signal to one of its workers is its
+// death: its pipes close under it, as a killed process's would.
+type goLauncher struct {
+	nextPID  atomic.Int64
+	launched atomic.Int64
+	flaky    atomic.Int64      // runs of "flaky" so far, across workers
+	fail     func(n int) error // if set, launch n (from 1) fails when it returns an error
+}
+
+func newGoLauncher() *goLauncher {
+	l := &goLauncher{}
+	l.nextPID.Store(1_000_000) // never a real process's: nothing here signals by pid
+	return l
+}
+
+func (l *goLauncher) Close() {}
+
+func (l *goLauncher) Launch(s worker.Settings) (*Conn, error) {
+	n := int(l.launched.Add(1))
+	if l.fail != nil {
+		if err := l.fail(n); err != nil {
+			return nil, err
+		}
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	g := &goProcess{pid: int(l.nextPID.Add(1)), killed: make(chan struct{}), done: make(chan struct{}),
+		child: []*os.File{inR, outW, errW}}
+	go func() {
+		defer close(g.done)
+		code := worker.ServeConn(l.registry(g), inR, outW, errW, s)
+		g.mu.Lock()
+		if g.code == 0 {
+			g.code = code
+		}
+		g.mu.Unlock()
+		g.closeChild()
+	}()
+	return &Conn{PID: g.pid, Host: "goroutine", Stdin: inW, Stdout: outR, Stderr: errR, Proc: g}, nil
+}
+
+// goProcess is one goroutine worker.
+type goProcess struct {
+	pid    int
+	child  []*os.File // the worker's ends of its pipes
+	killed chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	mu   sync.Mutex
+	sig  Signal
+	code int // set by die, else the loop's status
+}
+
+// registry is g's tasks; some of them know their process.
+func (l *goLauncher) registry(g *goProcess) *tasks.Registry {
+	r := tasks.NewRegistry()
+	r.Register("echo", tasks.Typed(func(_ context.Context, v any) (any, error) { return v, nil }))
+	r.Register("pid", tasks.Typed(func(context.Context, struct{}) (int, error) { return g.pid, nil }))
+	// die ends the worker with status code, as os.Exit would.
+	r.Register("die", tasks.Typed(func(_ context.Context, code int) (int, error) {
+		g.die(code)
+		return 0, nil
+	}))
+	// work returns n, or dies with status -n for a negative n.
+	r.Register("work", tasks.Typed(func(_ context.Context, n int) (int, error) {
+		if n < 0 {
+			g.die(-n)
+		}
+		return n, nil
+	}))
+	// flaky dies on its first run in the launcher's life, then succeeds.
+	r.Register("flaky", tasks.Typed(func(context.Context, struct{}) (int, error) {
+		if l.flaky.Add(1) == 1 {
+			g.die(9)
+		}
+		return g.pid, nil
+	}))
+	// hang ignores its context; only the worker's death ends it.
+	r.Register("hang", tasks.Typed(func(context.Context, struct{}) (int, error) {
+		<-g.killed
+		return 0, nil
+	}))
+	r.Register("sleep_ms", tasks.Typed(func(ctx context.Context, ms int) (int, error) {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+			return g.pid, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-g.killed:
+			return 0, nil
+		}
+	}))
+	return r
+}
+
+// die ends the worker with status code: its pipes close, so nothing it
+// does afterwards reaches the pool.
+func (g *goProcess) die(code int) {
+	g.mu.Lock()
+	g.code = code
+	g.mu.Unlock()
+	g.closeChild()
+}
+
+func (g *goProcess) closeChild() {
+	g.once.Do(func() {
+		for _, f := range g.child {
+			f.Close()
+		}
+	})
+}
+
+func (g *goProcess) Signal(sig Signal) {
+	select {
+	case <-g.done:
+		return
+	default:
+	}
+	g.mu.Lock()
+	if g.sig == 0 {
+		g.sig = sig
+		close(g.killed)
+	}
+	g.mu.Unlock()
+	g.closeChild()
+}
+
+func (g *goProcess) Exited() { <-g.done }
+
+func (g *goProcess) Reap() Exit {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sig != 0 {
+		return Exit{PID: g.pid, ExitCode: -1, Signal: g.sig}
+	}
+	return Exit{PID: g.pid, ExitCode: g.code}
+}
+
+// newGoPool is a pool of goroutine workers.
+func newGoPool(t testingT, cfg Config) (*Pool, *goLauncher) {
+	l := newGoLauncher()
+	cfg.Launcher = l
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Terminate() })
+	return p, l
+}
+
+type testingT interface {
+	Fatal(...any)
+	Cleanup(func())
+}

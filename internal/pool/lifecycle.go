@@ -1,0 +1,208 @@
+package pool
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/kind"
+	"github.com/poold/poold/internal/worker"
+)
+
+// startLocked starts a worker for slot after delay, without holding Pool.mu
+// while it launches. One start per slot at a time.
+func (p *Pool) startLocked(slot int, delay time.Duration) {
+	if p.slots[slot].starting {
+		return
+	}
+	p.slots[slot].starting = true
+	go p.start(slot, delay)
+}
+
+func (p *Pool) start(slot int, delay time.Duration) {
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	p.mu.Lock()
+	if p.state == terminated || (p.state == closing && p.pendingLocked() == 0) {
+		p.slots[slot].starting = false
+		p.maybeExitedLocked()
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+
+	c, err := p.launcher.Launch(p.settings())
+
+	p.mu.Lock()
+	defer p.unlockAndFlush()
+	p.slots[slot].starting = false
+	if err != nil {
+		p.startFailedLocked(slot, err)
+		return
+	}
+	w := p.newWorker(slot, c)
+	p.slots[slot].w = w
+	p.workers = append(p.workers, w)
+	go w.stderrLoop()
+	go w.readLoop()
+	if p.state == terminated {
+		p.killLocked(w, &blame{kind: kind.Terminated, reason: "the pool was terminated while the worker started"})
+		w.signal(SIGKILL)
+		return
+	}
+	// The hello must come in time; the handshake stops the timer.
+	w.startTimer = time.AfterFunc(p.cfg.StartTimeout, func() {
+		p.mu.Lock()
+		late := w.state == starting && p.killLocked(w, &blame{kind: kind.Start, reason: fmt.Sprintf("no handshake within %v", p.cfg.StartTimeout)})
+		p.mu.Unlock()
+		if late {
+			w.signal(SIGKILL)
+		}
+	})
+}
+
+// settings is what every worker is told at launch.
+func (p *Pool) settings() worker.Settings {
+	return worker.Settings{
+		MaxFrame:        p.cfg.MaxFrame,
+		MaxOutput:       p.cfg.MaxOutput,
+		LogLevel:        p.cfg.Logger.GetLevel().String(),
+		Initializer:     p.cfg.Initializer,
+		InitializerArgs: p.cfg.InitializerArgs,
+		Procs:           workerProcs(p.cfg),
+	}
+}
+
+func (p *Pool) newWorker(slot int, c *Conn) *worker {
+	w := &worker{
+		p:       p,
+		slot:    slot,
+		pid:     c.PID,
+		host:    c.Host,
+		proc:    c.Proc,
+		stdout:  c.Stdout,
+		stderr:  c.Stderr,
+		in:      ipc.NewReader(c.Stdout, p.cfg.MaxFrame),
+		pipeCap: c.PipeCap,
+		window:  1,
+		logged:  make(chan struct{}),
+	}
+	if w.pipeCap <= 0 {
+		w.pipeCap = 64 << 10 // Linux's default
+	}
+	w.pipe.out = ipc.NewWriter(c.Stdin, p.cfg.MaxFrame)
+	w.pipe.stdin = c.Stdin
+	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
+	return w
+}
+
+// startFailedLocked records a failed start and retries with back-off, or
+// gives up and fails the queued tasks when no worker is left to run them.
+func (p *Pool) startFailedLocked(slot int, err error) {
+	p.failures++
+	p.stats.StartFailures++
+	p.startErr = err
+	p.log.Error("worker failed to start", "slot", slot, "error", err, "failures", p.failures)
+	if !p.gaveUpLocked() {
+		p.startLocked(slot, time.Duration(25<<min(p.failures, 8))*time.Millisecond)
+	}
+	p.strandedLocked()
+	p.cond.Broadcast()
+	p.maybeExitedLocked()
+}
+
+// strandedLocked fails the queue when no worker is left or on its way to
+// run it, so that no task waits forever.
+func (p *Pool) strandedLocked() {
+	if p.pendingLocked() > 0 && len(p.workers) == 0 && p.startingLocked() == 0 && p.gaveUpLocked() {
+		failed := p.failQueueLocked(kind.Start, fmt.Sprintf("%v after %d attempts: %v", ErrWorkerStart, p.failures, p.startErr))
+		go settleAll(failed) // not under Pool.mu
+	}
+}
+
+// retireLocked stops a worker that has run its share of calls and starts
+// its replacement at once, so that nothing waits for the old one to leave.
+func (p *Pool) retireLocked(w *worker) {
+	if w.state != ready || p.state == terminated {
+		return
+	}
+	p.stopLocked(w)
+	p.slots[w.slot].w = nil
+	p.startLocked(w.slot, 0)
+}
+
+// drainLocked, while closing, stops every worker that has nothing left to do.
+func (p *Pool) drainLocked() {
+	if p.state != closing || p.pendingLocked() > 0 {
+		return
+	}
+	for _, w := range p.workers { // retiring ones too
+		if len(w.inflight) == 0 {
+			p.stopLocked(w)
+		}
+	}
+}
+
+// maybeExitedLocked closes p.exited once the pool has stopped and no worker
+// is left or on its way.
+func (p *Pool) maybeExitedLocked() {
+	if p.state == running || len(p.workers) > 0 || p.startingLocked() > 0 {
+		return
+	}
+	select {
+	case <-p.exited:
+	default:
+		if p.pendingLocked() > 0 { // Close with work queued and no worker able to start
+			failed := p.failQueueLocked(kind.Start, fmt.Sprintf("%v: %v", ErrWorkerStart, p.startErr))
+			go settleAll(failed)
+		}
+		close(p.exited)
+		p.launcher.Close()
+	}
+}
+
+// onExit settles a reaped worker: the job it was running fails (or is
+// retried), the jobs behind it go back to the front of the queue, and its
+// slot gets a new worker.
+func (p *Pool) onExit(w *worker, exit *Exit) {
+	p.mu.Lock()
+	wasReady := w.shookHands()
+	p.setStateLocked(w, exited)
+	if p.slots[w.slot].w == w {
+		p.slots[w.slot].w = nil
+	}
+	for i, x := range p.workers {
+		if x == w {
+			p.workers = append(p.workers[:i], p.workers[i+1:]...)
+			break
+		}
+	}
+	if w.blame != nil {
+		exit.Reason = w.blame.reason
+	}
+	var failed []settlement
+	if !wasReady {
+		if p.state != terminated {
+			p.startFailedLocked(w.slot, exit)
+		}
+	} else {
+		lost := w.inflight
+		w.inflight = nil
+		if len(lost) > 0 || w.blame != nil {
+			p.stats.WorkersLost++
+			w.log.Warn("worker lost", "exit", exit.Error(), "tasks_in_flight", len(lost))
+		} else {
+			w.log.Debug("worker exited", "exit", exit.Error())
+		}
+		failed = p.settleLostLocked(w, lost, exit)
+		if p.slots[w.slot].w == nil && p.state != terminated && (p.state == running || p.pendingLocked() > 0) {
+			p.startLocked(w.slot, 0)
+		}
+	}
+	p.dispatchLocked()
+	p.drainLocked()
+	p.maybeExitedLocked()
+	p.unlockAndFlush()
+	settleAll(failed)
+}

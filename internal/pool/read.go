@@ -1,0 +1,274 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/kind"
+)
+
+// errHandshake: the hello came after the pool had given up on it.
+var errHandshake = errors.New("handshake after its deadline")
+
+// readLoop runs the handshake, then reads results until the worker's stdout
+// ends, then reaps the worker and settles what it held.
+func (w *worker) readLoop() {
+	var m ipc.Message
+	err := w.in.Read(&m)
+	if err == nil {
+		err = w.handshake(&m)
+		w.in.OnBigFrame(bigResult, w.resultArriving)
+	}
+	for err == nil {
+		// Shared: each result is settled before the next read.
+		if err = w.in.ReadShared(&m); err != nil {
+			break
+		}
+		if m.Kind != ipc.KindResult {
+			err = fmt.Errorf("%w: unexpected %s message", ipc.ErrMalformed, m.Kind)
+			break
+		}
+		err = w.p.onResult(w, &m.Result)
+		if !w.in.Buffered() {
+			// Refills for all the results read in one go leave in one
+			// write per worker.
+			w.p.flushDirty()
+			w.flush()
+			// The next read parks this thread in the kernel, holding its P
+			// for a while; a caller woken by these results would wait in
+			// that P's queue. Let it run here first.
+			runtime.Gosched()
+		}
+	}
+	w.p.flushDirty()
+	w.p.streamEnded(w, err)
+	w.proc.Exited()
+	// Read all of stderr before reaping (as os/exec asks); a process that
+	// left the group may still hold it open: then stop reading.
+	select {
+	case <-w.logged:
+	case <-time.After(w.p.cfg.KillGrace):
+		w.stderr.Close()
+		<-w.logged
+	}
+	exit := w.proc.Reap()
+	w.stdout.Close()
+	w.pipe.mu.Lock() // the worker is gone: a holder's write fails at once
+	w.closeStdinLocked()
+	w.pipe.mu.Unlock()
+	exit.Stderr = w.tail.lines()
+	w.p.onExit(w, &exit)
+}
+
+// streamEnded reacts to the end of w's stdout. At EOF the worker is exiting
+// (or closed its stdout and lives on: it gets the kill grace). Anything
+// else is garbage, an oversized frame or a lie about a task: the stream can
+// no longer be trusted, and the job the worker was running is blamed.
+func (p *Pool) streamEnded(w *worker, err error) {
+	p.mu.Lock()
+	if errors.Is(err, io.EOF) {
+		w.killAfterLocked(p.cfg.KillGrace)
+		p.mu.Unlock()
+		return
+	}
+	b := &blame{kind: kind.Protocol, reason: "protocol error: " + err.Error()}
+	if head := w.headLocked(); head != nil {
+		b.jobID = head.id
+	}
+	if !w.shookHands() {
+		b.kind = kind.Start
+	}
+	p.killLocked(w, b)
+	p.unlockAndFlush()
+	w.signal(SIGKILL)
+}
+
+// bigResult is the size from which a result frame takes long enough to
+// read and settle (a chunk's, typically) that its worker is given its next
+// job as the frame starts to arrive, not once it has been settled.
+const bigResult = 64 << 10
+
+// resultArriving runs when the header of a big frame from w has been read:
+// w has finished its job and is writing the result. If that was its only
+// job, it reads its input next, so it may have another now. The write goes
+// on another goroutine, because w reads it only after this goroutine has
+// read the whole result.
+func (w *worker) resultArriving() {
+	p := w.p
+	p.mu.Lock()
+	if len(w.inflight) != 1 || w.arriving || w.state != ready || p.state == terminated {
+		p.mu.Unlock()
+		return
+	}
+	w.arriving = true
+	p.dispatchLocked()
+	dirty := p.takeDirtyLocked()
+	p.mu.Unlock()
+	if len(dirty) > 0 {
+		go func() {
+			for _, x := range dirty {
+				x.flush()
+			}
+		}()
+	}
+}
+
+func (w *worker) handshake(m *ipc.Message) error {
+	if m.Kind != ipc.KindHello {
+		return fmt.Errorf("%w: first message is %s, want hello", ipc.ErrMalformed, m.Kind)
+	}
+	if m.Hello.Version != ipc.ProtocolVersion {
+		return fmt.Errorf("%w: worker speaks protocol %d, want %d", ipc.ErrMalformed, m.Hello.Version, ipc.ProtocolVersion)
+	}
+	p := w.p
+	p.mu.Lock()
+	if w.blame != nil { // the handshake timer fired first
+		p.mu.Unlock()
+		return errHandshake
+	}
+	p.setStateLocked(w, ready)
+	p.failures = 0
+	if p.funcs == nil {
+		p.funcs = make(map[string]bool, len(m.Hello.Tasks))
+		for _, name := range m.Hello.Tasks {
+			p.funcs[name] = true
+		}
+		p.names = m.Hello.Tasks
+	}
+	p.stats.WorkersStarted++
+	w.log.Debug("worker ready", "tasks", len(m.Hello.Tasks))
+	p.cond.Broadcast()
+	p.dispatchLocked()
+	p.drainLocked()
+	p.unlockAndFlush()
+	return nil
+}
+
+// onResult settles the job at the head of w's in-flight list. A result for
+// any other job is a protocol error: a worker answers in order.
+func (p *Pool) onResult(w *worker, r *ipc.Result) error {
+	p.mu.Lock()
+	if p.state == terminated {
+		p.mu.Unlock() // Terminate has settled every task already
+		return nil
+	}
+	t, err := p.popHeadLocked(w, r)
+	if err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	p.learnLocked(w, t.Func, r.Items)
+	retried := p.retryTimeoutsLocked(t, r.Items)
+	p.dispatchLocked()
+	p.drainLocked()
+	if t.Calls > 1 {
+		// The calls of a chunk take a while to settle: let the worker have
+		// its next job first.
+		p.unlockAndFlush()
+	} else {
+		p.mu.Unlock() // readLoop flushes once no more results are buffered
+	}
+	w.deliver(t, r.Items, retried)
+	return nil
+}
+
+// popHeadLocked takes the job r answers off w's in-flight list.
+func (p *Pool) popHeadLocked(w *worker, r *ipc.Result) (*Task, error) {
+	t := w.headLocked()
+	if t == nil || t.id != r.ID {
+		return nil, fmt.Errorf("%w: result for job %d, which the worker was not running", ipc.ErrMalformed, r.ID)
+	}
+	if len(r.Items) != t.Calls {
+		return nil, fmt.Errorf("%w: job %d has %d calls, result has %d", ipc.ErrMalformed, t.id, t.Calls, len(r.Items))
+	}
+	w.inflight[0] = nil
+	w.inflight = w.inflight[1:]
+	w.arriving = false
+	p.headChangedLocked(w)
+	p.stats.TasksDone += t.Calls
+	return t, nil
+}
+
+// learnLocked deepens w's pipeline only for short jobs (measured in the
+// worker, so queueing behind other jobs does not count), and keeps an
+// average of the time per call of each function, to judge its next jobs by.
+func (p *Pool) learnLocked(w *worker, fn string, items []ipc.Item) {
+	busy := time.Duration(items[len(items)-1].End - items[0].Start)
+	if busy < shortJob {
+		w.window = min(w.window*2, p.cfg.MaxWindow)
+	} else if busy > longJob {
+		w.window = 1
+	}
+	per := max(busy/time.Duration(len(items)), 0)
+	if avg, ok := p.perTask[fn]; !ok || per > 4*avg {
+		p.perTask[fn] = per // react at once to tasks growing long
+	} else {
+		p.perTask[fn] = avg + (per-avg)/8
+	}
+}
+
+// retryTimeoutsLocked queues again, alone, the calls of t that timed out
+// and may try again. It reports them by index (nil: none).
+func (p *Pool) retryTimeoutsLocked(t *Task, items []ipc.Item) (retried []bool) {
+	var again []*Task
+	for i := range items {
+		it := &items[i]
+		if it.OK || it.Err == nil || Kind(it.Err.Kind) != kind.Timeout || !retryable(t) {
+			continue
+		}
+		if retried == nil {
+			retried = make([]bool, len(items))
+		}
+		retried[i] = true
+		if t.Calls == 1 {
+			again = append(again, t)
+		} else {
+			again = append(again, t.one(i))
+		}
+	}
+	p.requeueLocked(again)
+	return retried
+}
+
+// deliver hands the outcome of each call of t, which w ran, to its task,
+// but for the calls queued again.
+func (w *worker) deliver(t *Task, items []ipc.Item, retried []bool) {
+	if retried != nil && t.Calls == 1 {
+		return // it runs again, as it is
+	}
+	if !t.claim() {
+		return
+	}
+	var o Outcome // one for all the calls: Each may not keep it
+	for i := range items {
+		if retried == nil || !retried[i] {
+			w.outcome(&o, t, &items[i])
+			t.deliver(i, &o)
+		}
+	}
+}
+
+// outcome fills o from item it of task t, which w ran. The item's slices
+// point into the reader's buffer; Task.deliver copies what it keeps.
+func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
+	*o = Outcome{
+		Host: w.host, PID: w.pid, Worker: w.slot, Attempts: t.tries,
+		Start: it.Start, End: it.End, Output: it.Output,
+	}
+	if it.OK {
+		o.Value = it.Value
+		return
+	}
+	o.Fail = &Failure{Kind: kind.Error}
+	if it.Err != nil {
+		o.Fail.Kind, o.Fail.Message, o.Fail.Stack = Kind(it.Err.Kind), it.Err.Message, it.Err.Stack
+	}
+}
+
+// retryable reports whether a call of t that was lost or timed out may run
+// again.
+func retryable(t *Task) bool { return t.Retries > 0 && t.tries <= t.Retries }

@@ -1,0 +1,102 @@
+package pool
+
+import (
+	"fmt"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/kind"
+)
+
+// Submit queues t. Its Each and Done are called as its calls finish,
+// possibly before Submit returns. Submit fails only when the pool no longer
+// accepts work, or when no worker knows t.Func.
+func (p *Pool) Submit(t *Task) error {
+	if t.Calls < 1 {
+		return fmt.Errorf("task %s: %d calls, want at least 1", t.Func, t.Calls)
+	}
+	if t.Calls == 1 && len(t.Args) == 0 {
+		t.Args = nilValue // no arguments: the msgpack nil
+	}
+	t.left.Store(int64(t.Calls))
+	p.mu.Lock()
+	if p.state != running {
+		p.mu.Unlock()
+		return ErrPoolClosed
+	}
+	if p.funcs != nil && !p.funcs[t.Func] {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: no task named %q; the workers know %v", ErrUnknownFunc, t.Func, p.names)
+	}
+	if msg := p.checkArgs(t); msg != "" {
+		p.mu.Unlock()
+		t.failAll(&Failure{Kind: kind.Encode, Message: msg}, 0, 0)
+		return nil
+	}
+	for _, part := range p.fit(t) {
+		p.pushLocked(part)
+	}
+	p.dispatchLocked()
+	p.strandedLocked()
+	p.unlockAndFlush()
+	return nil
+}
+
+// checkArgs refuses arguments that could never reach a worker, so that the
+// writer never meets a job it cannot encode.
+func (p *Pool) checkArgs(t *Task) string {
+	if n, err := ipc.CountValues(t.Args); err != nil || n != t.Calls {
+		if t.Calls == 1 {
+			return fmt.Sprintf("the arguments are not one well-formed msgpack value (%v)", err)
+		}
+		return fmt.Sprintf("a chunk of %d calls whose arguments hold %d well-formed values (%v)", t.Calls, n, err)
+	}
+	if t.Calls == 1 && len(t.Args) > p.cfg.MaxFrame-1024 {
+		return fmt.Sprintf("arguments of %d bytes exceed the frame cap of %d", len(t.Args), p.cfg.MaxFrame)
+	}
+	return ""
+}
+
+// fit returns t, or parts of t each small enough for a frame.
+func (p *Pool) fit(t *Task) []*Task {
+	if len(t.Args) <= p.cfg.MaxFrame/2 || t.Calls == 1 {
+		return []*Task{t}
+	}
+	head, tail := t.splitAt(t.Calls / 2)
+	return append(p.fit(head), p.fit(tail)...)
+}
+
+// pushLocked appends t to the queue under a fresh job id.
+func (p *Pool) pushLocked(t *Task) {
+	p.renameLocked(t)
+	p.queue = append(p.queue, t)
+}
+
+// requeueLocked puts ts back at the front of the queue, in order, each
+// under a fresh job id: an id names one dispatch to one worker.
+func (p *Pool) requeueLocked(ts []*Task) {
+	if len(ts) == 0 {
+		return
+	}
+	for _, t := range ts {
+		p.renameLocked(t)
+	}
+	p.queue = append(ts, p.queue[p.qhead:]...)
+	p.qhead = 0
+}
+
+func (p *Pool) renameLocked(t *Task) {
+	p.nextJob++
+	t.id = p.nextJob
+	t.size = t.dispatchSize()
+}
+
+// failQueueLocked fails every queued task; the caller settles what it
+// returns once Pool.mu is released.
+func (p *Pool) failQueueLocked(k Kind, msg string) []settlement {
+	var failed []settlement
+	for _, t := range p.queue[p.qhead:] {
+		failed = append(failed, settlement{t, &Failure{Kind: k, Message: msg}, 0, 0})
+	}
+	p.queue, p.qhead = nil, 0
+	return failed
+}
