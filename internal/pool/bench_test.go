@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"github.com/poold/poold/internal/ipc"
+	child "github.com/poold/poold/internal/worker" // the worker side; "worker" here is the parent's view of one
 	"github.com/vmihailenco/msgpack/v5"
 	"os"
 	"os/exec"
@@ -59,7 +60,7 @@ var _ = time.Second
 // supervisor: the floor under BenchmarkRoundTrip.
 func BenchmarkWorkerPingPong(b *testing.B) {
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), EnvWorker+"=1")
+	cmd.Env = append(os.Environ(), child.EnvWorker+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

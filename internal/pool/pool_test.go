@@ -17,12 +17,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/poold/poold/internal/tasks"
+	child "github.com/poold/poold/internal/worker" // the worker side; "worker" here is the parent's view of one
 )
 
 // The test binary is its own worker: TestMain serves when a pool started it.
 func TestMain(m *testing.M) {
-	if IsWorker() {
-		os.Exit(Serve(testRegistry()))
+	if child.IsWorker() {
+		os.Exit(child.Serve(testRegistry()))
 	}
 	goleak.VerifyTestMain(m)
 }

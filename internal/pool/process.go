@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/poold/poold/internal/ipc"
+	child "github.com/poold/poold/internal/worker" // the worker side; "worker" here is the parent's view of one
 )
 
 // worker is the parent's side of one worker process. Three goroutines serve
@@ -92,20 +91,15 @@ func (p *Pool) spawn(slot int) (*worker, error) {
 	} else {
 		cmd = &exec.Cmd{Path: selfExe(), Args: []string{os.Args[0]}}
 	}
-	cmd.Env = append(os.Environ(),
-		EnvWorker+"="+strconv.Itoa(ipc.ProtocolVersion),
-		EnvMaxFrame+"="+strconv.Itoa(cfg.MaxFrame),
-		EnvMaxOutput+"="+strconv.Itoa(cfg.MaxOutput),
-		EnvLogLevel+"="+cfg.Logger.GetLevel().String(),
-	)
-	if cfg.Initializer != "" {
-		cmd.Env = append(cmd.Env, EnvInit+"="+cfg.Initializer,
-			EnvInitArgs+"="+base64.StdEncoding.EncodeToString(cfg.InitializerArgs))
-	}
+	cmd.Env = append(os.Environ(), child.Settings{
+		MaxFrame:        cfg.MaxFrame,
+		MaxOutput:       cfg.MaxOutput,
+		LogLevel:        cfg.Logger.GetLevel().String(),
+		Initializer:     cfg.Initializer,
+		InitializerArgs: cfg.InitializerArgs,
+		Procs:           workerProcs(cfg),
+	}.Environ()...)
 	cmd.Env = append(cmd.Env, cfg.Env...)
-	if n := workerProcs(cfg); n > 0 {
-		cmd.Env = append(cmd.Env, EnvProcs+"="+strconv.Itoa(n))
-	}
 	// SIGTERM, not SIGKILL, at the parent's death: the worker catches it and
 	// kills its whole process group, so that what its tasks started dies too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
