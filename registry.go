@@ -5,8 +5,8 @@ import (
 
 	"context"
 
-	"github.com/poold/poold/internal/pool"
 	"github.com/poold/poold/internal/tasks"
+	"github.com/poold/poold/internal/worker"
 )
 
 // Registry holds the task functions a worker can run, by name. Build it the
@@ -40,10 +40,10 @@ func Register[A, R any](reg *Registry, name string, fn func(context.Context, A) 
 // serves tasks from reg and exits the process when the pool is done with it;
 // in any other process it returns at once.
 func Init(reg *Registry) {
-	if pool.IsWorker() {
-		os.Exit(pool.Serve(reg.r))
+	if worker.IsWorker() {
+		os.Exit(worker.Serve(reg.r))
 	}
 }
 
 // IsWorker reports whether this process was started by a pool as a worker.
-func IsWorker() bool { return pool.IsWorker() }
+func IsWorker() bool { return worker.IsWorker() }

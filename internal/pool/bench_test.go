@@ -10,7 +10,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/poold/poold/internal/ipc"
-	"github.com/poold/poold/internal/worker"
+	child "github.com/poold/poold/internal/worker"
 )
 
 // BenchmarkSubmitPipelined: b.N single tasks submitted one by one, then
@@ -59,7 +59,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // supervisor: the floor under BenchmarkRoundTrip.
 func BenchmarkWorkerPingPong(b *testing.B) {
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), worker.Settings{}.Environ()...)
+	cmd.Env = append(os.Environ(), child.Settings{}.Environ()...)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

@@ -48,7 +48,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	for name, v := range map[string]int64{
 		"max tasks per worker": int64(c.MaxTasksPerWorker), "max worker memory": c.MaxWorkerMemory,
-		"max frame": int64(c.MaxFrame),
+		"max frame":  int64(c.MaxFrame),
 		"max output": int64(c.MaxOutput), "max window": int64(c.MaxWindow), "kill grace": int64(c.KillGrace),
 		"start timeout": int64(c.StartTimeout), "start retries": int64(c.StartRetries),
 	} {

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/poold/poold/internal/tasks"
-	"github.com/poold/poold/internal/worker"
+	child "github.com/poold/poold/internal/worker"
 )
 
 // goLauncher is a Launcher whose workers are goroutines running the real
-// worker loop (worker.ServeConn) over os.Pipe: the scheduler's tests run
+// worker loop (child.ServeConn) over os.Pipe: the scheduler's tests run
 // without exec, in milliseconds. A signal to one of its workers is its
 // death: its pipes close under it, as a killed process's would.
 type goLauncher struct {
@@ -30,7 +30,7 @@ func newGoLauncher() *goLauncher {
 
 func (l *goLauncher) Close() {}
 
-func (l *goLauncher) Launch(s worker.Settings) (*Conn, error) {
+func (l *goLauncher) Launch(s child.Settings) (*Conn, error) {
 	n := int(l.launched.Add(1))
 	if l.fail != nil {
 		if err := l.fail(n); err != nil {
@@ -47,7 +47,7 @@ func (l *goLauncher) Launch(s worker.Settings) (*Conn, error) {
 		child: []*os.File{inR, outW, errW}}
 	go func() {
 		defer close(g.done)
-		code := worker.ServeConn(l.registry(g), inR, outW, errW, s)
+		code := child.ServeConn(l.registry(g), inR, outW, errW, s)
 		g.mu.Lock()
 		if g.code == 0 {
 			g.code = code

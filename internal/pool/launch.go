@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/poold/poold/internal/worker"
+	child "github.com/poold/poold/internal/worker"
 )
 
 // Signal is what the pool sends to a worker: SIGTERM to ask, SIGKILL to end.
@@ -32,7 +32,7 @@ const (
 type Launcher interface {
 	// Launch starts one worker with the given settings. The worker writes
 	// its hello first.
-	Launch(s worker.Settings) (*Conn, error)
+	Launch(s child.Settings) (*Conn, error)
 	// Close releases what the launcher holds, once no more launches will
 	// be asked of it.
 	Close()
@@ -81,7 +81,7 @@ func (l *execLauncher) Close() { l.spawner.stop() }
 // killing the group ends whatever its task started), dies with the
 // spawner's thread (Pdeathsig), and learns it is a worker from its
 // environment.
-func (l *execLauncher) Launch(s worker.Settings) (*Conn, error) {
+func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	var cmd *exec.Cmd
 	if len(l.command) > 0 {
 		cmd = exec.Command(l.command[0], l.command[1:]...)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/poold/poold/internal/ipc"
 	"github.com/poold/poold/internal/kind"
-	"github.com/poold/poold/internal/worker"
+	child "github.com/poold/poold/internal/worker"
 )
 
 // startLocked starts a worker for slot after delay, without holding Pool.mu
@@ -63,8 +63,8 @@ func (p *Pool) start(slot int, delay time.Duration) {
 }
 
 // settings is what every worker is told at launch.
-func (p *Pool) settings() worker.Settings {
-	return worker.Settings{
+func (p *Pool) settings() child.Settings {
+	return child.Settings{
 		MaxFrame:        p.cfg.MaxFrame,
 		MaxOutput:       p.cfg.MaxOutput,
 		LogLevel:        p.cfg.Logger.GetLevel().String(),

@@ -16,13 +16,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/poold/poold/internal/tasks"
-	"github.com/poold/poold/internal/worker"
+	child "github.com/poold/poold/internal/worker"
 )
 
 // The test binary is its own worker: TestMain serves when a pool started it.
 func TestMain(m *testing.M) {
-	if worker.IsWorker() {
-		os.Exit(worker.Serve(testRegistry()))
+	if child.IsWorker() {
+		os.Exit(child.Serve(testRegistry()))
 	}
 	goleak.VerifyTestMain(m)
 }

@@ -46,8 +46,8 @@ type Task struct {
 	settled atomic.Bool  // its outcome has been delivered: a second delivery is a bug, ignored
 	left    atomic.Int64 // a task as submitted: calls whose outcome is still to come
 	parent  *Task        // a part cut from a task: the task it delivers to
-	offset  int           // the index in parent of the part's first call
-	tries   int           // how many times its calls were started (guarded by Pool.mu)
+	offset  int          // the index in parent of the part's first call
+	tries   int          // how many times its calls were started (guarded by Pool.mu)
 }
 
 // Outcome is how one call ended, and where it ran.

@@ -1,0 +1,141 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/kind"
+	"github.com/poold/poold/internal/tasks"
+)
+
+// checkAfter is how long a job must have run for the kernel to be asked
+// about its output even in the middle of a burst of jobs.
+const checkAfter = 20 * time.Microsecond
+
+// runJob runs each argument of t in turn and writes one result for all of
+// them. The write happens before the next job starts: a result left in a
+// buffer would be lost if the next task crashed the worker.
+func (s *server) runJob(t *ipc.Task) error {
+	if cap(s.items) < len(t.Args) {
+		// Sized once: grown by append, a chunk's items were copied over and
+		// over into fresh memory, most of a new worker's first chunk.
+		s.items = make([]ipc.Item, 0, len(t.Args))
+	}
+	if want := 4 * len(t.Args); cap(s.vals) < want {
+		s.vals = make([]byte, 0, want)
+	}
+	res := ipc.Result{ID: t.ID, Items: s.items[:0]}
+	fn, ok := s.reg.Lookup(t.Func)
+	now := time.Now() // each task starts when the one before it ended
+	jobStart := now
+	for i, arg := range t.Args {
+		var it ipc.Item
+		if ok {
+			it, now = s.runOne(fn, arg, time.Duration(t.Timeout), now)
+			// Whether to ask the kernel, after the job's last task, for
+			// output the mapped page cannot show (see capture): always
+			// before the worker waits for input, and after a job long
+			// enough for the syscall not to matter; not between the short
+			// jobs of a burst, where it would cost a third of a task.
+			check := i == len(t.Args)-1 && (!s.rd.Buffered() || now.Sub(jobStart) >= checkAfter)
+			it.Output = s.capture.take(check)
+		} else {
+			it = failed(kind.UnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v", t.Func, s.reg.Names()))
+		}
+		res.Items = append(res.Items, it)
+	}
+	err := s.writeResult(&res)
+	clear(res.Items)
+	s.items = res.Items[:0]
+	s.vals = s.vals[:0]
+	if cap(s.vals) > 4<<20 {
+		s.vals = nil // one huge result is no reason to keep its buffer
+	}
+	return err
+}
+
+// runOne runs one task, turning a panic into a result. start is when the
+// task starts; the returned time is when it ended. The caller collects what
+// it printed.
+func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration, start time.Time) (it ipc.Item, end time.Time) {
+	ctx, cancel := s.base, context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(s.base, timeout)
+	}
+
+	// The values of a job's tasks go back to back in one buffer.
+	out, err, stack := call(ctx, fn, arg, s.vals)
+	var val msgpack.RawMessage
+	if err == nil {
+		val, s.vals = out[len(s.vals):len(out):len(out)], out
+	}
+	end = time.Now()
+	it.Start, it.End = start.UnixNano(), end.UnixNano()
+
+	defer cancel()
+
+	switch {
+	case stack != "":
+		it.Err = &ipc.ErrorInfo{Kind: string(kind.Panic), Message: err.Error(), Stack: stack}
+	case err == nil:
+		it.OK, it.Value = true, val
+	case errors.Is(err, tasks.ErrEncodeResult):
+		it.Err = &ipc.ErrorInfo{Kind: string(kind.Encode), Message: err.Error()}
+	case errors.Is(err, tasks.ErrBadArgs):
+		it.Err = &ipc.ErrorInfo{Kind: string(kind.BadArgs), Message: err.Error()}
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		it.Err = &ipc.ErrorInfo{Kind: string(kind.Timeout), Message: fmt.Sprintf("time limit of %v passed: %v", timeout, err)}
+	case ctx.Err() != nil:
+		it.Err = &ipc.ErrorInfo{Kind: string(kind.Canceled), Message: err.Error()}
+	default:
+		it.Err = &ipc.ErrorInfo{Kind: string(kind.Error), Message: err.Error()}
+	}
+	return it, end
+}
+
+// call runs fn, appending its result to dst, and turns a panic into an
+// error with its stack.
+func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage, dst []byte) (out []byte, err error, stack string) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err, stack = dst, fmt.Errorf("panic: %v", r), string(debug.Stack())
+		}
+	}()
+	out, err = fn(ctx, arg, dst)
+	return out, err, ""
+}
+
+func failed(k kind.Kind, msg string) ipc.Item {
+	now := time.Now().UnixNano()
+	return ipc.Item{Err: &ipc.ErrorInfo{Kind: string(k), Message: msg}, Start: now, End: now}
+}
+
+// writeResult writes and flushes res. A value that is not well-formed
+// msgpack, or a result too large for a frame, fails its task alone; the
+// worker and the stream carry on.
+func (s *server) writeResult(res *ipc.Result) error {
+	err := s.wr.WriteResult(res)
+	if err != nil {
+		budget := s.wr.MaxFrame()/(2*len(res.Items)) - 64
+		for i := range res.Items {
+			it := &res.Items[i]
+			if it.OK && len(it.Value) > 0 && ipc.Validate(it.Value) != nil {
+				*it = failed(kind.Encode, "the task returned a value that is not well-formed msgpack")
+			} else if len(it.Value)+len(it.Output) > budget {
+				size := len(it.Value) + len(it.Output)
+				*it = failed(kind.ResultTooLarge, fmt.Sprintf("result of %d bytes does not fit in a frame of at most %d bytes", size, s.wr.MaxFrame()))
+			}
+		}
+		err = s.wr.WriteResult(res)
+	}
+	if err != nil {
+		return err
+	}
+	return s.wr.Flush()
+}

@@ -1,0 +1,185 @@
+// Package worker is the child side of a pool: the process a pool starts,
+// which says hello, then reads tasks from its parent, runs them and writes
+// back their results.
+//
+// [Serve] runs a whole process as a worker: it reads its [Settings] from the
+// environment, takes over the process's descriptors and signals, and serves.
+// [ServeConn] runs the same loop over given streams and touches nothing of
+// the process, so that a parent's tests can run a worker in a goroutine.
+package worker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/tasks"
+)
+
+// Serve runs this process as a worker of the parent that started it and
+// returns the exit status to end with: 0 once its input has ended and every
+// task it received has been answered.
+//
+// The protocol runs on private close-on-exec copies of the descriptors the
+// worker was started with. Descriptor 1 then points at a capture file and
+// descriptor 0 at /dev/null, so that nothing a task prints or reads, by any
+// route (fmt, cgo, a child process), can touch the protocol. What a task
+// prints to stdout comes back with its result; what it writes to stderr goes
+// to the parent's logger, with this worker's pid.
+func Serve(reg *tasks.Registry) int {
+	set, setErr := readSettings(os.Getenv)
+	if _, ok := setErr.(*versionError); ok {
+		fmt.Fprintf(os.Stderr, "poold worker: %v\n", setErr)
+		return 3
+	}
+	profDir := os.Getenv(EnvCPUProfile)
+	if set.Procs > 0 {
+		runtime.GOMAXPROCS(set.Procs)
+	}
+	clearEnv()
+	std, err := takeStdio(cmp.Or(set.MaxOutput, defaultMaxOutput))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "poold worker:", err)
+		return 3
+	}
+	signal.Ignore(syscall.SIGINT) // Ctrl-C is the parent's to handle
+	// SIGTERM (the pool's Terminate, or the parent's death through
+	// Pdeathsig) ends the worker's whole process group, children of its
+	// tasks included. A worker is its group's leader; anything else was
+	// not started by a pool and must not kill its caller's group.
+	if unix.Getpgrp() == os.Getpid() {
+		terms := make(chan os.Signal, 1)
+		signal.Notify(terms, syscall.SIGTERM)
+		go func() {
+			<-terms
+			unix.Kill(0, unix.SIGKILL)
+		}()
+	}
+	s := newServer(reg, std.in, std.out, std.log, set)
+	s.capture, s.owner = std.capture, true
+	if profDir != "" {
+		defer profileCPU(profDir, s.log)()
+	}
+	// A bad setting of the initializer fails the start as the initializer
+	// itself would.
+	return s.run(setErr)
+}
+
+// ServeConn runs the worker's loop over in and out, as Serve does over the
+// process's descriptors: hello first, then each task read, run and answered
+// before the next read. It returns the exit status Serve would: 0 when in
+// ends or the parent says shutdown, non-zero on a broken protocol or a
+// failed initializer.
+//
+// It leaves the process alone: no descriptor is taken over, no signal
+// handled, nothing read from or removed from the environment, and s.Procs
+// is not applied. What a task prints is therefore not captured (its Output
+// stays empty, and s.MaxOutput has no use). The worker's logs, hclog JSON
+// lines as Serve writes to stderr, go to log; nil discards them.
+func ServeConn(reg *tasks.Registry, in io.Reader, out io.Writer, log io.Writer, s Settings) int {
+	if log == nil {
+		log = io.Discard
+	}
+	return newServer(reg, in, out, log, s).run(nil)
+}
+
+type server struct {
+	reg      *tasks.Registry
+	log      hclog.Logger
+	logw     io.Writer // where log writes
+	capture  *capture  // what the tasks print to fd 1; nil: not captured (ServeConn)
+	owner    bool      // the server owns the process (Serve): it may act on the parent's death
+	init     string    // the initializer task; "": none
+	initArgs []byte
+	rd       *ipc.Reader
+	wr       *ipc.Writer
+	items    []ipc.Item      // reused for each result
+	vals     []byte          // the values of a job's tasks, back to back; reused
+	base     context.Context // every task's context derives from it
+}
+
+func newServer(reg *tasks.Registry, in io.Reader, out io.Writer, logw io.Writer, set Settings) *server {
+	return &server{
+		reg: reg,
+		log: hclog.New(&hclog.LoggerOptions{
+			Output:     logw,
+			JSONFormat: true,
+			Level:      hclog.LevelFromString(set.LogLevel),
+		}),
+		logw:     logw,
+		init:     set.Initializer,
+		initArgs: set.InitializerArgs,
+		rd:       ipc.NewReader(in, set.MaxFrame),
+		wr:       ipc.NewWriter(out, set.MaxFrame),
+		base:     tasks.WithProtocolStream(context.Background(), out),
+	}
+}
+
+// run serves until the input ends. A non-nil startErr fails the start as a
+// failed initializer does.
+func (s *server) run(startErr error) int {
+	err := startErr
+	if err == nil {
+		err = s.initialize()
+	}
+	if err != nil {
+		// Before the handshake, so that the parent counts a failed start and
+		// shows this line from stderr.
+		s.log.Error("initializer failed", "error", err.Error())
+		fmt.Fprintf(s.logw, "poold worker: initializer failed: %v\n", err)
+		return 4
+	}
+	if err := s.wr.WriteHello(&ipc.Hello{PID: os.Getpid(), Version: ipc.ProtocolVersion, Tasks: s.reg.Names()}); err != nil {
+		s.log.Error("hello", "error", err)
+		return 3
+	}
+	if err := s.wr.Flush(); err != nil {
+		return 3 // the parent is gone
+	}
+	// One goroutine reads, runs and writes, like the simplest ping-pong: no
+	// hand-off between goroutines on the way. Nothing runs beside a task, so
+	// a Cancel can only arrive between tasks, when there is nothing to
+	// cancel; a task's own time limit cancels its context in the worker.
+	ppid := os.Getppid()
+	parentDied := func() bool { return s.owner && os.Getppid() != ppid }
+	var m ipc.Message
+	for {
+		// Shared: a job is done and answered before the next read.
+		if err := s.rd.ReadShared(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				if parentDied() && unix.Getpgrp() == os.Getpid() {
+					unix.Kill(0, unix.SIGKILL) // the parent died: take our group down
+				}
+				return 0 // the parent closed our input
+			}
+			s.log.Error("bad frame from the parent; exiting", "error", err.Error())
+			return 3
+		}
+		switch m.Kind {
+		case ipc.KindTask:
+			if err := s.runJob(&m.Task); err != nil {
+				if parentDied() {
+					return 0 // the parent died: nobody reads results
+				}
+				s.log.Error("writing a result failed; exiting", "error", err.Error())
+				return 3
+			}
+		case ipc.KindCancel:
+		case ipc.KindShutdown:
+			return 0
+		default:
+			s.log.Error("unexpected message from the parent; exiting", "kind", m.Kind.String())
+			return 3
+		}
+	}
+}
