@@ -243,13 +243,17 @@ func (w *worker) deliver(t *Task, items []ipc.Item, retried []bool) {
 	if !t.claim() {
 		return
 	}
-	var o Outcome // one for all the calls: Each may not keep it
+	// One outcome for all the calls, the reader's own: Each may not keep
+	// it, and one on the stack would escape through Each, an allocation per
+	// result.
+	o := &w.scratch
 	for i := range items {
 		if retried == nil || !retried[i] {
-			w.outcome(&o, t, &items[i])
-			t.deliver(i, &o)
+			w.outcome(o, t, &items[i])
+			t.deliver(i, o)
 		}
 	}
+	*o = Outcome{}
 }
 
 // outcome fills o from item it of task t, which w ran. The item's slices

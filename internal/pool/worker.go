@@ -73,6 +73,8 @@ func legalMove(from, to workerState) bool {
 //
 // Pool.mu and pipe.mu are never held together: a writer blocked in write(2)
 // must never stop the scheduler, and the scheduler never waits for a pipe.
+// Process.Signal may be called under either: a process's own lock is a
+// leaf.
 type worker struct {
 	p    *Pool
 	slot int
@@ -85,6 +87,7 @@ type worker struct {
 	stdout  io.ReadCloser
 	stderr  io.ReadCloser
 	in      *ipc.Reader // read only by readLoop
+	scratch Outcome     // readLoop's, for delivering results
 	pipeCap int         // bytes the pipe to its stdin holds
 	logged  chan struct{}
 	tail    stderrTail
