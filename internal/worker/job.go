@@ -70,7 +70,7 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 	}
 
 	// The values of a job's tasks go back to back in one buffer.
-	out, err, stack := call(ctx, fn, arg, s.vals)
+	out, stack, err := call(ctx, fn, arg, s.vals)
 	var val msgpack.RawMessage
 	if err == nil {
 		val, s.vals = out[len(s.vals):len(out):len(out)], out
@@ -101,14 +101,14 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 
 // call runs fn, appending its result to dst, and turns a panic into an
 // error with its stack.
-func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage, dst []byte) (out []byte, err error, stack string) {
+func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage, dst []byte) (out []byte, stack string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			out, err, stack = dst, fmt.Errorf("panic: %v", r), string(debug.Stack())
+			out, stack, err = dst, string(debug.Stack()), fmt.Errorf("panic: %v", r)
 		}
 	}()
 	out, err = fn(ctx, arg, dst)
-	return out, err, ""
+	return out, "", err
 }
 
 func failed(k kind.Kind, msg string) ipc.Item {
