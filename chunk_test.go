@@ -27,8 +27,8 @@ func TestMapChunkWorkerDies(t *testing.T) {
 	}
 	args[culprit].Exit = 3
 	rs, err := work.Map(ctx, p, args, poold.ChunkSize(10))
-	if !errors.Is(err, poold.ErrWorkerLost) {
-		t.Fatalf("Map error %v, want ErrWorkerLost", err)
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("Map error %v, want KindWorkerLost", err)
 	}
 	if len(rs) != n {
 		t.Fatalf("%d results, want %d", len(rs), n)
@@ -108,13 +108,13 @@ func TestMapChunkTimeoutRetried(t *testing.T) {
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(1))
 	rs, err := sleep.Map(ctx, p, []int{1, 5000, 1, 1}, poold.ChunkSize(4), poold.Timeout(100*time.Millisecond), poold.Retries(1))
-	if !errors.Is(err, poold.ErrTimeout) {
-		t.Fatalf("Map error %v, want ErrTimeout", err)
+	if !errors.Is(err, poold.KindTimeout) {
+		t.Fatalf("Map error %v, want KindTimeout", err)
 	}
 	for i, r := range rs {
 		switch {
 		case i == 1:
-			if !errors.Is(r.Err, poold.ErrTimeout) || r.Attempts != 2 {
+			if !errors.Is(r.Err, poold.KindTimeout) || r.Attempts != 2 {
 				t.Errorf("the slow call: err %v, attempts %d; want a timeout after 2 attempts", r.Err, r.Attempts)
 			}
 		case r.Err != nil || r.Attempts != 1:
@@ -147,7 +147,7 @@ func TestMapChunkTerminate(t *testing.T) {
 		switch {
 		case r.Err == nil:
 			done++
-		case errors.Is(r.Err, poold.ErrTerminated):
+		case errors.Is(r.Err, poold.KindTerminated):
 			terminated++
 		default:
 			t.Errorf("call %d: %v", i, r.Err)
@@ -164,14 +164,14 @@ func TestMapBadRawArgFailsAlone(t *testing.T) {
 	p := newPool(t, poold.WithWorkers(1))
 	in := []any{1, poold.Raw{0xc1}, 3, 4}
 	rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(4))
-	if !errors.Is(err, poold.ErrEncode) {
-		t.Fatalf("Map error %v, want ErrEncode", err)
+	if !errors.Is(err, poold.KindEncode) {
+		t.Fatalf("Map error %v, want KindEncode", err)
 	}
 	for i, r := range rs {
 		var v int
 		if i == 1 {
-			if !errors.Is(r.Err, poold.ErrEncode) {
-				t.Errorf("bad argument: %v, want ErrEncode", r.Err)
+			if !errors.Is(r.Err, poold.KindEncode) {
+				t.Errorf("bad argument: %v, want KindEncode", r.Err)
 			}
 			continue
 		}
@@ -219,8 +219,8 @@ func TestMapChunkStress(t *testing.T) {
 		}
 	}
 	rs, err := padded.Map(ctx, p, args, poold.ChunkSize(700))
-	if !errors.Is(err, poold.ErrWorkerLost) {
-		t.Fatalf("Map error %v, want ErrWorkerLost", err)
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("Map error %v, want KindWorkerLost", err)
 	}
 	for i, r := range rs {
 		if culprit(i) {

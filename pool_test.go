@@ -228,8 +228,8 @@ func TestApplyAsyncFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := a.Get(ctx)
-	if !errors.Is(err, poold.ErrTaskFailed) {
-		t.Fatalf("Get: %v, want ErrTaskFailed", err)
+	if !errors.Is(err, poold.KindError) {
+		t.Fatalf("Get: %v, want KindError", err)
 	}
 	if r.Err != err {
 		t.Errorf("Result.Err %v differs from the returned error %v", r.Err, err)
@@ -288,7 +288,7 @@ func TestCallbacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.Get(ctx)
-	if !errors.Is(err, poold.ErrTaskFailed) {
+	if !errors.Is(err, poold.KindError) {
 		t.Fatalf("Get: %v", err)
 	}
 	if s, f := successes.Load(), failures.Load(); s != 1 || f != 1 {
@@ -329,15 +329,15 @@ func TestCallbacksMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs, err := m.Get(ctx)
-	if !errors.Is(err, poold.ErrBadArgs) {
-		t.Fatalf("MapAsync Get: %v, want ErrBadArgs", err)
+	if !errors.Is(err, poold.KindBadArgs) {
+		t.Fatalf("MapAsync Get: %v, want KindBadArgs", err)
 	}
 	if s, f := successes.Load(), failures.Load(); s != 9 || f != 1 {
 		t.Errorf("%d success and %d error callbacks; want 9 and 1", s, f)
 	}
 	for i, r := range rs {
 		if i == 2 {
-			if !errors.Is(r.Err, poold.ErrBadArgs) {
+			if !errors.Is(r.Err, poold.KindBadArgs) {
 				t.Errorf("task 2: %v, want bad_args", r.Err)
 			}
 			continue
@@ -406,8 +406,8 @@ func TestTypedStructs(t *testing.T) {
 
 	// A misspelt argument is not silently ignored.
 	_, err = p.Apply(ctx, "summarize", map[string]any{"lable": "x"})
-	if !errors.Is(err, poold.ErrBadArgs) {
-		t.Errorf("misspelt field: %v, want ErrBadArgs", err)
+	if !errors.Is(err, poold.KindBadArgs) {
+		t.Errorf("misspelt field: %v, want KindBadArgs", err)
 	}
 }
 
@@ -416,8 +416,8 @@ func TestResultNotDecodable(t *testing.T) {
 	p := newPool(t, poold.WithWorkers(1))
 	// The worker returns a string; this handle wants an int.
 	r, err := resultMismatch.Apply(ctx, p, struct{}{})
-	if !errors.Is(err, poold.ErrEncode) {
-		t.Fatalf("string result into an int: %v, want ErrEncode", err)
+	if !errors.Is(err, poold.KindEncode) {
+		t.Fatalf("string result into an int: %v, want KindEncode", err)
 	}
 	te := taskErr(t, err)
 	if te.Kind != poold.KindEncode || !strings.Contains(te.Message, "decoding the result") {
@@ -436,10 +436,10 @@ func TestResultNotEncodable(t *testing.T) {
 	p := newPool(t, poold.WithWorkers(1))
 	before := p.PIDs()
 	_, err := unencodable.Apply(ctx, p, struct{}{})
-	// errors.go: ErrEncode is kind "encode": arguments or result could not
-	// be encoded.
-	if !errors.Is(err, poold.ErrEncode) {
-		t.Errorf("a result msgpack cannot encode: %v, want ErrEncode", err)
+	// errors.go: KindEncode, the arguments or the result could not be
+	// encoded or decoded.
+	if !errors.Is(err, poold.KindEncode) {
+		t.Errorf("a result msgpack cannot encode: %v, want KindEncode", err)
 	}
 	if r, err := square.Apply(ctx, p, 3); err != nil || r.Value != 9 || r.PID != before[0] {
 		t.Errorf("afterwards: %v, %v on pid %d; want 9 on pid %d", r.Value, err, r.PID, before[0])
@@ -451,8 +451,8 @@ func TestArgsNotEncodable(t *testing.T) {
 	p := newPool(t, poold.WithWorkers(2))
 
 	_, err := echo.Apply(ctx, p, make(chan int))
-	if !errors.Is(err, poold.ErrEncode) {
-		t.Fatalf("echo(chan): %v, want ErrEncode", err)
+	if !errors.Is(err, poold.KindEncode) {
+		t.Fatalf("echo(chan): %v, want KindEncode", err)
 	}
 	if te := taskErr(t, err); te.Kind != poold.KindEncode {
 		t.Errorf("kind %q", te.Kind)
@@ -630,7 +630,7 @@ func TestMapFirstErrorInInputOrder(t *testing.T) {
 	if err == nil || err != rs[2].Err {
 		t.Errorf("Map error %v; want task 2's, %v", err, rs[2].Err)
 	}
-	if !errors.Is(rs[4].Err, poold.ErrBadArgs) {
+	if !errors.Is(rs[4].Err, poold.KindBadArgs) {
 		t.Errorf("task 4: %v", rs[4].Err)
 	}
 	for _, i := range []int{0, 1, 3, 5} {
@@ -1017,8 +1017,8 @@ func TestTerminateWhileTasksRun(t *testing.T) {
 			continue
 		}
 		r, err := a.Get(ctx)
-		if !errors.Is(err, poold.ErrTerminated) {
-			t.Errorf("task %d: %v, want ErrTerminated", i, err)
+		if !errors.Is(err, poold.KindTerminated) {
+			t.Errorf("task %d: %v, want KindTerminated", i, err)
 		}
 		if r.Err != err {
 			t.Errorf("task %d: Result.Err %v, returned %v", i, r.Err, err)
@@ -1062,8 +1062,8 @@ func TestTerminateAfterClose(t *testing.T) {
 		t.Errorf("Terminate of a closing pool took %v", el)
 	}
 	for i, x := range []*poold.AsyncResult[int]{a, b} {
-		if _, err := x.Get(ctx); !errors.Is(err, poold.ErrTerminated) {
-			t.Errorf("task %d: %v, want ErrTerminated", i, err)
+		if _, err := x.Get(ctx); !errors.Is(err, poold.KindTerminated) {
+			t.Errorf("task %d: %v, want KindTerminated", i, err)
 		}
 	}
 	if err := p.Join(ctx); err != nil {
@@ -1078,8 +1078,8 @@ func TestUnknownFunc(t *testing.T) {
 	p := newPool(t, poold.WithWorkers(1))
 	check := func(what string, err error) {
 		t.Helper()
-		if !errors.Is(err, poold.ErrUnknownFunc) {
-			t.Errorf("%s: %v, want ErrUnknownFunc", what, err)
+		if !errors.Is(err, poold.KindUnknownFunc) {
+			t.Errorf("%s: %v, want KindUnknownFunc", what, err)
 			return
 		}
 		for _, name := range []string{"square", "summarize", "exit_once"} {
@@ -1207,8 +1207,8 @@ func TestPanicKeepsWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := explode.Apply(ctx, p, "boom")
-	if !errors.Is(err, poold.ErrPanic) {
-		t.Fatalf("panicking task: %v, want ErrPanic", err)
+	if !errors.Is(err, poold.KindPanic) {
+		t.Fatalf("panicking task: %v, want KindPanic", err)
 	}
 	te := taskErr(t, err)
 	if te.Kind != poold.KindPanic || !strings.Contains(te.Message, "explode: boom") {
@@ -1261,8 +1261,8 @@ func TestExitFailsOnlyItsTask(t *testing.T) {
 			}
 			continue
 		}
-		if !errors.Is(err, poold.ErrWorkerLost) {
-			t.Fatalf("exiting task: %v, want ErrWorkerLost", err)
+		if !errors.Is(err, poold.KindWorkerLost) {
+			t.Fatalf("exiting task: %v, want KindWorkerLost", err)
 		}
 		te := taskErr(t, err)
 		we := exitErr(t, err)
@@ -1296,8 +1296,8 @@ func TestKilledBySignal(t *testing.T) {
 	p := newPool(t, poold.WithWorkers(1))
 	before := p.PIDs()
 	_, err := killSelf.Apply(ctx, p, struct{}{})
-	if !errors.Is(err, poold.ErrWorkerLost) {
-		t.Fatalf("%v, want ErrWorkerLost", err)
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("%v, want KindWorkerLost", err)
 	}
 	we := exitErr(t, err)
 	if we.Signal != syscall.SIGKILL || we.ExitCode != -1 || we.PID != before[0] {
@@ -1330,8 +1330,8 @@ func TestRetries(t *testing.T) {
 				t.Fatalf("the first attempt did not run: %v", statErr)
 			}
 			if !c.retried {
-				if !errors.Is(err, poold.ErrWorkerLost) || r.Attempts != 1 {
-					t.Errorf("without retries: %v, attempts %d; want ErrWorkerLost after 1", err, r.Attempts)
+				if !errors.Is(err, poold.KindWorkerLost) || r.Attempts != 1 {
+					t.Errorf("without retries: %v, attempts %d; want KindWorkerLost after 1", err, r.Attempts)
 				}
 				return
 			}
@@ -1365,8 +1365,8 @@ func TestTimeoutKillsATaskThatIgnoresIt(t *testing.T) {
 			start := time.Now()
 			_, err := hang.Apply(ctx, p, struct{}{}, c.callOpts...)
 			el := time.Since(start)
-			if !errors.Is(err, poold.ErrTimeout) {
-				t.Fatalf("%v, want ErrTimeout", err)
+			if !errors.Is(err, poold.KindTimeout) {
+				t.Fatalf("%v, want KindTimeout", err)
 			}
 			if el < limit || el > limit+grace+1500*time.Millisecond {
 				t.Errorf("timed out after %v; limit %v, kill grace %v", el, limit, grace)
@@ -1383,7 +1383,7 @@ func TestTimeoutKillsATaskThatIgnoresIt(t *testing.T) {
 			}
 			if c.callOpts == nil { // the pool's default applies to the next task too
 				_, err := waitCtx.Apply(ctx, p, struct{}{})
-				if !errors.Is(err, poold.ErrTimeout) {
+				if !errors.Is(err, poold.KindTimeout) {
 					t.Errorf("the pool's default timeout did not apply to a later task: %v", err)
 				}
 			}
@@ -1399,8 +1399,8 @@ func TestTimeoutCooperative(t *testing.T) {
 	start := time.Now()
 	_, err := waitCtx.Apply(ctx, p, struct{}{}, poold.Timeout(limit))
 	el := time.Since(start)
-	if !errors.Is(err, poold.ErrTimeout) {
-		t.Fatalf("%v, want ErrTimeout", err)
+	if !errors.Is(err, poold.KindTimeout) {
+		t.Fatalf("%v, want KindTimeout", err)
 	}
 	if el < limit || el >= grace {
 		t.Errorf("timed out after %v; limit %v, kill grace %v", el, limit, grace)
@@ -1620,7 +1620,7 @@ func TestExitWithPipelinedTasks(t *testing.T) {
 	for i, a := range as {
 		r, err := a.Get(ctx)
 		if i == crash {
-			if we := exitErr(t, err); !errors.Is(err, poold.ErrWorkerLost) || we.ExitCode != 3 {
+			if we := exitErr(t, err); !errors.Is(err, poold.KindWorkerLost) || we.ExitCode != 3 {
 				t.Errorf("task %d: %v, want worker_lost with exit code 3", i, err)
 			}
 			continue
@@ -1641,7 +1641,7 @@ func TestExitWithPipelinedTasks(t *testing.T) {
 	}
 	args[13].Exit = 3
 	rs, err := work.Map(ctx, p, args, poold.ChunkSize(5))
-	if err != rs[13].Err || !errors.Is(err, poold.ErrWorkerLost) {
+	if err != rs[13].Err || !errors.Is(err, poold.KindWorkerLost) {
 		t.Errorf("Map: %v; want task 13's worker_lost", err)
 	}
 	for i, r := range rs {
@@ -1691,8 +1691,8 @@ func TestTerminateKillsAfterGrace(t *testing.T) {
 	if !gone(worker) {
 		t.Errorf("worker %d survived Terminate", worker)
 	}
-	if _, err := a.Get(ctx); !errors.Is(err, poold.ErrTerminated) {
-		t.Errorf("task: %v, want ErrTerminated", err)
+	if _, err := a.Get(ctx); !errors.Is(err, poold.KindTerminated) {
+		t.Errorf("task: %v, want KindTerminated", err)
 	}
 }
 
@@ -1705,7 +1705,7 @@ func TestTerminateCallbacks(t *testing.T) {
 		a, err := hang.ApplyAsync(p, struct{}{},
 			poold.OnSuccess(func(poold.Result[int]) { successes.Add(1) }),
 			poold.OnError(func(err error) {
-				if errors.Is(err, poold.ErrTerminated) {
+				if errors.Is(err, poold.KindTerminated) {
 					failures.Add(1)
 				}
 			}))
@@ -1716,7 +1716,7 @@ func TestTerminateCallbacks(t *testing.T) {
 	}
 	terminate(t, p)
 	for i, a := range as {
-		if _, err := a.Get(ctx); !errors.Is(err, poold.ErrTerminated) {
+		if _, err := a.Get(ctx); !errors.Is(err, poold.KindTerminated) {
 			t.Errorf("task %d: %v", i, err)
 		}
 	}
@@ -1750,8 +1750,8 @@ func TestTimeoutRetried(t *testing.T) {
 	start := time.Now()
 	r, err := hang.Apply(ctx, p, struct{}{}, poold.Timeout(limit), poold.Retries(1))
 	el := time.Since(start)
-	if !errors.Is(err, poold.ErrTimeout) {
-		t.Fatalf("%v, want ErrTimeout", err)
+	if !errors.Is(err, poold.KindTimeout) {
+		t.Fatalf("%v, want KindTimeout", err)
 	}
 	if te := taskErr(t, err); r.Attempts != 2 || te.Attempts != 2 {
 		t.Errorf("attempts: result %d, error %d; want 2", r.Attempts, te.Attempts)
@@ -1821,7 +1821,7 @@ func TestIMapTaskErrorsDoNotStopIt(t *testing.T) {
 			t.Errorf("failed pair: Result.Err %v, index %d; err %v", r.Err, r.Index, err)
 		}
 	}
-	if len(errs) != 4 || errs[0] != nil || !errors.Is(errs[1], poold.ErrBadArgs) || errs[2] != nil || errs[3] != nil {
+	if len(errs) != 4 || errs[0] != nil || !errors.Is(errs[1], poold.KindBadArgs) || errs[2] != nil || errs[3] != nil {
 		t.Errorf("errors %v; want the second task's bad_args only", errs)
 	}
 	if !slices.Equal(vals, []int{1, 9, 16}) {
@@ -1863,8 +1863,8 @@ func TestFatalCrashReportsStderr(t *testing.T) {
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(1))
 	_, err := goPanic.Apply(ctx, p, "unrecoverable trouble")
-	if !errors.Is(err, poold.ErrWorkerLost) {
-		t.Fatalf("%v, want ErrWorkerLost", err)
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("%v, want KindWorkerLost", err)
 	}
 	we := exitErr(t, err)
 	if we.ExitCode != 2 {
@@ -1888,8 +1888,8 @@ func TestExitReportsTheTasksLastStderrLines(t *testing.T) {
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(1))
 	r, err := lastWords.Apply(ctx, p, "cannot go on: disk full")
-	if !errors.Is(err, poold.ErrWorkerLost) {
-		t.Fatalf("%v, want ErrWorkerLost", err)
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("%v, want KindWorkerLost", err)
 	}
 	we := exitErr(t, err)
 	said := slices.ContainsFunc(we.Stderr, func(l string) bool { return strings.Contains(l, "disk full") }) ||
@@ -1924,7 +1924,7 @@ func TestLogger(t *testing.T) {
 	logger := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Debug, JSONFormat: true})
 	p := newPool(t, poold.WithWorkers(1), poold.WithLogger(logger))
 	first := p.PIDs()[0]
-	if _, err := exitWith.Apply(ctx, p, 3); !errors.Is(err, poold.ErrWorkerLost) {
+	if _, err := exitWith.Apply(ctx, p, 3); !errors.Is(err, poold.KindWorkerLost) {
 		t.Fatalf("%v", err)
 	}
 	// The loss is logged, naming the worker's pid.
