@@ -18,6 +18,7 @@ import (
 // The worker running a chunk dies at one of its calls: only that call fails,
 // with the exit code; every other call of the chunk runs again and succeeds.
 func TestMapChunkWorkerDies(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(2))
 	const n, culprit = 40, 13
@@ -53,6 +54,7 @@ func TestMapChunkWorkerDies(t *testing.T) {
 // A worker's task budget ends inside a chunk: the chunk is cut there, and no
 // worker runs more calls than its budget.
 func TestMapChunkCutByMaxTasks(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	const limit, n = 3, 20
 	p := newPool(t, poold.WithWorkers(1), poold.WithMaxTasksPerWorker(limit))
@@ -79,6 +81,7 @@ func TestMapChunkCutByMaxTasks(t *testing.T) {
 
 // A chunk whose arguments would not fit in one frame goes in parts.
 func TestMapChunkCutByFrameCap(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(2), poold.WithMaxFrameSize(64<<10))
 	const n = 200
@@ -160,6 +163,7 @@ func TestMapChunkTerminate(t *testing.T) {
 
 // An argument that is not msgpack fails alone; the rest of its chunk runs.
 func TestMapBadRawArgFailsAlone(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(1))
 	in := []any{1, poold.Raw{0xc1}, 3, 4}
@@ -184,6 +188,7 @@ func TestMapBadRawArgFailsAlone(t *testing.T) {
 // Chunks whose results are big enough for the pool to hand their worker its
 // next chunk while the result is still arriving: every result is right.
 func TestMapBigChunkResults(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(2))
 	in := ints(200_000)
@@ -204,6 +209,7 @@ func TestMapBigChunkResults(t *testing.T) {
 // retire inside chunks, all at once: every call gets exactly its own
 // result, and only the calls that kill their worker fail.
 func TestMapChunkStress(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("a few seconds of chunks and crashes")
 	}

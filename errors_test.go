@@ -3,11 +3,52 @@ package poold_test
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/poold/poold"
 )
+
+func TestUnknownFunc(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, poold.KindUnknownFunc) {
+			t.Errorf("%s: %v, want KindUnknownFunc", what, err)
+			return
+		}
+		for _, name := range []string{"square", "summarize", "exit_once"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: %q does not list the known task %q", what, err, name)
+			}
+		}
+	}
+	_, err := p.Apply(ctx, "no_such_task", 1)
+	check("Apply", err)
+	a, err := p.ApplyAsync("no_such_task", 1)
+	check("ApplyAsync", err)
+	if a != nil {
+		t.Error("ApplyAsync returned a handle with its error")
+	}
+	_, err = p.Map(ctx, "no_such_task", []any{1, 2})
+	check("Map", err)
+	var errs []error
+	for _, err := range p.IMap(ctx, "no_such_task", slices.Values([]any{1, 2})) {
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 {
+		t.Errorf("IMap yielded %v; want one error", errs)
+	} else {
+		check("IMap", errs[0])
+	}
+	if s := p.Stats(); s.TasksDone != 0 {
+		t.Errorf("%d tasks ran", s.TasksDone)
+	}
+}
 
 // Task errors are the root package's own types, matched by kind.
 func TestTaskErrorTypes(t *testing.T) {
