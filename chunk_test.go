@@ -18,6 +18,7 @@ import (
 // The worker running a chunk dies at one of its calls: only that call fails,
 // with the exit code; every other call of the chunk runs again and succeeds.
 func TestMapChunkWorkerDies(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(2))
 	const n, culprit = 40, 13
@@ -27,8 +28,8 @@ func TestMapChunkWorkerDies(t *testing.T) {
 	}
 	args[culprit].Exit = 3
 	rs, err := work.Map(ctx, p, args, poold.ChunkSize(10))
-	if !errors.Is(err, poold.ErrWorkerLost) {
-		t.Fatalf("Map error %v, want ErrWorkerLost", err)
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("Map error %v, want KindWorkerLost", err)
 	}
 	if len(rs) != n {
 		t.Fatalf("%d results, want %d", len(rs), n)
@@ -53,6 +54,7 @@ func TestMapChunkWorkerDies(t *testing.T) {
 // A worker's task budget ends inside a chunk: the chunk is cut there, and no
 // worker runs more calls than its budget.
 func TestMapChunkCutByMaxTasks(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	const limit, n = 3, 20
 	p := newPool(t, poold.WithWorkers(1), poold.WithMaxTasksPerWorker(limit))
@@ -79,6 +81,7 @@ func TestMapChunkCutByMaxTasks(t *testing.T) {
 
 // A chunk whose arguments would not fit in one frame goes in parts.
 func TestMapChunkCutByFrameCap(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(2), poold.WithMaxFrameSize(64<<10))
 	const n = 200
@@ -108,13 +111,13 @@ func TestMapChunkTimeoutRetried(t *testing.T) {
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(1))
 	rs, err := sleep.Map(ctx, p, []int{1, 5000, 1, 1}, poold.ChunkSize(4), poold.Timeout(100*time.Millisecond), poold.Retries(1))
-	if !errors.Is(err, poold.ErrTimeout) {
-		t.Fatalf("Map error %v, want ErrTimeout", err)
+	if !errors.Is(err, poold.KindTimeout) {
+		t.Fatalf("Map error %v, want KindTimeout", err)
 	}
 	for i, r := range rs {
 		switch {
 		case i == 1:
-			if !errors.Is(r.Err, poold.ErrTimeout) || r.Attempts != 2 {
+			if !errors.Is(r.Err, poold.KindTimeout) || r.Attempts != 2 {
 				t.Errorf("the slow call: err %v, attempts %d; want a timeout after 2 attempts", r.Err, r.Attempts)
 			}
 		case r.Err != nil || r.Attempts != 1:
@@ -147,7 +150,7 @@ func TestMapChunkTerminate(t *testing.T) {
 		switch {
 		case r.Err == nil:
 			done++
-		case errors.Is(r.Err, poold.ErrTerminated):
+		case errors.Is(r.Err, poold.KindTerminated):
 			terminated++
 		default:
 			t.Errorf("call %d: %v", i, r.Err)
@@ -160,18 +163,19 @@ func TestMapChunkTerminate(t *testing.T) {
 
 // An argument that is not msgpack fails alone; the rest of its chunk runs.
 func TestMapBadRawArgFailsAlone(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(1))
 	in := []any{1, poold.Raw{0xc1}, 3, 4}
 	rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(4))
-	if !errors.Is(err, poold.ErrEncode) {
-		t.Fatalf("Map error %v, want ErrEncode", err)
+	if !errors.Is(err, poold.KindEncode) {
+		t.Fatalf("Map error %v, want KindEncode", err)
 	}
 	for i, r := range rs {
 		var v int
 		if i == 1 {
-			if !errors.Is(r.Err, poold.ErrEncode) {
-				t.Errorf("bad argument: %v, want ErrEncode", r.Err)
+			if !errors.Is(r.Err, poold.KindEncode) {
+				t.Errorf("bad argument: %v, want KindEncode", r.Err)
 			}
 			continue
 		}
@@ -184,6 +188,7 @@ func TestMapBadRawArgFailsAlone(t *testing.T) {
 // Chunks whose results are big enough for the pool to hand their worker its
 // next chunk while the result is still arriving: every result is right.
 func TestMapBigChunkResults(t *testing.T) {
+	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(2))
 	in := ints(200_000)
@@ -204,6 +209,7 @@ func TestMapBigChunkResults(t *testing.T) {
 // retire inside chunks, all at once: every call gets exactly its own
 // result, and only the calls that kill their worker fail.
 func TestMapChunkStress(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("a few seconds of chunks and crashes")
 	}
@@ -219,8 +225,8 @@ func TestMapChunkStress(t *testing.T) {
 		}
 	}
 	rs, err := padded.Map(ctx, p, args, poold.ChunkSize(700))
-	if !errors.Is(err, poold.ErrWorkerLost) {
-		t.Fatalf("Map error %v, want ErrWorkerLost", err)
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("Map error %v, want KindWorkerLost", err)
 	}
 	for i, r := range rs {
 		if culprit(i) {

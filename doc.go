@@ -26,6 +26,16 @@
 // worker, and no other task is lost. Every submitted task gets exactly one
 // result.
 //
+// A task error's [Kind] says why it failed, and is itself an error:
+// errors.Is(err, poold.KindWorkerLost) tests it. When the worker process
+// ended under the task, the error's Exit field is a [WorkerExitError] with
+// the exit code or signal and the worker's last stderr lines, which
+// errors.As also finds. The pool's own failures are the Err variables
+// ([ErrPoolClosed], ...).
+//
+// [New] takes [Option] values ([WithWorkers], [WithTimeout], ...); each call
+// takes [CallOption] values ([Timeout], [ChunkSize], [OnSuccess], ...).
+//
 // The verbs are Python's: [Pool.Apply], [Pool.ApplyAsync], [Pool.Map],
 // [Pool.MapAsync], [Pool.IMap], [Pool.IMapUnordered], [Pool.Close],
 // [Pool.Terminate], [Pool.Join]; the typed [Func] has the same ones.

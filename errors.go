@@ -1,57 +1,146 @@
 package poold
 
-import "github.com/poold/poold/internal/pool"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+)
 
-// Errors. Pool-level failures are returned by pool methods; every failed
-// task's error is a *[TaskError], which matches the sentinel of its kind with
-// errors.Is (errors.Is(err, poold.ErrWorkerLost)) and, when a worker process
-// ended, unwraps to a *[WorkerExitError] with its PID, exit code or signal,
-// and last stderr lines.
+// Errors of the pool itself, returned by its methods and verbs; every error
+// that they return for one of these reasons matches it with errors.Is. A
+// failed task's error is a *[TaskError] instead, matched by its [Kind].
 var (
-	ErrPoolClosed  = pool.ErrPoolClosed  // work submitted after Close or Terminate
-	ErrPoolRunning = pool.ErrPoolRunning // Join before Close or Terminate
-	ErrWorkerStart = pool.ErrWorkerStart // workers could not be started
-	ErrNotReady    = errNotReady         // Successful on a result that is not ready
-	ErrChunkSize   = errChunkSize        // a chunk size below 1
-
-	ErrTaskFailed     = pool.ErrTaskFailed     // kind "error": the task returned an error
-	ErrPanic          = pool.ErrPanic          // kind "panic": the task panicked (the worker survives)
-	ErrBadArgs        = pool.ErrBadArgs        // kind "bad_args": arguments of the wrong shape
-	ErrUnknownFunc    = pool.ErrUnknownFunc    // kind "unknown_func": no task of that name
-	ErrEncode         = pool.ErrEncode         // kind "encode": arguments or result could not be encoded
-	ErrResultTooLarge = pool.ErrResultTooLarge // kind "result_too_large"
-	ErrCanceled       = pool.ErrCanceled       // kind "canceled"
-	ErrWorkerLost     = pool.ErrWorkerLost     // kind "worker_lost": the worker died running the task
-	ErrTimeout        = pool.ErrTimeout        // kind "timeout"
-	ErrMemoryLimit    = pool.ErrMemoryLimit    // kind "memory_limit"
-	ErrProtocol       = pool.ErrProtocol       // kind "protocol": the worker broke the wire protocol
-	ErrTerminated     = pool.ErrTerminated     // kind "terminated": the pool was terminated first
-	ErrStart          = pool.ErrStart          // kind "start": no worker could start to run the task
+	// ErrPoolClosed: work was submitted after Close or Terminate.
+	ErrPoolClosed = errors.New("poold: pool is closed")
+	// ErrPoolRunning: Join was called before Close or Terminate.
+	ErrPoolRunning = errors.New("poold: pool is still running")
+	// ErrWorkerStart: New could not start the workers; the error says how
+	// the last attempt failed.
+	ErrWorkerStart = errors.New("poold: worker could not start")
+	// ErrNotReady: Successful was called on a result that is not ready.
+	ErrNotReady = errors.New("poold: result is not ready")
+	// ErrChunkSize: a chunk size below 1 (see [ChunkSize]).
+	ErrChunkSize = errors.New("poold: chunk size must be at least 1")
 )
 
-type (
-	// TaskError is the error of every failed task.
-	TaskError = pool.TaskError
-	// WorkerExitError says how a worker process ended.
-	WorkerExitError = pool.WorkerExitError
-	// Kind names a kind of task failure ("panic", "worker_lost", ...).
-	Kind = pool.Kind
-)
+// Kind says why a task failed. It is an error, so that errors.Is tests a
+// task error's kind: errors.Is(err, poold.KindWorkerLost).
+type Kind string
 
-// Task failure kinds.
+// Task failure kinds. The worker reports the first group; the pool decides
+// the second.
 const (
-	KindError          = pool.KindError
-	KindPanic          = pool.KindPanic
-	KindBadArgs        = pool.KindBadArgs
-	KindUnknownFunc    = pool.KindUnknownFunc
-	KindEncode         = pool.KindEncode
-	KindResultTooLarge = pool.KindResultTooLarge
-	KindCanceled       = pool.KindCanceled
-	KindWorkerLost     = pool.KindWorkerLost
-	KindTimeout        = pool.KindTimeout
-	KindMemoryLimit    = pool.KindMemoryLimit
-	KindProtocol       = pool.KindProtocol
-	KindTerminated     = pool.KindTerminated
-	KindStart          = pool.KindStart
-	KindBadTask        = pool.KindBadTask
+	KindError          Kind = "error"            // the task returned an error
+	KindPanic          Kind = "panic"            // the task panicked; the worker recovered and lives on
+	KindBadArgs        Kind = "bad_args"         // the arguments did not decode into the task's type
+	KindUnknownFunc    Kind = "unknown_func"     // no task of that name in the workers
+	KindEncode         Kind = "encode"           // the arguments or the result could not be encoded or decoded
+	KindResultTooLarge Kind = "result_too_large" // the result did not fit in a frame
+	KindCanceled       Kind = "canceled"         // the task returned after its context was cancelled
+
+	KindWorkerLost  Kind = "worker_lost"  // the worker died while running the task
+	KindTimeout     Kind = "timeout"      // the task ran past its time limit
+	KindMemoryLimit Kind = "memory_limit" // the worker passed its memory limit while running the task
+	KindProtocol    Kind = "protocol"     // the worker broke the wire protocol while running the task
+	KindTerminated  Kind = "terminated"   // the pool was terminated before the task finished
+	KindStart       Kind = "start"        // no worker could be started to run the task
+	KindBadTask     Kind = "bad_task"     // the task itself was malformed (a task-file entry, say)
 )
+
+// Error returns the kind's name, as a string conversion does.
+func (k Kind) Error() string { return string(k) }
+
+// TaskError is the error of every failed task.
+type TaskError struct {
+	Kind     Kind
+	Func     string // the task's name
+	Message  string // the task's error, the panic's value, or what the pool saw
+	Stack    string // the worker-side stack of a panic
+	PID      int    // the worker that ran the task; 0 if none did
+	Attempts int
+	// Exit is how the worker process ended under the task (kinds
+	// worker_lost, timeout, memory_limit, protocol); nil if it did not.
+	Exit *WorkerExitError
+}
+
+// Error says "task <Func>: <Kind> (pid <PID>): <Message>".
+func (e *TaskError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "task %s: %s", e.Func, e.Kind)
+	if e.PID != 0 {
+		fmt.Fprintf(&b, " (pid %d)", e.PID)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+// Is reports whether target is e's [Kind].
+func (e *TaskError) Is(target error) bool {
+	k, ok := target.(Kind)
+	return ok && k == e.Kind
+}
+
+// Unwrap returns e.Exit, or nil.
+func (e *TaskError) Unwrap() error {
+	if e.Exit == nil {
+		return nil
+	}
+	return e.Exit
+}
+
+// WorkerExitError says how a worker process ended.
+type WorkerExitError struct {
+	PID      int
+	ExitCode int            // -1 when a signal ended it
+	Signal   syscall.Signal // 0 when it exited by itself
+	CoreDump bool
+	Reason   string   // why the pool killed it, if it did ("timeout", "protocol error: ...", ...)
+	Stderr   []string // the last lines the worker wrote to stderr
+}
+
+// Error says "worker pid <PID> exited with code <ExitCode>" or "... killed
+// by signal <Signal>", the pool's reason, and the stderr line that best says
+// what happened.
+func (e *WorkerExitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "worker pid %d ", e.PID)
+	if e.Signal != 0 {
+		fmt.Fprintf(&b, "killed by signal %d (%s)", int(e.Signal), e.Signal)
+		if e.CoreDump {
+			b.WriteString(", core dumped")
+		}
+	} else {
+		fmt.Fprintf(&b, "exited with code %d", e.ExitCode)
+	}
+	if e.Reason != "" {
+		fmt.Fprintf(&b, " [%s]", e.Reason)
+	}
+	if tail := lastMeaningful(e.Stderr); tail != "" {
+		fmt.Fprintf(&b, "; stderr: %s", tail)
+	}
+	return b.String()
+}
+
+// lastMeaningful picks the stderr line that best says what happened: the
+// first headline (Go's "fatal error:" or "panic:", a signal's "SIG...", the
+// worker's own "poold worker:") if there is one, else the last line.
+func lastMeaningful(lines []string) string {
+	for _, l := range lines {
+		if isHeadline(l) {
+			return l
+		}
+	}
+	if len(lines) > 0 {
+		return lines[len(lines)-1]
+	}
+	return ""
+}
+
+func isHeadline(s string) bool {
+	return strings.HasPrefix(s, "fatal error:") || strings.HasPrefix(s, "panic:") ||
+		strings.HasPrefix(s, "SIG") || strings.HasPrefix(s, "poold worker:")
+}

@@ -154,7 +154,7 @@ func ExamplePool_ApplyAsync() {
 		return
 	}
 	_, err = b.Get(ctx)
-	fmt.Println("get: task failed:", errors.Is(err, poold.ErrTaskFailed))
+	fmt.Println("get: task failed:", errors.Is(err, poold.KindError))
 	ok, _ = b.Successful()
 	fmt.Println("successful:", ok)
 	// Output:
@@ -209,7 +209,7 @@ func ExampleTaskError() {
 
 	// A panic is recovered in the worker, which lives on.
 	_, err = explode.Apply(ctx, p, "kaboom")
-	fmt.Println("panic:", errors.Is(err, poold.ErrPanic))
+	fmt.Println("panic:", errors.Is(err, poold.KindPanic))
 	var te *poold.TaskError
 	if errors.As(err, &te) {
 		fmt.Println("kind:", te.Kind)
@@ -218,7 +218,7 @@ func ExampleTaskError() {
 
 	// A task that ends its process loses that worker; the pool replaces it.
 	_, err = exitWith.Apply(ctx, p, 3)
-	fmt.Println("worker lost:", errors.Is(err, poold.ErrWorkerLost))
+	fmt.Println("worker lost:", errors.Is(err, poold.KindWorkerLost))
 	var exit *poold.WorkerExitError
 	if errors.As(err, &exit) {
 		fmt.Println("exit code:", exit.ExitCode)

@@ -9,43 +9,83 @@ import (
 	"github.com/poold/poold/internal/tasks"
 )
 
-// Option configures a [Pool].
-type Option func(*pool.Config) error
+// Option configures a [Pool]; the With functions make them.
+type Option interface {
+	apply(*config) error
+}
+
+type optionFunc func(*config) error
+
+func (f optionFunc) apply(c *config) error { return f(c) }
+
+// config is what the options set; New turns it into the internal pool's.
+type config struct {
+	workers           int
+	logger            hclog.Logger
+	command           []string
+	env               []string
+	timeout           time.Duration
+	retries           int
+	maxTasksPerWorker int
+	maxWorkerMemory   int64
+	killGrace         time.Duration
+	startTimeout      time.Duration
+	maxFrame          int
+	initializer       string
+	initializerArgs   Raw
+}
+
+func (c *config) pool() pool.Config {
+	return pool.Config{
+		Workers: c.workers, Command: c.command, Env: c.env, Logger: c.logger,
+		MaxFrame: c.maxFrame, StartTimeout: c.startTimeout, KillGrace: c.killGrace,
+		MaxTasksPerWorker: c.maxTasksPerWorker, MaxWorkerMemory: c.maxWorkerMemory,
+		Timeout: c.timeout, Retries: c.retries,
+		Initializer: c.initializer, InitializerArgs: []byte(c.initializerArgs),
+	}
+}
+
+// atLeast is the option that sets the field of a config that field returns
+// to v, unless v is below least: then New fails with "poold: <name> must
+// <rule>, not <v>".
+func atLeast[T int | int64 | time.Duration](name, rule string, least, v T, field func(*config) *T) Option {
+	return optionFunc(func(c *config) error {
+		if v < least {
+			return errorf("%s must %s, not %v", name, rule, v)
+		}
+		*field(c) = v
+		return nil
+	})
+}
 
 // WithWorkers sets the number of worker processes (default: the number of
 // CPUs).
 func WithWorkers(n int) Option {
-	return func(c *pool.Config) error {
-		if n < 1 {
-			return errorf("workers must be at least 1, not %d", n)
-		}
-		c.Workers = n
-		return nil
-	}
+	return atLeast("workers", "be at least 1", 1, n, func(c *config) *int { return &c.workers })
 }
 
 // WithLogger sends the pool's logs, and every worker's, to l. Worker lines
 // carry the worker's pid. Default: no logs.
 func WithLogger(l hclog.Logger) Option {
-	return func(c *pool.Config) error { c.Logger = l; return nil }
+	return optionFunc(func(c *config) error { c.logger = l; return nil })
 }
 
 // WithWorkerCommand runs name with args as the worker program instead of
 // re-executing this binary. The program must call [Init] (cmd/worker in this
 // module is such a program).
 func WithWorkerCommand(name string, args ...string) Option {
-	return func(c *pool.Config) error {
+	return optionFunc(func(c *config) error {
 		if name == "" {
 			return errorf("empty worker command")
 		}
-		c.Command = append([]string{name}, args...)
+		c.command = append([]string{name}, args...)
 		return nil
-	}
+	})
 }
 
 // WithEnv adds "KEY=value" entries to the workers' environment.
 func WithEnv(kv ...string) Option {
-	return func(c *pool.Config) error { c.Env = append(c.Env, kv...); return nil }
+	return optionFunc(func(c *config) error { c.env = append(c.env, kv...); return nil })
 }
 
 // WithTimeout sets the default time limit of each task, counted from when it
@@ -53,104 +93,68 @@ func WithEnv(kv ...string) Option {
 // task has not returned after the kill grace, its worker is killed and
 // replaced, and the task fails with kind timeout.
 func WithTimeout(d time.Duration) Option {
-	return func(c *pool.Config) error {
-		if d < 0 {
-			return errorf("timeout must not be negative, not %v", d)
-		}
-		c.Timeout = d
-		return nil
-	}
+	return atLeast("timeout", "not be negative", 0, d, func(c *config) *time.Duration { return &c.timeout })
 }
 
 // WithRetries sets how many times a task is tried again when its worker is
 // lost or it times out. Errors the task returns itself are not retried.
 func WithRetries(n int) Option {
-	return func(c *pool.Config) error {
-		if n < 0 {
-			return errorf("retries must not be negative, not %d", n)
-		}
-		c.Retries = n
-		return nil
-	}
+	return atLeast("retries", "not be negative", 0, n, func(c *config) *int { return &c.retries })
 }
 
 // WithMaxTasksPerWorker retires each worker after n tasks (counted in tasks,
 // not chunks) and starts a fresh one; 0 means never.
 func WithMaxTasksPerWorker(n int) Option {
-	return func(c *pool.Config) error {
-		if n < 0 {
-			return errorf("max tasks per worker must not be negative, not %d", n)
-		}
-		c.MaxTasksPerWorker = n
-		return nil
-	}
+	return atLeast("max tasks per worker", "not be negative", 0, n, func(c *config) *int { return &c.maxTasksPerWorker })
 }
 
 // WithMaxWorkerMemory kills a worker whose resident memory passes bytes; its
 // task fails with kind memory_limit. 0 means no limit.
 func WithMaxWorkerMemory(bytes int64) Option {
-	return func(c *pool.Config) error {
-		if bytes < 0 {
-			return errorf("max worker memory must not be negative, not %d", bytes)
-		}
-		c.MaxWorkerMemory = bytes
-		return nil
-	}
+	return atLeast("max worker memory", "not be negative", 0, bytes, func(c *config) *int64 { return &c.maxWorkerMemory })
 }
 
 // WithKillGrace sets how long a worker has between SIGTERM and SIGKILL, and a
 // timed-out task between the cancellation of its context and the kill of its
 // worker (default 500 ms).
 func WithKillGrace(d time.Duration) Option {
-	return func(c *pool.Config) error {
-		if d <= 0 {
-			return errorf("kill grace must be positive, not %v", d)
-		}
-		c.KillGrace = d
-		return nil
-	}
+	return atLeast("kill grace", "be positive", 1, d, func(c *config) *time.Duration { return &c.killGrace })
 }
 
 // WithStartTimeout bounds the time from starting a worker to its handshake
 // (default 10 s).
 func WithStartTimeout(d time.Duration) Option {
-	return func(c *pool.Config) error {
-		if d <= 0 {
-			return errorf("start timeout must be positive, not %v", d)
-		}
-		c.StartTimeout = d
-		return nil
-	}
+	return atLeast("start timeout", "be positive", 1, d, func(c *config) *time.Duration { return &c.startTimeout })
 }
 
 // WithMaxFrameSize caps the size of one frame on a worker pipe, in both
 // directions (default 64 MiB). A larger argument fails its task with kind
 // encode; a larger result, with kind result_too_large.
 func WithMaxFrameSize(n int) Option {
-	return func(c *pool.Config) error {
-		if n < 1024 {
-			return errorf("max frame size must be at least 1024 bytes, not %d", n)
-		}
-		c.MaxFrame = n
-		return nil
-	}
+	return atLeast("max frame size", "be at least 1024 bytes", 1024, n, func(c *config) *int { return &c.maxFrame })
 }
 
 // WithInitializer runs the task name with args once in each worker, before
 // its first task. A worker whose initializer fails counts as a failed start.
 func WithInitializer(name string, args any) Option {
-	return func(c *pool.Config) error {
+	return optionFunc(func(c *config) error {
 		raw, err := encodeArgs(args)
 		if err != nil {
 			return err
 		}
-		c.Initializer, c.InitializerArgs = name, []byte(raw)
+		c.initializer, c.initializerArgs = name, raw
 		return nil
-	}
+	})
 }
 
 // CallOption configures one call: Apply, Map, IMap and their kin.
-type CallOption func(*callConfig)
+type CallOption interface {
+	applyCall(*callConfig)
+}
+
+type callOptionFunc func(*callConfig)
+
+func (f callOptionFunc) applyCall(c *callConfig) { f(c) }
 
 type callConfig struct {
 	timeout   time.Duration
@@ -163,44 +167,50 @@ type callConfig struct {
 }
 
 // Timeout sets this call's per-task time limit (see [WithTimeout]).
-func Timeout(d time.Duration) CallOption { return func(c *callConfig) { c.timeout = d } }
+func Timeout(d time.Duration) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.timeout = d })
+}
 
 // Retries sets how many times this call's tasks are retried when their
 // worker is lost or they time out; negative means none, whatever the pool's
 // default.
 func Retries(n int) CallOption {
-	return func(c *callConfig) {
+	return callOptionFunc(func(c *callConfig) {
 		c.retries = n
 		if n == 0 {
 			c.retries = -1
 		}
-	}
+	})
 }
 
 // ChunkSize sets how many tasks of a Map or IMap travel to a worker in one
 // frame. Map defaults to ceil(len / (4 × workers)), IMap to 1; below 1 is an
 // error (ErrChunkSize).
 func ChunkSize(n int) CallOption {
-	return func(c *callConfig) { c.chunk, c.chunkSet = n, true }
+	return callOptionFunc(func(c *callConfig) { c.chunk, c.chunkSet = n, true })
 }
 
 // Window bounds how many tasks of an IMap are in flight (and buffered for
 // ordering) at once; the input is read no faster. Default: 4 × workers ×
 // chunk size.
-func Window(n int) CallOption { return func(c *callConfig) { c.window = n } }
+func Window(n int) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.window = n })
+}
 
 // OnSuccess calls fn with each successful result of an async call, before
 // the result's Get returns. Callbacks run one at a time on a pool goroutine;
 // keep them short. R must be the call's result type (Raw for the untyped
 // methods), else the call fails.
 func OnSuccess[R any](fn func(Result[R])) CallOption {
-	return func(c *callConfig) { c.onSuccess = fn }
+	return callOptionFunc(func(c *callConfig) { c.onSuccess = fn })
 }
 
 // OnError calls fn with the error of each failed task of an async call, before
 // the result's Get returns. Exactly one of OnSuccess and OnError fires per
 // task.
-func OnError(fn func(error)) CallOption { return func(c *callConfig) { c.onError = fn } }
+func OnError(fn func(error)) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.onError = fn })
+}
 
 func encodeArgs(v any) (Raw, error) {
 	switch v := v.(type) {

@@ -2,7 +2,6 @@ package poold
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"sync/atomic"
@@ -10,11 +9,6 @@ import (
 	"github.com/poold/poold/internal/ipc"
 	"github.com/poold/poold/internal/pool"
 	"github.com/poold/poold/internal/tasks"
-)
-
-var (
-	errNotReady  = errors.New("poold: result is not ready")
-	errChunkSize = errors.New("poold: chunk size must be at least 1")
 )
 
 func errorf(format string, a ...any) error { return fmt.Errorf("poold: "+format, a...) }
@@ -30,15 +24,15 @@ type Pool struct {
 // If workers keep failing to start, New returns an error wrapping
 // ErrWorkerStart that says how the last one failed.
 func New(ctx context.Context, opts ...Option) (*Pool, error) {
-	var cfg pool.Config
+	var cfg config
 	for _, o := range opts {
-		if err := o(&cfg); err != nil {
+		if err := o.apply(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	p, err := pool.New(ctx, cfg)
+	p, err := pool.New(ctx, cfg.pool())
 	if err != nil {
-		return nil, fmt.Errorf("poold: %w", err)
+		return nil, poolErr(err, "")
 	}
 	return &Pool{p: p}, nil
 }
@@ -50,26 +44,37 @@ func (p *Pool) Size() int { return p.p.Size() }
 // whose worker is being replaced).
 func (p *Pool) PIDs() []int { return p.p.PIDs() }
 
-// Stats are counters over the pool's life.
-type Stats = pool.Stats
+// Stats are counters over a pool's life.
+type Stats struct {
+	WorkersStarted int // worker processes that completed the handshake
+	WorkersLost    int // worker processes that died with work in flight, or were killed
+	StartFailures  int // worker starts that failed: no process, or none that completed the handshake
+	TasksDone      int // tasks whose worker answered, with a result or an error
+}
 
 // Stats returns the pool's counters.
-func (p *Pool) Stats() Stats { return p.p.Stats() }
+func (p *Pool) Stats() Stats { return stats(p.p.Stats()) }
 
 // Close stops the pool from accepting work; what was submitted still runs,
 // and each worker exits when nothing is left for it. Close does not wait
 // (Join does). Idempotent.
-func (p *Pool) Close() error { return p.p.Close() }
+func (p *Pool) Close() error { return poolErr(p.p.Close(), "") }
 
 // Terminate stops the pool now: every task not yet finished fails with kind
 // terminated, and the workers are sent SIGTERM, then SIGKILL after the kill
 // grace. It returns once every worker has exited. Idempotent.
-func (p *Pool) Terminate() error { return p.p.Terminate() }
+func (p *Pool) Terminate() error { return poolErr(p.p.Terminate(), "") }
 
 // Join waits until every worker has exited, or ctx ends. On a pool that is
 // still running (neither Close nor Terminate was called) it returns
-// ErrPoolRunning at once.
-func (p *Pool) Join(ctx context.Context) error { return p.p.Join(ctx) }
+// ErrPoolRunning at once. If ctx ends first, Join returns ctx.Err().
+func (p *Pool) Join(ctx context.Context) error {
+	err := p.p.Join(ctx)
+	if err != nil && err == ctx.Err() {
+		return err
+	}
+	return poolErr(err, "")
+}
 
 // Apply runs the task name with args on a worker and waits for its result.
 // args is encoded as msgpack ([Raw] is sent as it is). The error is the
@@ -162,7 +167,7 @@ func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R
 func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) error {
 	c.p, c.name, c.decode = p, name, decode
 	for _, o := range opts {
-		o(&c.cfg)
+		o.applyCall(&c.cfg)
 	}
 	if c.cfg.onSuccess != nil {
 		fn, ok := c.cfg.onSuccess.(func(Result[R]))
@@ -225,7 +230,7 @@ func (c *call[R]) settle(o *pool.Outcome, index int, dst *Result[R], done func()
 // submit hands the encodable tasks to the pool, then settles the others.
 func (c *call[R]) submit(ts []*pool.Task, bad []*pool.Task, chunk int) error {
 	if err := c.p.p.Submit(c.name, ts, chunk); err != nil {
-		return fmt.Errorf("poold: %w", err)
+		return poolErr(err, c.name)
 	}
 	for _, t := range bad {
 		t.Done(t)
@@ -267,6 +272,7 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 // asyncDone is the Done of an AsyncResult's task: a function, not a
 // closure, so that it costs no allocation.
 func asyncDone[R any](t *pool.Task) {
+	t.Err = outcomeErr(t.Err) // once, so that every Get returns the same error
 	a := t.Owner.(*AsyncResult[R])
 	c := &a.c
 	if c.onSuccess == nil && c.cfg.onError == nil {
@@ -309,7 +315,7 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 	m := &MapResult[R]{done: make(chan struct{}), results: make([]Result[R], len(args))}
 	if len(args) == 0 {
 		if p.p.Closed() {
-			return nil, fmt.Errorf("poold: %w", ErrPoolClosed)
+			return nil, ErrPoolClosed
 		}
 		close(m.done)
 		return m, nil
@@ -383,7 +389,7 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 	// stopped meanwhile) and the rest of the Map runs on.
 	fail := func(err error) (*MapResult[R], error) {
 		if !submitted {
-			return nil, fmt.Errorf("poold: %w", err)
+			return nil, poolErr(err, name)
 		}
 		for i := first; i < len(args); i++ {
 			o := pool.Outcome{Err: &TaskError{Kind: KindTerminated, Func: name, Message: "the pool stopped before this part of the Map was submitted: " + err.Error()}}

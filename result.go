@@ -186,7 +186,7 @@ func firstErr[R any](rs []Result[R]) error {
 // The outcome's slices may be the pool's buffers: what is kept is copied.
 func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) {
 	*dst = Result[R]{
-		Err: o.Err, Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
+		Err: outcomeErr(o.Err), Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
 		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End),
 	}
 	if len(o.Output) > 0 {
@@ -204,7 +204,7 @@ func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, dec
 // not copied), returned by value.
 func resultOf[R any](o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) Result[R] {
 	r := Result[R]{
-		Err: o.Err, Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
+		Err: outcomeErr(o.Err), Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
 		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), Output: o.Output,
 	}
 	if r.Err == nil {

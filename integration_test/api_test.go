@@ -154,7 +154,7 @@ func TestKillWorkerFromOutside(t *testing.T) {
 		var te *poold.TaskError
 		var we *poold.WorkerExitError
 		switch {
-		case !errors.Is(err, poold.ErrWorkerLost) || !errors.As(err, &te):
+		case !errors.Is(err, poold.KindWorkerLost) || !errors.As(err, &te):
 			t.Errorf("the killed task: %v, want a worker_lost TaskError", err)
 		case !errors.As(err, &we):
 			t.Errorf("the killed task's error %v does not unwrap to a WorkerExitError", err)
@@ -205,7 +205,7 @@ func TestKillWorkerFromOutside(t *testing.T) {
 		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := long.Get(ctxT(t, 10*time.Second)); !errors.Is(err, poold.ErrWorkerLost) {
+		if _, err := long.Get(ctxT(t, 10*time.Second)); !errors.Is(err, poold.KindWorkerLost) {
 			t.Errorf("the killed task: %v, want worker_lost", err)
 		}
 		if left := waitDead(children, time.Second); len(left) > 0 {
@@ -263,7 +263,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // TestTerminateQueued: Terminate with 10,000 queued long tasks returns in
-// under 2 s and resolves every handle with ErrTerminated.
+// under 2 s and resolves every handle with KindTerminated.
 func TestTerminateQueued(t *testing.T) {
 	base := fdBaseline(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
@@ -278,7 +278,7 @@ func TestTerminateQueued(t *testing.T) {
 				poold.OnSuccess(func(poold.Result[poold.Raw]) { wrong.Add(1) }),
 				poold.OnError(func(err error) {
 					callbacks.Add(1)
-					if !errors.Is(err, poold.ErrTerminated) {
+					if !errors.Is(err, poold.KindTerminated) {
 						wrong.Add(1)
 					}
 				}))
@@ -300,8 +300,8 @@ func TestTerminateQueued(t *testing.T) {
 	running := 0
 	for i, a := range handles {
 		r, err := a.Get(ctx)
-		if !errors.Is(err, poold.ErrTerminated) {
-			t.Fatalf("task %d: %v, want ErrTerminated", i, err)
+		if !errors.Is(err, poold.KindTerminated) {
+			t.Fatalf("task %d: %v, want KindTerminated", i, err)
 		}
 		if r.PID != 0 {
 			running++
@@ -315,7 +315,7 @@ func TestTerminateQueued(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "callbacks for every task", func() bool { return callbacks.Load() == n/2 })
 	if wrong.Load() != 0 {
-		t.Errorf("%d callbacks got something other than ErrTerminated", wrong.Load())
+		t.Errorf("%d callbacks got something other than KindTerminated", wrong.Load())
 	}
 	if err := p.Join(ctxT(t, time.Second)); err != nil {
 		t.Errorf("Join after Terminate: %v", err)
@@ -344,16 +344,16 @@ func TestChunkCrashBlame(t *testing.T) {
 		popts []poold.Option
 	}{
 		{name: "exit", args: []any{crash("panic"), crash("panic"), map[string]any{"mode": "exit", "code": 5}},
-			want: []error{poold.ErrPanic, poold.ErrPanic, poold.ErrWorkerLost}},
+			want: []error{poold.KindPanic, poold.KindPanic, poold.KindWorkerLost}},
 		{name: "kill", args: []any{crash("panic"), crash("kill")},
-			want: []error{poold.ErrPanic, poold.ErrWorkerLost}},
+			want: []error{poold.KindPanic, poold.KindWorkerLost}},
 		{name: "hang", args: []any{crash("panic"), crash("panic"), crash("hang")},
-			want: []error{poold.ErrPanic, poold.ErrPanic, poold.ErrTimeout},
+			want: []error{poold.KindPanic, poold.KindPanic, poold.KindTimeout},
 			opts: []poold.CallOption{poold.Timeout(300 * time.Millisecond)}},
 		{name: "protocol", args: []any{crash("panic"), crash("protocol")},
-			want: []error{poold.ErrPanic, poold.ErrProtocol}},
+			want: []error{poold.KindPanic, poold.KindProtocol}},
 		{name: "oom", args: []any{crash("panic"), crash("oom")},
-			want:  []error{poold.ErrPanic, poold.ErrMemoryLimit},
+			want:  []error{poold.KindPanic, poold.KindMemoryLimit},
 			popts: []poold.Option{poold.WithMaxWorkerMemory(200 << 20)}},
 	}
 	for _, c := range cases {
@@ -391,7 +391,7 @@ func checkCrashErr(mode string, code int, r poold.Result[poold.Raw]) error {
 		return fmt.Errorf("crash %s: %d attempts, want 1", mode, r.Attempts)
 	}
 	if mode == "panic" {
-		if !errors.Is(err, poold.ErrPanic) {
+		if !errors.Is(err, poold.KindPanic) {
 			return fmt.Errorf("crash panic: %v, want kind panic", err)
 		}
 		return nil
@@ -403,7 +403,7 @@ func checkCrashErr(mode string, code int, r poold.Result[poold.Raw]) error {
 	if we.PID != r.PID {
 		return fmt.Errorf("crash %s: exit error names pid %d, the result %d", mode, we.PID, r.PID)
 	}
-	kind, sig, exit := poold.ErrWorkerLost, syscall.Signal(0), 0
+	kind, sig, exit := poold.KindWorkerLost, syscall.Signal(0), 0
 	switch mode {
 	case "exit":
 		exit = code
@@ -416,7 +416,7 @@ func checkCrashErr(mode string, code int, r poold.Result[poold.Raw]) error {
 	case "abort":
 		sig = syscall.SIGABRT
 	case "hang":
-		kind, sig = poold.ErrTimeout, syscall.SIGKILL
+		kind, sig = poold.KindTimeout, syscall.SIGKILL
 	default:
 		return fmt.Errorf("crash %s: no expectation", mode)
 	}

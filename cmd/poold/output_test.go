@@ -106,7 +106,7 @@ func lostOutcome() outcome {
 	exit := &poold.WorkerExitError{PID: 4243, ExitCode: -1, Signal: syscall.SIGKILL, Stderr: []string{"bye"}}
 	return outcome{ID: "k", Index: 0, Res: poold.Result[poold.Raw]{
 		Func: "crash", PID: 4243, Attempts: 2, End: t1,
-		Err: &poold.TaskError{Kind: poold.KindWorkerLost, Func: "crash", PID: 4243, Attempts: 2, Message: exit.Error(), Cause: exit},
+		Err: &poold.TaskError{Kind: poold.KindWorkerLost, Func: "crash", PID: 4243, Attempts: 2, Message: exit.Error(), Exit: exit},
 	}}
 }
 
@@ -120,7 +120,7 @@ func TestJSONRecord(t *testing.T) {
 	rep.Result(lostOutcome())
 	exited := &poold.WorkerExitError{PID: 7, ExitCode: 3}
 	rep.Result(outcome{ID: "e", Index: 1, Res: poold.Result[poold.Raw]{Func: "crash", PID: 7, Attempts: 1,
-		Err: &poold.TaskError{Kind: poold.KindWorkerLost, Message: exited.Error(), Cause: exited}}})
+		Err: &poold.TaskError{Kind: poold.KindWorkerLost, Message: exited.Error(), Exit: exited}}})
 	rep.Result(outcome{ID: "p", Index: 2, Res: poold.Result[poold.Raw]{Func: "crash", PID: 8, Attempts: 1, Start: t0, End: t1,
 		Err: &poold.TaskError{Kind: poold.KindPanic, Message: "panic: boom", Stack: "goroutine 1"}}})
 	rep.Summary(summary{Tasks: 4, OK: 1, Failed: 3, PIDs: 4, WorkersStarted: 5, Wall: 2 * time.Second})

@@ -335,7 +335,7 @@ func (r *runner) submit(e *Entry) error {
 // fails without running.
 func submitKind(err error) poold.Kind {
 	switch {
-	case errors.Is(err, poold.ErrUnknownFunc):
+	case errors.Is(err, poold.KindUnknownFunc):
 		return poold.KindUnknownFunc
 	case errors.Is(err, poold.ErrPoolClosed):
 		return poold.KindTerminated
@@ -346,11 +346,11 @@ func submitKind(err error) poold.Kind {
 
 // submitMessage is err without the prefixes that the kind already says.
 func submitMessage(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "poold: ")
-	if errors.Is(err, poold.ErrUnknownFunc) {
-		msg = strings.TrimPrefix(msg, poold.ErrUnknownFunc.Error()+": ")
+	var te *poold.TaskError
+	if errors.As(err, &te) {
+		return te.Message
 	}
-	return msg
+	return strings.TrimPrefix(err.Error(), "poold: ")
 }
 
 func (r *runner) handle(ev event) {

@@ -1,0 +1,219 @@
+package poold_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/poold/poold"
+)
+
+func TestPanicKeepsWorker(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	r0, err := pid.Apply(ctx, p, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := explode.Apply(ctx, p, "boom")
+	if !errors.Is(err, poold.KindPanic) {
+		t.Fatalf("panicking task: %v, want KindPanic", err)
+	}
+	te := taskErr(t, err)
+	if te.Kind != poold.KindPanic || !strings.Contains(te.Message, "explode: boom") {
+		t.Errorf("TaskError %+v", te)
+	}
+	if !strings.Contains(te.Stack, "panicTask") {
+		t.Errorf("the stack does not name the function:\n%s", te.Stack)
+	}
+	if te.PID != r0.Value || r.PID != r0.Value {
+		t.Errorf("panic reported on pid %d (result %d); the worker is %d", te.PID, r.PID, r0.Value)
+	}
+	var we *poold.WorkerExitError
+	if errors.As(err, &we) {
+		t.Errorf("a panic has a worker exit: %v", we)
+	}
+	r1, err := pid.Apply(ctx, p, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.Value != r0.Value {
+		t.Errorf("worker %d before the panic, %d after: it was replaced", r0.Value, r1.Value)
+	}
+	if s := p.Stats(); s.WorkersStarted != 1 || s.WorkersLost != 0 {
+		t.Errorf("stats %+v; want 1 worker started, none lost", s)
+	}
+}
+
+func TestExitFailsOnlyItsTask(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	before := p.PIDs()
+	const n, crash = 20, 7
+	as := make([]*poold.AsyncResult[int], n)
+	for i := range n {
+		var err error
+		if i == crash {
+			as[i], err = exitWith.ApplyAsync(p, 3)
+		} else {
+			as[i], err = slowEcho.ApplyAsync(p, slowArgs{I: i, MS: 20})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, a := range as {
+		r, err := a.Get(ctx)
+		if i != crash {
+			if err != nil || r.Value != i || r.Attempts != 1 {
+				t.Errorf("task %d: %v, %v, attempts %d", i, r.Value, err, r.Attempts)
+			}
+			continue
+		}
+		if !errors.Is(err, poold.KindWorkerLost) {
+			t.Fatalf("exiting task: %v, want KindWorkerLost", err)
+		}
+		te := taskErr(t, err)
+		we := exitErr(t, err)
+		if we.ExitCode != 3 || we.Signal != 0 {
+			t.Errorf("exit code %d, signal %v; want 3, none", we.ExitCode, we.Signal)
+		}
+		if we.PID == 0 || te.PID != we.PID || r.PID != we.PID || !slices.Contains(before, we.PID) {
+			t.Errorf("pids: task error %d, exit %d, result %d; workers were %v", te.PID, we.PID, r.PID, before)
+		}
+		if !strings.Contains(err.Error(), fmt.Sprint(we.PID)) || !strings.Contains(err.Error(), "code 3") {
+			t.Errorf("message %q does not name the pid and the exit code", err)
+		}
+		if r.Worker < 0 || r.Worker >= 2 || before[r.Worker] != we.PID {
+			t.Errorf("Worker slot %d; workers were %v", r.Worker, before)
+		}
+		if !gone(we.PID) {
+			t.Errorf("the lost worker %d still exists", we.PID)
+		}
+		after := waitAllReady(t, p)
+		if slices.Contains(after, we.PID) {
+			t.Errorf("the lost worker %d is still in the pool: %v", we.PID, after)
+		}
+	}
+	if s := p.Stats(); s.WorkersLost != 1 || s.WorkersStarted != 3 {
+		t.Errorf("stats %+v; want 1 lost, 3 started", s)
+	}
+}
+
+func TestKilledBySignal(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	before := p.PIDs()
+	_, err := killSelf.Apply(ctx, p, struct{}{})
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("%v, want KindWorkerLost", err)
+	}
+	we := exitErr(t, err)
+	if we.Signal != syscall.SIGKILL || we.ExitCode != -1 || we.PID != before[0] {
+		t.Errorf("exit %+v; want SIGKILL, exit code -1, pid %d", we, before[0])
+	}
+	if r, err := square.Apply(ctx, p, 5); err != nil || r.Value != 25 || r.PID == before[0] {
+		t.Errorf("after the kill: %v, %v on pid %d", r.Value, err, r.PID)
+	}
+}
+
+func TestExitWithPipelinedTasks(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	// Quick tasks deepen each worker's pipeline, so that tasks are queued
+	// in the worker that dies: they never started, and must run elsewhere.
+	const n, crash = 200, 100
+	as := make([]*poold.AsyncResult[int], n)
+	for i := range as {
+		a := workArgs{I: i}
+		if i == crash {
+			a.Exit = 3
+		}
+		var err error
+		if as[i], err = work.ApplyAsync(p, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, a := range as {
+		r, err := a.Get(ctx)
+		if i == crash {
+			if we := exitErr(t, err); !errors.Is(err, poold.KindWorkerLost) || we.ExitCode != 3 {
+				t.Errorf("task %d: %v, want worker_lost with exit code 3", i, err)
+			}
+			continue
+		}
+		if err != nil || r.Value != i || r.Attempts != 1 {
+			t.Errorf("task %d: %d, %v, attempts %d", i, r.Value, err, r.Attempts)
+		}
+	}
+	if s := p.Stats(); s.WorkersLost != 1 || s.TasksDone != n-1 {
+		t.Errorf("stats %+v; want 1 worker lost, %d tasks done", s, n-1)
+	}
+
+	// In a chunked Map, the chunk of the crash is split up: only the task
+	// that exits fails.
+	args := make([]workArgs, 40)
+	for i := range args {
+		args[i] = workArgs{I: i}
+	}
+	args[13].Exit = 3
+	rs, err := work.Map(ctx, p, args, poold.ChunkSize(5))
+	if err != rs[13].Err || !errors.Is(err, poold.KindWorkerLost) {
+		t.Errorf("Map: %v; want task 13's worker_lost", err)
+	}
+	for i, r := range rs {
+		if i != 13 && (r.Err != nil || r.Value != i) {
+			t.Errorf("Map task %d: %d, %v", i, r.Value, r.Err)
+		}
+	}
+}
+
+func TestFatalCrashReportsStderr(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	_, err := goPanic.Apply(ctx, p, "unrecoverable trouble")
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("%v, want KindWorkerLost", err)
+	}
+	we := exitErr(t, err)
+	if we.ExitCode != 2 {
+		t.Errorf("exit code %d; want Go's 2 for an unrecovered panic", we.ExitCode)
+	}
+	if !slices.ContainsFunc(we.Stderr, func(l string) bool { return strings.Contains(l, "panic: unrecoverable trouble") }) {
+		t.Errorf("the last stderr lines do not have the panic: %q", we.Stderr)
+	}
+	if !strings.Contains(err.Error(), "unrecoverable trouble") {
+		t.Errorf("the error does not say what happened: %v", err)
+	}
+	if r, err := square.Apply(ctx, p, 3); err != nil || r.Value != 9 {
+		t.Errorf("afterwards: %v, %v", r.Value, err)
+	}
+}
+
+// A task that says why on stderr before it ends its worker: the issue asks
+// that a lost worker's error carry "the last lines the worker wrote to
+// stderr".
+func TestExitReportsTheTasksLastStderrLines(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	r, err := lastWords.Apply(ctx, p, "cannot go on: disk full")
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("%v, want KindWorkerLost", err)
+	}
+	we := exitErr(t, err)
+	said := slices.ContainsFunc(we.Stderr, func(l string) bool { return strings.Contains(l, "disk full") }) ||
+		strings.Contains(string(r.Output), "disk full")
+	if !said {
+		t.Errorf("what the task wrote to stderr before exiting is lost: WorkerExitError.Stderr %q, Result.Output %q, error %q",
+			we.Stderr, r.Output, err)
+	}
+}

@@ -1,0 +1,158 @@
+package poold_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/poold/poold"
+)
+
+func TestUnknownFunc(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	check := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, poold.KindUnknownFunc) {
+			t.Errorf("%s: %v, want KindUnknownFunc", what, err)
+			return
+		}
+		for _, name := range []string{"square", "summarize", "exit_once"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: %q does not list the known task %q", what, err, name)
+			}
+		}
+	}
+	_, err := p.Apply(ctx, "no_such_task", 1)
+	check("Apply", err)
+	a, err := p.ApplyAsync("no_such_task", 1)
+	check("ApplyAsync", err)
+	if a != nil {
+		t.Error("ApplyAsync returned a handle with its error")
+	}
+	_, err = p.Map(ctx, "no_such_task", []any{1, 2})
+	check("Map", err)
+	var errs []error
+	for _, err := range p.IMap(ctx, "no_such_task", slices.Values([]any{1, 2})) {
+		errs = append(errs, err)
+	}
+	if len(errs) != 1 {
+		t.Errorf("IMap yielded %v; want one error", errs)
+	} else {
+		check("IMap", errs[0])
+	}
+	if s := p.Stats(); s.TasksDone != 0 {
+		t.Errorf("%d tasks ran", s.TasksDone)
+	}
+}
+
+// Task errors are the root package's own types, matched by kind.
+func TestTaskErrorTypes(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+
+	_, err := explode.Apply(ctx, p, "typed")
+	if got := fmt.Sprintf("%T", err); got != "*poold.TaskError" {
+		t.Errorf("a panic's error is a %s, want *poold.TaskError", got)
+	}
+	if !errors.Is(err, poold.KindPanic) || errors.Is(err, poold.KindWorkerLost) || errors.Is(err, poold.KindError) {
+		t.Errorf("a panic's error %v: Is KindPanic %v, KindWorkerLost %v, KindError %v; want true, false, false",
+			err, errors.Is(err, poold.KindPanic), errors.Is(err, poold.KindWorkerLost), errors.Is(err, poold.KindError))
+	}
+	if te := taskErr(t, err); te.Exit != nil || errors.Unwrap(err) != nil {
+		t.Errorf("a panic has a worker exit: %v, unwraps to %v", te.Exit, errors.Unwrap(err))
+	}
+
+	_, err = fail.Apply(ctx, p, "plain")
+	if !errors.Is(err, poold.KindError) || errors.Is(err, poold.KindPanic) {
+		t.Errorf("a returned error %v does not match KindError alone", err)
+	}
+
+	_, err = exitWith.Apply(ctx, p, 4)
+	if got := fmt.Sprintf("%T", err); got != "*poold.TaskError" {
+		t.Errorf("a lost worker's error is a %s, want *poold.TaskError", got)
+	}
+	if !errors.Is(err, poold.KindWorkerLost) || errors.Is(err, poold.KindPanic) {
+		t.Errorf("a lost worker's error %v does not match KindWorkerLost alone", err)
+	}
+	te := taskErr(t, err)
+	we := exitErr(t, err)
+	if te.Exit == nil || we != te.Exit || errors.Unwrap(err) != error(te.Exit) {
+		t.Errorf("Exit %v, errors.As %v, Unwrap %v; want the same *WorkerExitError", te.Exit, we, errors.Unwrap(err))
+	}
+	if got := fmt.Sprintf("%T", te.Exit); got != "*poold.WorkerExitError" {
+		t.Errorf("Exit is a %s", got)
+	}
+	if we.ExitCode != 4 || we.PID != te.PID || te.Attempts != 1 || te.Func != "exit" {
+		t.Errorf("TaskError %+v, exit %+v; want exit code 4 on the task's pid, 1 attempt, func exit", te, we)
+	}
+
+	// Errors that no worker reported are of the same type.
+	_, err = p.Apply(ctx, "no_such_task", 1)
+	if got := fmt.Sprintf("%T", err); got != "*poold.TaskError" {
+		t.Errorf("an unknown task's error is a %s, want *poold.TaskError", got)
+	}
+	if te := taskErr(t, err); te.Kind != poold.KindUnknownFunc || te.Func != "no_such_task" || te.PID != 0 {
+		t.Errorf("unknown task: %+v; want kind unknown_func, func no_such_task, no pid", te)
+	}
+	_, err = echo.Apply(ctx, p, make(chan int))
+	if got := fmt.Sprintf("%T", err); got != "*poold.TaskError" || !errors.Is(err, poold.KindEncode) {
+		t.Errorf("an argument that does not encode: %v (%s), want a *poold.TaskError of kind encode", err, got)
+	}
+
+	p.Close()
+	if _, err := square.Apply(ctx, p, 1); !errors.Is(err, poold.ErrPoolClosed) || errors.As(err, new(*poold.TaskError)) {
+		t.Errorf("Apply after Close: %v (%T), want ErrPoolClosed and no task error", err, err)
+	}
+}
+
+// The errors' text, and how they match, without a pool.
+func TestErrorValues(t *testing.T) {
+	t.Parallel()
+	if got := poold.KindWorkerLost.Error(); got != "worker_lost" || fmt.Sprint(poold.KindWorkerLost) != "worker_lost" {
+		t.Errorf("KindWorkerLost prints as %q and %q, want worker_lost", got, fmt.Sprint(poold.KindWorkerLost))
+	}
+	exit := &poold.WorkerExitError{PID: 7, ExitCode: -1, Signal: syscall.SIGSEGV, CoreDump: true, Reason: "timeout",
+		Stderr: []string{"goroutine 1 [running]:", "panic: nil map", "main.main()", "exit status 2"}}
+	if got, want := exit.Error(), "worker pid 7 killed by signal 11 (segmentation fault), core dumped [timeout]; stderr: panic: nil map"; got != want {
+		t.Errorf("WorkerExitError:\n got %s\nwant %s", got, want)
+	}
+	for _, c := range []struct {
+		e    *poold.WorkerExitError
+		want string
+	}{
+		{&poold.WorkerExitError{PID: 8, ExitCode: 3}, "worker pid 8 exited with code 3"},
+		{&poold.WorkerExitError{PID: 8, ExitCode: 3, Stderr: []string{"a", "b"}}, "worker pid 8 exited with code 3; stderr: b"},
+		{&poold.WorkerExitError{PID: 8, ExitCode: 1, Stderr: []string{"x", "fatal error: out of memory", "y"}}, "worker pid 8 exited with code 1; stderr: fatal error: out of memory"},
+		{&poold.WorkerExitError{PID: 8, ExitCode: 1, Stderr: []string{"poold worker: bad frame", "SIGQUIT: quit"}}, "worker pid 8 exited with code 1; stderr: poold worker: bad frame"},
+		{&poold.WorkerExitError{PID: 9, ExitCode: -1, Signal: syscall.SIGKILL, Reason: "memory limit"}, "worker pid 9 killed by signal 9 (killed) [memory limit]"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("WorkerExitError %+v:\n got %s\nwant %s", c.e, got, c.want)
+		}
+	}
+
+	lost := &poold.TaskError{Kind: poold.KindWorkerLost, Func: "f", PID: 7, Attempts: 2, Message: exit.Error(), Exit: exit}
+	if got, want := lost.Error(), "task f: worker_lost (pid 7): "+exit.Error(); got != want {
+		t.Errorf("TaskError:\n got %s\nwant %s", got, want)
+	}
+	wrapped := fmt.Errorf("wrapped: %w", lost)
+	if !errors.Is(wrapped, poold.KindWorkerLost) || errors.Is(wrapped, poold.KindTimeout) || errors.Is(wrapped, poold.ErrPoolClosed) {
+		t.Errorf("a wrapped worker_lost TaskError matches the wrong kinds")
+	}
+	var we *poold.WorkerExitError
+	if !errors.As(wrapped, &we) || we != exit {
+		t.Errorf("errors.As found %v, want the Exit", we)
+	}
+	if got := (&poold.TaskError{Kind: poold.KindTerminated, Func: "g"}).Error(); got != "task g: terminated" {
+		t.Errorf("a TaskError without pid or message: %q", got)
+	}
+	if err := errors.Unwrap(&poold.TaskError{Kind: poold.KindPanic}); err != nil {
+		t.Errorf("a TaskError without Exit unwraps to %#v, want nil", err)
+	}
+}

@@ -1,0 +1,113 @@
+package poold_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/poold/poold"
+)
+
+// Helpers shared by the tests of this package.
+
+// testCtx is the test's context, bounded so that a hang fails the test
+// rather than the whole run.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newPool starts a pool and terminates it when the test ends.
+func newPool(t *testing.T, opts ...poold.Option) *poold.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := poold.New(ctx, opts...)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { terminate(t, p) })
+	return p
+}
+
+// terminate terminates p, and fails the test with every goroutine's stack
+// rather than hang the whole run if Terminate does not return.
+func terminate(t *testing.T, p *poold.Pool) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.Terminate() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(15 * time.Second):
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Errorf("Terminate did not return within 15 s; goroutines:\n%s", buf)
+		return errors.New("terminate hung")
+	}
+}
+
+// taskErr returns err as a *TaskError, failing the test if it is not one.
+func taskErr(t *testing.T, err error) *poold.TaskError {
+	t.Helper()
+	var te *poold.TaskError
+	if !errors.As(err, &te) {
+		t.Fatalf("error %v (%T) is not a *poold.TaskError", err, err)
+	}
+	return te
+}
+
+// exitErr returns the *WorkerExitError under err, failing the test if there
+// is none.
+func exitErr(t *testing.T, err error) *poold.WorkerExitError {
+	t.Helper()
+	var we *poold.WorkerExitError
+	if !errors.As(err, &we) {
+		t.Fatalf("error %v has no *poold.WorkerExitError", err)
+	}
+	return we
+}
+
+// gone reports whether no process has the given pid any more.
+func gone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// waitAllReady waits until every slot of p has a ready worker, and returns
+// their pids.
+func waitAllReady(t *testing.T, p *poold.Pool) []int {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		pids := p.PIDs()
+		if !slices.Contains(pids, 0) {
+			return pids
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workers not all ready: %v", pids)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ints(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
+func decodeInt(t *testing.T, r poold.Raw) int {
+	t.Helper()
+	var v int
+	if err := r.Decode(&v); err != nil {
+		t.Fatalf("decoding %x: %v", []byte(r), err)
+	}
+	return v
+}

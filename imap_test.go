@@ -1,0 +1,230 @@
+package poold_test
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/poold/poold"
+)
+
+func TestIMapOrdered(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	const n = 12
+	// Earlier tasks take longer, so they finish out of order.
+	args := func(yield func(slowArgs) bool) {
+		for i := range n {
+			if !yield(slowArgs{I: i, MS: (n - i) * 8}) {
+				return
+			}
+		}
+	}
+	for _, chunk := range []int{1, 3} {
+		i := 0
+		for r, err := range slowEcho.IMap(ctx, p, args, poold.ChunkSize(chunk)) {
+			if err != nil {
+				t.Fatalf("chunk %d, result %d: %v", chunk, i, err)
+			}
+			if r.Value != i || r.Index != i {
+				t.Errorf("chunk %d: result %d has value %d, index %d", chunk, i, r.Value, r.Index)
+			}
+			i++
+		}
+		if i != n {
+			t.Errorf("chunk %d: %d results, want %d", chunk, i, n)
+		}
+	}
+}
+
+func TestIMapUnordered(t *testing.T) {
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	const n = 20
+	// Task 0 is slow; the others are quick, and finish first on the other
+	// worker.
+	args := func(yield func(slowArgs) bool) {
+		for i := range n {
+			ms := 0
+			if i == 0 {
+				ms = 500
+			}
+			if !yield(slowArgs{I: i, MS: ms}) {
+				return
+			}
+		}
+	}
+	var order []int
+	for r, err := range slowEcho.IMapUnordered(ctx, p, args) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Index != r.Value {
+			t.Errorf("result with value %d has index %d", r.Value, r.Index)
+		}
+		order = append(order, r.Value)
+	}
+	if len(order) > 0 && order[0] == 0 {
+		t.Errorf("the slow task 0 was yielded first: %v", order)
+	}
+	got := slices.Sorted(slices.Values(order))
+	if !slices.Equal(got, ints(n)) {
+		t.Errorf("yielded %v, want each of 0..%d once", order, n-1)
+	}
+}
+
+// counting is an endless input that counts how many values were pulled.
+func counting(pulled *int) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := 0; ; i++ {
+			*pulled++
+			if !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+func TestIMapLazy(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	const workers = 2
+	p := newPool(t, poold.WithWorkers(workers))
+	for _, c := range []struct {
+		name   string
+		opts   []poold.CallOption
+		window int
+	}{
+		{"Window(4)", []poold.CallOption{poold.Window(4)}, 4},
+		{"default window", nil, 4 * workers},
+		{"ChunkSize(3)", []poold.CallOption{poold.ChunkSize(3)}, 4 * workers * 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const k = 10
+			pulled, got := 0, 0
+			for r, err := range square.IMap(ctx, p, counting(&pulled), c.opts...) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Value != got*got {
+					t.Errorf("result %d: %d", got, r.Value)
+				}
+				got++
+				if pulled > got+c.window {
+					t.Errorf("after %d results, %d values pulled; window %d", got, pulled, c.window)
+				}
+				if got == k {
+					break
+				}
+			}
+			if got != k {
+				t.Fatalf("%d results, want %d", got, k)
+			}
+			if pulled > k+c.window {
+				t.Errorf("%d values pulled for %d results; want at most %d", pulled, k, k+c.window)
+			}
+		})
+	}
+}
+
+func TestIMapContextCancelled(t *testing.T) {
+	p := newPool(t, poold.WithWorkers(2))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	const n = 100
+	pulled := 0
+	args := func(yield func(slowArgs) bool) {
+		for i := range n {
+			pulled++
+			if !yield(slowArgs{I: i, MS: 20}) {
+				return
+			}
+		}
+	}
+	var oks int
+	var errs []error
+	start := time.Now()
+	for r, err := range slowEcho.IMap(ctx, p, args) {
+		if len(errs) > 0 {
+			t.Fatalf("IMap yielded again after %v", errs)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if r.Value != oks {
+			t.Errorf("result %d: %d", oks, r.Value)
+		}
+		oks++
+		if oks == 3 {
+			cancel()
+		}
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], context.Canceled) {
+		t.Fatalf("after cancelling: errors %v, want context.Canceled once", errs)
+	}
+	if oks >= n || pulled >= n {
+		t.Errorf("%d results, %d values pulled: IMap did not stop", oks, pulled)
+	}
+	if el := time.Since(start); el > n*20*time.Millisecond/2 {
+		t.Errorf("IMap ran %v after being cancelled", el)
+	}
+}
+
+func TestIMapTaskErrorsDoNotStopIt(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	args := []any{1, "x", 3, 4}
+	var errs []error
+	var vals []int
+	for r, err := range p.IMap(ctx, "square", slices.Values(args)) {
+		errs = append(errs, err)
+		if err == nil {
+			vals = append(vals, decodeInt(t, r.Value))
+		} else if r.Err != err || r.Index != 1 {
+			t.Errorf("failed pair: Result.Err %v, index %d; err %v", r.Err, r.Index, err)
+		}
+	}
+	if len(errs) != 4 || errs[0] != nil || !errors.Is(errs[1], poold.KindBadArgs) || errs[2] != nil || errs[3] != nil {
+		t.Errorf("errors %v; want the second task's bad_args only", errs)
+	}
+	if !slices.Equal(vals, []int{1, 9, 16}) {
+		t.Errorf("values %v", vals)
+	}
+}
+
+func TestIMapBreakThenClose(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	pulled := 0
+	n := 0
+	for _, err := range slowEcho.IMap(ctx, p, func(yield func(slowArgs) bool) {
+		for i := 0; ; i++ {
+			pulled++
+			if !yield(slowArgs{I: i, MS: 30}) {
+				return
+			}
+		}
+	}, poold.Window(6)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; n == 3 {
+			break
+		}
+	}
+	// The tasks still in flight finish; the pool then closes cleanly.
+	p.Close()
+	if err := p.Join(ctx); err != nil {
+		t.Fatalf("Join after an IMap was abandoned: %v", err)
+	}
+	if s := p.Stats(); s.TasksDone != pulled || pulled > 3+6 {
+		t.Errorf("%d values pulled, %d tasks done; want them equal, at most 9", pulled, s.TasksDone)
+	}
+}
