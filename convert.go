@@ -10,29 +10,33 @@ import (
 
 // The internal pool's values become the root's here, and only here.
 
-// taskError is e as the root reports it.
-func taskError(e *pool.TaskError) *TaskError {
-	te := &TaskError{
-		Kind: Kind(e.Kind), Func: e.Func, Message: e.Message, Stack: e.Stack,
-		PID: e.PID, Attempts: e.Attempts,
-	}
-	var exit *pool.WorkerExitError
-	if errors.As(e.Cause, &exit) {
+// taskError is the failure of outcome o of a call of fn, as the root
+// reports it.
+func taskError(fn string, o *pool.Outcome) *TaskError {
+	f := o.Fail
+	te := &TaskError{Kind: Kind(f.Kind), Func: fn, Message: f.Message, Stack: f.Stack, PID: o.PID, Attempts: o.Attempts}
+	if x := f.Exit; x != nil {
 		te.Exit = &WorkerExitError{
-			PID: exit.PID, ExitCode: exit.ExitCode, Signal: exit.Signal, CoreDump: exit.CoreDump,
-			Reason: exit.Reason, Stderr: exit.Stderr,
+			PID: x.PID, ExitCode: x.ExitCode, Signal: x.Signal, CoreDump: x.CoreDump,
+			Reason: x.Reason, Stderr: x.Stderr,
 		}
 	}
 	return te
 }
 
-// outcomeErr is the error of an outcome as the root reports it: nil, or a
-// *TaskError (one the pool made is converted; one the root made stays).
-func outcomeErr(err error) error {
-	if e, ok := err.(*pool.TaskError); ok {
-		return taskError(e)
+// outcomeErr is the error of outcome o of a call of fn: nil, or a
+// *TaskError.
+func outcomeErr(fn string, o *pool.Outcome) error {
+	if o.Fail == nil {
+		return nil
 	}
-	return err
+	return taskError(fn, o)
+}
+
+// exit is e as the internal pool has it, whose text is the one text of a
+// worker's end.
+func (e *WorkerExitError) exit() *pool.Exit {
+	return &pool.Exit{PID: e.PID, ExitCode: e.ExitCode, Signal: e.Signal, CoreDump: e.CoreDump, Reason: e.Reason, Stderr: e.Stderr}
 }
 
 // sentinels pairs the internal pool's sentinel errors with the root's.

@@ -105,42 +105,4 @@ type WorkerExitError struct {
 // Error says "worker pid <PID> exited with code <ExitCode>" or "... killed
 // by signal <Signal>", the pool's reason, and the stderr line that best says
 // what happened.
-func (e *WorkerExitError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "worker pid %d ", e.PID)
-	if e.Signal != 0 {
-		fmt.Fprintf(&b, "killed by signal %d (%s)", int(e.Signal), e.Signal)
-		if e.CoreDump {
-			b.WriteString(", core dumped")
-		}
-	} else {
-		fmt.Fprintf(&b, "exited with code %d", e.ExitCode)
-	}
-	if e.Reason != "" {
-		fmt.Fprintf(&b, " [%s]", e.Reason)
-	}
-	if tail := lastMeaningful(e.Stderr); tail != "" {
-		fmt.Fprintf(&b, "; stderr: %s", tail)
-	}
-	return b.String()
-}
-
-// lastMeaningful picks the stderr line that best says what happened: the
-// first headline (Go's "fatal error:" or "panic:", a signal's "SIG...", the
-// worker's own "poold worker:") if there is one, else the last line.
-func lastMeaningful(lines []string) string {
-	for _, l := range lines {
-		if isHeadline(l) {
-			return l
-		}
-	}
-	if len(lines) > 0 {
-		return lines[len(lines)-1]
-	}
-	return ""
-}
-
-func isHeadline(s string) bool {
-	return strings.HasPrefix(s, "fatal error:") || strings.HasPrefix(s, "panic:") ||
-		strings.HasPrefix(s, "SIG") || strings.HasPrefix(s, "poold worker:")
-}
+func (e *WorkerExitError) Error() string { return e.exit().Error() }

@@ -40,7 +40,6 @@ func (c *config) pool() pool.Config {
 		Workers: c.workers, Command: c.command, Env: c.env, Logger: c.logger,
 		MaxFrame: c.maxFrame, StartTimeout: c.startTimeout, KillGrace: c.killGrace,
 		MaxTasksPerWorker: c.maxTasksPerWorker, MaxWorkerMemory: c.maxWorkerMemory,
-		Timeout: c.timeout, Retries: c.retries,
 		Initializer: c.initializer, InitializerArgs: []byte(c.initializerArgs),
 	}
 }
@@ -157,30 +156,28 @@ type callOptionFunc func(*callConfig)
 func (f callOptionFunc) applyCall(c *callConfig) { f(c) }
 
 type callConfig struct {
-	timeout   time.Duration
-	retries   int
-	chunk     int
-	chunkSet  bool // false: the call's default
-	window    int
-	onSuccess any // func(Result[R]), checked against R at the call
-	onError   func(error)
+	timeout    time.Duration
+	timeoutSet bool // false: the pool's default
+	retries    int
+	retriesSet bool // false: the pool's default
+	chunk      int
+	chunkSet   bool // false: the call's default
+	window     int
+	onSuccess  any // func(Result[R]), checked against R at the call
+	onError    func(error)
 }
 
-// Timeout sets this call's per-task time limit (see [WithTimeout]).
+// Timeout sets this call's per-task time limit (see [WithTimeout]); 0 means
+// none, whatever the pool's default; negative is an error.
 func Timeout(d time.Duration) CallOption {
-	return callOptionFunc(func(c *callConfig) { c.timeout = d })
+	return callOptionFunc(func(c *callConfig) { c.timeout, c.timeoutSet = d, true })
 }
 
 // Retries sets how many times this call's tasks are retried when their
-// worker is lost or they time out; negative means none, whatever the pool's
-// default.
+// worker is lost or they time out; 0 or less means none, whatever the
+// pool's default.
 func Retries(n int) CallOption {
-	return callOptionFunc(func(c *callConfig) {
-		c.retries = n
-		if n == 0 {
-			c.retries = -1
-		}
-	})
+	return callOptionFunc(func(c *callConfig) { c.retries, c.retriesSet = max(n, 0), true })
 }
 
 // ChunkSize sets how many tasks of a Map or IMap travel to a worker in one

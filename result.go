@@ -25,8 +25,9 @@ type Result[R any] struct {
 	Err      error // nil, or a *TaskError
 	Index    int   // the task's position in the input of Map and IMap; 0 for Apply
 	Func     string
-	PID      int // the worker process that ran the task; 0 if none did
-	Worker   int // the worker's slot, 0 ≤ Worker < workers
+	Host     string // where the worker ran: "" for this machine
+	PID      int    // the worker process that ran the task; 0 if none did
+	Worker   int    // the worker's slot, 0 ≤ Worker < workers
 	Attempts int
 	Start    time.Time // in the worker
 	End      time.Time
@@ -39,6 +40,7 @@ func (r Result[R]) Duration() time.Duration { return r.End.Sub(r.Start) }
 // AsyncResult is a task in flight, like Python's AsyncResult.
 type AsyncResult[R any] struct {
 	task  pool.Task // its outcome is the result, decoded when asked for
+	err   error     // the outcome's error, made once (set before ready)
 	c     call[R]
 	arg   [32]byte // holds the encoded arguments when they fit
 	ready atomic.Bool
@@ -78,7 +80,7 @@ func (a *AsyncResult[R]) Get(ctx context.Context) (Result[R], error) {
 // result decodes the task's outcome. It is not kept: 100,000 tasks in
 // flight would hold 100,000 decoded copies beside their outcomes.
 func (a *AsyncResult[R]) result() Result[R] {
-	return resultOf(&a.task.Outcome, a.c.name, 0, a.c.decode)
+	return resultOf(&a.task.Outcome, a.err, a.c.name, 0, a.c.decode)
 }
 
 // Wait waits until the task is done or ctx ends.
@@ -186,7 +188,7 @@ func firstErr[R any](rs []Result[R]) error {
 // The outcome's slices may be the pool's buffers: what is kept is copied.
 func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) {
 	*dst = Result[R]{
-		Err: outcomeErr(o.Err), Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
+		Err: outcomeErr(fn, o), Index: index, Func: fn, Host: o.Host, PID: o.PID, Worker: o.Worker,
 		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End),
 	}
 	if len(o.Output) > 0 {
@@ -201,10 +203,10 @@ func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, dec
 }
 
 // resultOf is setResult for an outcome the caller owns (its slices are
-// not copied), returned by value.
-func resultOf[R any](o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) Result[R] {
+// not copied) and whose error err it made already, returned by value.
+func resultOf[R any](o *pool.Outcome, err error, fn string, index int, decode func(Raw, *R) error) Result[R] {
 	r := Result[R]{
-		Err: outcomeErr(o.Err), Index: index, Func: fn, PID: o.PID, Worker: o.Worker,
+		Err: err, Index: index, Func: fn, Host: o.Host, PID: o.PID, Worker: o.Worker,
 		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), Output: o.Output,
 	}
 	if r.Err == nil {

@@ -19,13 +19,9 @@ func (p *Pool) Submit(t *Task) error {
 	}
 	t.left.Store(int64(t.Calls))
 	p.mu.Lock()
-	if p.state != running {
+	if err := p.acceptsLocked(t.Func); err != nil {
 		p.mu.Unlock()
-		return ErrPoolClosed
-	}
-	if p.funcs != nil && !p.funcs[t.Func] {
-		p.mu.Unlock()
-		return fmt.Errorf("%w: no task named %q; the workers know %v", ErrUnknownFunc, t.Func, p.names)
+		return err
 	}
 	if msg := p.checkArgs(t); msg != "" {
 		p.mu.Unlock()
@@ -38,6 +34,24 @@ func (p *Pool) Submit(t *Task) error {
 	p.dispatchLocked()
 	p.strandedLocked()
 	p.unlockAndFlush()
+	return nil
+}
+
+// Accepts returns the error Submit would return for a task of function fn:
+// nil, ErrPoolClosed, or an error wrapping ErrUnknownFunc.
+func (p *Pool) Accepts(fn string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acceptsLocked(fn)
+}
+
+func (p *Pool) acceptsLocked(fn string) error {
+	if p.state != running {
+		return ErrPoolClosed
+	}
+	if p.funcs != nil && !p.funcs[fn] {
+		return fmt.Errorf("%w: no task named %q; the workers know %v", ErrUnknownFunc, fn, p.names)
+	}
 	return nil
 }
 

@@ -1,0 +1,165 @@
+package poold
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/poold/poold/internal/ipc"
+	"github.com/poold/poold/internal/kind"
+	"github.com/poold/poold/internal/pool"
+	"github.com/poold/poold/internal/tasks"
+)
+
+// call is what every verb shares: its options, resolved once against the
+// pool's defaults, the decoding of results, and the callbacks.
+type call[R any] struct {
+	p         *Pool
+	name      string
+	cfg       callConfig
+	timeout   time.Duration // every task's, resolved
+	retries   int           // every task's, resolved
+	decode    func(Raw, *R) error
+	onSuccess func(Result[R])
+}
+
+func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) (*call[R], error) {
+	c := new(call[R])
+	return c, c.init(p, name, opts, decode)
+}
+
+// init applies opts and resolves what a task gets: this is the one place
+// where a call's defaults are decided.
+func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) error {
+	c.p, c.name, c.decode = p, name, decode
+	for _, o := range opts {
+		o.applyCall(&c.cfg)
+	}
+	if c.cfg.onSuccess != nil {
+		fn, ok := c.cfg.onSuccess.(func(Result[R]))
+		if !ok {
+			return errorf("OnSuccess callback is a %T; this call's results are %T", c.cfg.onSuccess, Result[R]{})
+		}
+		c.onSuccess = fn
+	}
+	if c.cfg.chunkSet && c.cfg.chunk < 1 {
+		return fmt.Errorf("%w, not %d", ErrChunkSize, c.cfg.chunk)
+	}
+	c.timeout, c.retries = p.timeout, p.retries
+	if c.cfg.timeoutSet {
+		if c.cfg.timeout < 0 {
+			return errorf("timeout must not be negative, not %v", c.cfg.timeout)
+		}
+		c.timeout = c.cfg.timeout
+	}
+	if c.cfg.retriesSet {
+		c.retries = c.cfg.retries
+	}
+	return nil
+}
+
+// fill makes t a task of this call: calls calls whose arguments are args.
+func (c *call[R]) fill(t *pool.Task, args []byte, calls int) {
+	t.Func, t.Args, t.Calls, t.Timeout, t.Retries = c.name, args, calls, c.timeout, c.retries
+}
+
+func (c *call[R]) callbacks() bool { return c.onSuccess != nil || c.cfg.onError != nil }
+
+// settle stores the outcome of one call in *dst, runs the callback, then
+// calls done.
+func (c *call[R]) settle(o *pool.Outcome, index int, dst *Result[R], done func()) {
+	setResult(dst, o, c.name, index, c.decode)
+	if !c.callbacks() {
+		done()
+		return
+	}
+	c.p.cb.run(func() {
+		c.fire(dst)
+		done()
+	})
+}
+
+// fire runs the callback that r's outcome asks for.
+func (c *call[R]) fire(r *Result[R]) {
+	if r.Err == nil && c.onSuccess != nil {
+		c.onSuccess(*r)
+	} else if r.Err != nil && c.cfg.onError != nil {
+		c.cfg.onError(r.Err)
+	}
+}
+
+// submit hands t to the executor.
+func (c *call[R]) submit(t *pool.Task) error { return poolErr(c.p.p.Submit(t), c.name) }
+
+// encodeFailure is the outcome of a call whose argument did not encode.
+func encodeFailure(err error) *pool.Outcome {
+	return &pool.Outcome{Fail: &pool.Failure{Kind: kind.Encode, Message: "encoding the arguments: " + err.Error()}}
+}
+
+// appendArg appends the msgpack encoding of a to buf; a Raw is taken as it
+// is, once checked, and nil as the msgpack nil.
+func appendArg(buf []byte, a any) ([]byte, error) {
+	switch a := a.(type) {
+	case Raw:
+		if len(a) == 0 {
+			return append(buf, 0xc0), nil // nil, as a task of its own would send it
+		}
+		if err := ipc.Validate(a); err != nil {
+			return buf, err
+		}
+		return append(buf, a...), nil
+	case nil:
+		return append(buf, 0xc0), nil
+	}
+	return tasks.AppendMarshal(buf, a)
+}
+
+func apply[A, R any](ctx context.Context, p *Pool, name string, args A, opts []CallOption, decode func(Raw, *R) error) (Result[R], error) {
+	a, err := applyAsync(p, name, args, opts, decode)
+	if err != nil {
+		return Result[R]{}, err
+	}
+	return a.Get(ctx)
+}
+
+func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decode func(Raw, *R) error) (*AsyncResult[R], error) {
+	// One allocation for the result, the task, the call and small encoded
+	// arguments: a pool's throughput of single tasks is bounded by the
+	// memory each one costs.
+	a := new(AsyncResult[R])
+	if err := a.c.init(p, name, opts, decode); err != nil {
+		return nil, err
+	}
+	buf, err := appendArg(a.arg[:0], any(args))
+	a.c.fill(&a.task, buf, 1)
+	a.task.Owner, a.task.Done = a, asyncDone[R]
+	if err != nil {
+		if err := poolErr(p.p.Accepts(name), name); err != nil {
+			return nil, err
+		}
+		a.task.Outcome = *encodeFailure(err)
+		asyncDone[R](&a.task)
+		return a, nil
+	}
+	if err := a.c.submit(&a.task); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// asyncDone is the Done of an AsyncResult's task: a function, not a
+// closure, so that it costs no allocation.
+func asyncDone[R any](t *pool.Task) {
+	a := t.Owner.(*AsyncResult[R])
+	a.err = outcomeErr(a.c.name, &t.Outcome) // once, so that every Get returns the same error
+	c := &a.c
+	if !c.callbacks() {
+		a.complete() // the result is decoded when asked for
+		return
+	}
+	c.p.cb.run(func() {
+		r := a.result()
+		c.fire(&r)
+		a.complete()
+	})
+}
