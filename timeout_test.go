@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -145,5 +146,22 @@ func TestTimeoutRetried(t *testing.T) {
 	}
 	if el < 2*limit {
 		t.Errorf("two attempts of %v took %v", limit, el)
+	}
+}
+
+// A call's Timeout and Retries replace the pool's defaults: Timeout(0) runs
+// without a limit, and a negative Timeout is refused.
+func TestCallOverridesPoolDefaults(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1), poold.WithTimeout(50*time.Millisecond))
+	if _, err := sleep.Apply(ctx, p, 300); !errors.Is(err, poold.KindTimeout) {
+		t.Fatalf("300 ms under the pool's 50 ms limit: %v, want KindTimeout", err)
+	}
+	if _, err := sleep.Apply(ctx, p, 300, poold.Timeout(0)); err != nil {
+		t.Errorf("300 ms with Timeout(0): %v, want no limit", err)
+	}
+	if _, err := sleep.Apply(ctx, p, 1, poold.Timeout(-time.Second)); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("a negative Timeout: %v, want a refusal", err)
 	}
 }

@@ -121,9 +121,6 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 // Size is the number of worker slots.
 func (p *Pool) Size() int { return p.cfg.Workers }
 
-// Config is the pool's configuration, defaults filled in.
-func (p *Pool) Config() Config { return p.cfg }
-
 // PIDs returns the process ids of the workers now ready, by slot (0 where a
 // slot has no ready worker).
 func (p *Pool) PIDs() []int {

@@ -150,7 +150,7 @@ func (w *worker) refused(r *refusal) {
 	p := w.p
 	p.mu.Lock()
 	hit := p.killLocked(w, &blame{kind: kind.Encode, jobID: r.jobID, reason: fmt.Sprintf("the job could not be encoded: %v", r.err)})
-	p.unlockAndFlush()
+	p.mu.Unlock() // not unlockAndFlush: a flusher never flushes again from within
 	if hit {
 		w.signal(SIGKILL)
 	}
