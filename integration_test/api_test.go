@@ -172,8 +172,7 @@ func TestKillWorkerFromOutside(t *testing.T) {
 			}
 		}
 		// The slot gets a new worker, and work goes on.
-		res, err = p.Map(ctx, "echo", []any{echoArgs(5), echoArgs(6), echoArgs(7)}, poold.ChunkSize(1))
-		if err != nil {
+		if _, err := p.Map(ctx, "echo", []any{echoArgs(5), echoArgs(6), echoArgs(7)}, poold.ChunkSize(1)); err != nil {
 			t.Fatalf("after the kill: %v", err)
 		}
 		waitFor(t, 5*time.Second, "a replacement worker", func() bool { return p.Stats().WorkersStarted == started+1 })

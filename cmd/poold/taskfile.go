@@ -467,10 +467,6 @@ func position(data []byte, off int) string {
 	return fmt.Sprintf("line %d, column %d", line, col)
 }
 
-func lineOf(data []byte, off int) int {
-	return bytes.Count(data[:max(0, min(off, len(data)))], []byte("\n")) + 1
-}
-
 // skipSpace returns the offset of the first byte at or after off that is
 // not JSON white space.
 func skipSpace(data []byte, off int) int {

@@ -132,7 +132,7 @@ func runCPU(h *harness) ([]Row, error) {
 		return nil, err
 	} else if ok {
 		if py.Primes != count {
-			return nil, fmt.Errorf("Python counts %d primes below %d, poold %d", py.Primes, n, count)
+			return nil, fmt.Errorf("primes below %d: %d counted by Python, %d by poold", n, py.Primes, count)
 		}
 		var ps []float64
 		for i := range py.T1 {
