@@ -37,14 +37,19 @@ func (c *cursor) own() {
 	c.b, c.off = rest, 0
 }
 
-func (c *cursor) code() (byte, error) {
-	if c.off >= len(c.b) {
-		return 0, errTruncated
+// head reads the code that starts the next value, and returns where it
+// stands, for typeError; ok is false at the end of the frame.
+func (c *cursor) head() (at int, b byte, ok bool) {
+	at = c.off
+	if at >= len(c.b) {
+		return at, 0, false
 	}
-	b := c.b[c.off]
 	c.off++
-	return b, nil
+	return at, c.b[at], true
 }
+
+// truncated says that the frame ends inside what.
+func truncated(what string) error { return fmt.Errorf("%s: %w", what, errTruncated) }
 
 // take returns the next n bytes, capacity capped so that an append to one
 // value can never write over the next.
@@ -95,10 +100,9 @@ func (c *cursor) typeError(what string, at int, b byte) error {
 // integer reads any msgpack integer: neg reports a negative value, whose
 // two's complement is u.
 func (c *cursor) integer(what string) (u uint64, neg bool, err error) {
-	at := c.off
-	b, err := c.code()
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: %w", what, err)
+	at, b, ok := c.head()
+	if !ok {
+		return 0, false, truncated(what)
 	}
 	switch {
 	case b <= 0x7f:
@@ -153,11 +157,10 @@ func (c *cursor) int(what string) (int, error) {
 }
 
 func (c *cursor) bool(what string) (bool, error) {
-	at := c.off
-	b, err := c.code()
+	at, b, ok := c.head()
 	switch {
-	case err != nil:
-		return false, fmt.Errorf("%s: %w", what, err)
+	case !ok:
+		return false, truncated(what)
 	case b == 0xc2:
 		return false, nil
 	case b == 0xc3:
@@ -176,14 +179,11 @@ func (c *cursor) nil() bool {
 }
 
 // arrayLen reads an array header whose count fits in the bytes that follow.
-func (c *cursor) arrayLen(what string) (int, error) {
-	at := c.off
-	b, err := c.code()
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	var n int
+func (c *cursor) arrayLen(what string) (n int, err error) {
+	at, b, ok := c.head()
 	switch {
+	case !ok:
+		err = errTruncated
 	case b >= 0x90 && b <= 0x9f:
 		n = int(b & 0x0f)
 		if n > len(c.b)-c.off {
@@ -203,26 +203,32 @@ func (c *cursor) arrayLen(what string) (int, error) {
 }
 
 // strBytes reads a str and returns its bytes, in place.
-func (c *cursor) strBytes(what string) ([]byte, error) {
-	at := c.off
-	b, err := c.code()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	var n int
+func (c *cursor) strBytes(what string) ([]byte, error) { return c.bytes(what, false) }
+
+// binOrNil reads a bin, in place, or nil.
+func (c *cursor) binOrNil(what string) ([]byte, error) { return c.bytes(what, true) }
+
+// bytes reads a str or, with bin, a bin or nil, and returns its bytes in
+// place (nil for nil): the two differ only in their codes.
+func (c *cursor) bytes(what string, bin bool) (p []byte, err error) {
+	at, b, ok := c.head()
+	n := 0
 	switch {
-	case b >= 0xa0 && b <= 0xbf:
+	case !ok:
+		err = errTruncated
+	case !bin && b >= 0xa0 && b <= 0xbf: // fixstr
 		n = int(b & 0x1f)
-	case b == 0xd9:
-		n, err = c.size(1, 1)
-	case b == 0xda:
-		n, err = c.size(2, 1)
-	case b == 0xdb:
-		n, err = c.size(4, 1)
-	default:
+	case !bin && b >= 0xd9 && b <= 0xdb: // str8, 16, 32
+		n, err = c.size(1<<(b-0xd9), 1)
+	case !bin:
 		return nil, c.typeError(what+": want a string", at, b)
+	case b == 0xc0:
+		return nil, nil
+	case b >= 0xc4 && b <= 0xc6: // bin8, 16, 32
+		n, err = c.size(1<<(b-0xc4), 1)
+	default:
+		return nil, c.typeError(what+": want bin or nil", at, b)
 	}
-	var p []byte
 	if err == nil {
 		p, err = c.take(n)
 	}
@@ -256,40 +262,10 @@ func (c *cursor) name(what string) (string, error) {
 	return s, nil
 }
 
-// binOrNil reads a bin, in place, or nil.
-func (c *cursor) binOrNil(what string) ([]byte, error) {
-	at := c.off
-	b, err := c.code()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	var n int
-	switch b {
-	case 0xc0:
-		return nil, nil
-	case 0xc4:
-		n, err = c.size(1, 1)
-	case 0xc5:
-		n, err = c.size(2, 1)
-	case 0xc6:
-		n, err = c.size(4, 1)
-	default:
-		return nil, c.typeError(what+": want bin or nil", at, b)
-	}
-	var p []byte
-	if err == nil {
-		p, err = c.take(n)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return p, nil
-}
-
 // raw returns the next value, whatever it is, in place.
 func (c *cursor) raw(what string) (msgpack.RawMessage, error) {
 	if c.off >= len(c.b) {
-		return nil, fmt.Errorf("%s: %w", what, errTruncated)
+		return nil, truncated(what)
 	}
 	n, err := ValueLen(c.b[c.off:])
 	if err != nil {
