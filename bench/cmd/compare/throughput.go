@@ -14,13 +14,11 @@ import (
 // applyAsyncRate submits n trivial tasks one at a time with ApplyAsync on a
 // fresh pool of 2, then gathers them: tasks/s.
 func (h *harness) applyAsyncRate(n int) (float64, error) {
-	p, err := h.newPool(2)
+	p, ctx, done, err := h.poolFor(2)
 	if err != nil {
 		return 0, err
 	}
-	defer h.stopPool(p)
-	ctx, cancel := h.timeout()
-	defer cancel()
+	defer done()
 	rs := make([]*poold.AsyncResult[int64], n)
 	t0 := time.Now()
 	for i := range rs {
@@ -84,13 +82,11 @@ func runApplyAsync(h *harness) ([]Row, error) {
 // mapRate maps Ident over n items with the default chunking on a fresh
 // pool of 2: tasks/s.
 func (h *harness) mapRate(n int) (float64, error) {
-	p, err := h.newPool(2)
+	p, ctx, done, err := h.poolFor(2)
 	if err != nil {
 		return 0, err
 	}
-	defer h.stopPool(p)
-	ctx, cancel := h.timeout()
-	defer cancel()
+	defer done()
 	args := make([]int64, n)
 	for i := range args {
 		args[i] = int64(i)
