@@ -172,8 +172,7 @@ func TestKillWorkerFromOutside(t *testing.T) {
 			}
 		}
 		// The slot gets a new worker, and work goes on.
-		res, err = p.Map(ctx, "echo", []any{echoArgs(5), echoArgs(6), echoArgs(7)}, poold.ChunkSize(1))
-		if err != nil {
+		if _, err := p.Map(ctx, "echo", []any{echoArgs(5), echoArgs(6), echoArgs(7)}, poold.ChunkSize(1)); err != nil {
 			t.Fatalf("after the kill: %v", err)
 		}
 		waitFor(t, 5*time.Second, "a replacement worker", func() bool { return p.Stats().WorkersStarted == started+1 })
@@ -182,9 +181,9 @@ func TestKillWorkerFromOutside(t *testing.T) {
 		}
 	})
 
-	// What a task started dies with its worker (issue 3: workers run in
-	// their own process groups "so that what a task started dies with its
-	// worker"), also when someone else kills the worker.
+	// What a task started dies with its worker (each worker leads its own
+	// process group, which is killed when the worker ends), also when
+	// someone else kills the worker.
 	t.Run("busy with a child process", func(t *testing.T) {
 		p, _ := newPool(t, 1)
 		long, err := p.ApplyAsync("exec", map[string]any{"argv": []string{"sleep", "30"}})
@@ -331,9 +330,9 @@ func TestTerminateQueued(t *testing.T) {
 
 // TestChunkCrashBlame: when a worker dies under a chunk, only the task that
 // killed it fails, with the kind of its failure; the others of the chunk
-// get their own outcome. (README: "a chunk that was running is split into
-// single tasks so that only the task that kills a worker fails"; issue 3: a
-// kill is always tied to the task it was meant for.)
+// get their own outcome: a chunk that was running is split into single
+// tasks so that only the task that kills a worker fails, and a kill is
+// always tied to the task it was meant for.
 func TestChunkCrashBlame(t *testing.T) {
 	crash := func(mode string) any { return map[string]any{"mode": mode} }
 	cases := []struct {

@@ -16,9 +16,9 @@ import (
 
 const pow8_20 = "1152921504606846976"
 
-// TestSeed is issue 2's first acceptance item: the classic demo, 5 tasks
-// that sleep 2 s and return 8**20 on 4 workers, takes about 4 s, because the
-// fifth task waits for a free worker.
+// TestSeed: the classic demo, 5 tasks that sleep 2 s and return 8**20 on
+// 4 workers, takes about 4 s, because the fifth task waits for a free
+// worker.
 func TestSeed(t *testing.T) {
 	t.Parallel()
 	seed := filepath.Join(rootDir, "examples", "seed.json")
@@ -131,7 +131,7 @@ func (c crashCase) task(id string) task {
 	return task{ID: id, Func: "crash", Args: c.args(), Timeout: c.timeout}
 }
 
-// The crash modes of issue 2's acceptance item 3: every mode but hang and
+// The crash modes that end a worker on their own: every mode but hang and
 // oom, which need a limit to end.
 var crashMix = []crashCase{
 	{mode: "panic", kind: "panic"},
@@ -143,7 +143,7 @@ var crashMix = []crashCase{
 	{mode: "protocol", kind: "protocol", signal: "SIGKILL"}, // the pool kills a worker that breaks the protocol
 }
 
-// Every mode of issue 3, each with the limit that ends it.
+// Every crash mode, each with the limit that ends it.
 var crashModes = append(append([]crashCase(nil), crashMix...),
 	crashCase{mode: "hang", timeout: "300ms", kind: "timeout", signal: "SIGKILL"},
 	crashCase{name: "hang with --timeout", mode: "hang", flags: []string{"--timeout", "300ms"}, kind: "timeout", signal: "SIGKILL"},
@@ -260,9 +260,9 @@ func echoTask(id string, i int) task {
 	return task{ID: id, Func: "echo", Args: map[string]any{"value": echoValue(i)}}
 }
 
-// TestCrashMix is issue 2's acceptance item 3: echo tasks between crash
-// tasks of every mode but hang and oom all return their values; each crash
-// says how its worker ended; the status is 1; no worker is left.
+// TestCrashMix: echo tasks between crash tasks of every mode but hang and
+// oom all return their values; each crash says how its worker ended; the
+// status is 1; no worker is left.
 func TestCrashMix(t *testing.T) {
 	t.Parallel()
 	var tasks []task
@@ -302,8 +302,8 @@ func TestCrashMix(t *testing.T) {
 	}
 }
 
-// TestPrintMiB is issue 2's acceptance item 4: a task that prints 1 MiB
-// succeeds with its output captured, and the same worker goes on answering.
+// TestPrintMiB: a task that prints 1 MiB succeeds with its output
+// captured, and the same worker goes on answering.
 func TestPrintMiB(t *testing.T) {
 	t.Parallel()
 	line := strings.Repeat("0123456789abcdef", 64)[:1023] // 1 KiB with the newline
@@ -349,9 +349,8 @@ func TestPrintMiB(t *testing.T) {
 	checkNoProcs(t, r.Tag, time.Second)
 }
 
-// TestBadInput is issue 2's acceptance item 5 and issue 3's "bad input":
-// a bad command line or task file exits 2, says what and where on stderr,
-// prints nothing on stdout, and starts no worker.
+// TestBadInput: a bad command line or task file exits 2, says what and
+// where on stderr, prints nothing on stdout, and starts no worker.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	known := []string{"crash", "echo", "exec", "pi", "pow", "primes", "print", "sha256", "sleep"}
@@ -478,9 +477,9 @@ func checkUsage(t *testing.T, r *runResult, want []string) {
 	}
 }
 
-// TestCrashModes is issue 3's "one integration test per crash mode": the
-// kind, the pid and the exit code or signal are right, and the same poold
-// run also runs 100 echo tasks correctly.
+// TestCrashModes runs each crash mode in a test of its own: the kind, the
+// pid and the exit code or signal are right, and the same poold run also
+// runs 100 echo tasks correctly.
 func TestCrashModes(t *testing.T) {
 	t.Parallel()
 	for _, c := range crashModes {

@@ -117,10 +117,10 @@ func TestSIGKILLPoold(t *testing.T) {
 	checkNoProcs(t, c.tag, 0)
 }
 
-// TestSIGKILLPooldTaskChildren: what a task started dies with its worker
-// (issue 3, "No orphans": workers run in their own process groups "so that
-// what a task started dies with its worker"), also when the worker dies
-// because poold was killed.
+// TestSIGKILLPooldTaskChildren: no orphans. What a task started dies with
+// its worker (each worker leads its own process group, which is killed
+// when the worker ends), also when the worker dies because poold was
+// killed.
 func TestSIGKILLPooldTaskChildren(t *testing.T) {
 	t.Parallel()
 	c := startPoold(t, runOpts{}, "-n", "2", "--json", busyTasks(t, 2))

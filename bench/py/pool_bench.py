@@ -4,9 +4,8 @@
 Each sub-command runs one workload on multiprocessing.Pool with the 'fork'
 start method and prints ONE JSON object on stdout, which the Go harness
 parses. Times are measured inside Python with time.perf_counter, around the
-same operation the Go side times. The logic is that of the project's
-performance anchors (shared/anchors/py_pool.py), copied here so that the
-harness needs nothing outside the repository.
+same operation the Go side times. Each workload is written as a Python user
+would write it, with nothing but the standard library.
 
   info          interpreter version and path
   apply_async   N x apply_async(ident, (i,)) submitted one by one, then get() all
@@ -29,7 +28,7 @@ def ident(x):
 
 
 def count_primes(bounds):
-    """Primes p with lo <= p < hi, by trial division (as the anchors)."""
+    """Primes p with lo <= p < hi, by trial division by the odd numbers."""
     lo, hi = bounds
     n = 0
     for k in range(max(lo, 2), hi):

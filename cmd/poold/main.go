@@ -5,8 +5,8 @@
 //
 //	poold [flags] TASKFILE
 //
-// The workers are this binary, re-executed in worker mode. See
-// README-fragment.md for the task-file and output formats.
+// The workers are this binary, re-executed in worker mode. The
+// repository's README describes the task-file and output formats.
 package main
 
 import (

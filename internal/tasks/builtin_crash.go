@@ -97,18 +97,21 @@ func hang() {
 	}
 }
 
+// hoarded keeps hoard's chunks: a package variable, so that they stay
+// reachable whatever the compiler makes of the loop.
+var hoarded [][]byte
+
 // hoard allocates memory in 64 MiB chunks for ever, writing to every page
 // so that it is really used (fresh pages are otherwise only reserved), and
 // keeps every chunk. Something else must kill the process: the pool's
 // memory watchdog, or the kernel.
 func hoard() {
 	page := os.Getpagesize()
-	var chunks [][]byte
 	for {
 		c := make([]byte, 64<<20)
 		for i := 0; i < len(c); i += page {
 			c[i] = 1
 		}
-		chunks = append(chunks, c)
+		hoarded = append(hoarded, c)
 	}
 }

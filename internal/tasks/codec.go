@@ -32,20 +32,19 @@ var (
 		e.enc.UseCompactInts(true)
 		return e
 	}}
-	decoders = sync.Pool{New: func() any {
-		d := &decoder{}
-		d.dec = msgpack.NewDecoder(&d.r)
-		d.dec.SetCustomStructTag(structTag)
-		return d
-	}}
-	strictDecoders = sync.Pool{New: func() any {
-		d := &decoder{}
-		d.dec = msgpack.NewDecoder(&d.r)
-		d.dec.SetCustomStructTag(structTag)
-		d.dec.DisallowUnknownFields(true)
-		return d
-	}}
+	decoders       = sync.Pool{New: func() any { return newDecoder(false) }}
+	strictDecoders = sync.Pool{New: func() any { return newDecoder(true) }}
 )
+
+// newDecoder makes a decoder for the pools above; a strict one refuses
+// unknown struct fields.
+func newDecoder(strict bool) *decoder {
+	d := &decoder{}
+	d.dec = msgpack.NewDecoder(&d.r)
+	d.dec.SetCustomStructTag(structTag)
+	d.dec.DisallowUnknownFields(strict)
+	return d
+}
 
 // Marshal encodes v as one msgpack value.
 func Marshal(v any) (msgpack.RawMessage, error) {

@@ -19,13 +19,11 @@ const primeTasks = 8
 // workers: the time of the Map, the count, how long each task ran in its
 // worker, and how the tasks were split between the workers ("5+3").
 func (h *harness) primesTime(workers int, n int64) (time.Duration, int, []time.Duration, string, error) {
-	p, err := h.newPool(workers)
+	p, ctx, done, err := h.poolFor(workers)
 	if err != nil {
 		return 0, 0, nil, "", err
 	}
-	defer h.stopPool(p)
-	ctx, cancel := h.timeout()
-	defer cancel()
+	defer done()
 	parts := bench.PrimeRanges(n, primeTasks)
 	args := make([]any, len(parts))
 	for i, a := range parts {
@@ -132,7 +130,7 @@ func runCPU(h *harness) ([]Row, error) {
 		return nil, err
 	} else if ok {
 		if py.Primes != count {
-			return nil, fmt.Errorf("Python counts %d primes below %d, poold %d", py.Primes, n, count)
+			return nil, fmt.Errorf("primes below %d: %d counted by Python, %d by poold", n, py.Primes, count)
 		}
 		var ps []float64
 		for i := range py.T1 {

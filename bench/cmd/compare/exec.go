@@ -21,13 +21,11 @@ const execConc = 4
 // execPoold runs n exec tasks of truePath on a pool of execConc workers, one
 // task per frame: jobs/s.
 func (h *harness) execPoold(truePath string, n int) (float64, error) {
-	p, err := h.newPool(execConc)
+	p, ctx, done, err := h.poolFor(execConc)
 	if err != nil {
 		return 0, err
 	}
-	defer h.stopPool(p)
-	ctx, cancel := h.timeout()
-	defer cancel()
+	defer done()
 	args := make([]any, n)
 	for i := range args {
 		args[i] = bench.ExecArgs{Argv: []string{truePath}}

@@ -14,13 +14,11 @@ import (
 // applyLatency runs warm then n sequential Apply calls on a fresh pool of 2
 // and returns the p50 and p99 of the n, in µs.
 func (h *harness) applyLatency(n, warm int) (p50, p99 float64, err error) {
-	p, err := h.newPool(2)
+	p, ctx, done, err := h.poolFor(2)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer h.stopPool(p)
-	ctx, cancel := h.timeout()
-	defer cancel()
+	defer done()
 	for i := range warm {
 		if _, err := bench.Ident.Apply(ctx, p, int64(i)); err != nil {
 			return 0, 0, err

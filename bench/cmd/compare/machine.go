@@ -109,9 +109,9 @@ func cpuTimes() (total, idle uint64, err error) {
 	return total, idle, nil
 }
 
-// noise is the noise check of the anchors' cpu_idle.py: the share of all
-// CPUs busy over d while the harness runs nothing, plus the load average
-// and the top CPU users seen by ps.
+// noise is a check of the machine's other load: the share of all CPUs
+// busy over d while the harness runs nothing, plus the load average and
+// the top CPU users seen by ps.
 type noise struct {
 	Busy float64 // 0..1 of all CPUs; NaN if unknown
 	Load string

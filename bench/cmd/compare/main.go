@@ -1,7 +1,7 @@
 // Command compare runs the same workloads on poold and on Python's
 // multiprocessing.Pool (fork) in one run, beside the physical limit of a Go
 // parent talking to copies of its own binary over pipes, and prints each
-// figure with its ratio and the target of issue 4. From the repository root:
+// figure with its ratio and its target. From the repository root:
 //
 //	go run ./bench/cmd/compare                 # the full run, several minutes
 //	go run ./bench/cmd/compare -smoke          # tiny sizes, one rep: checks that it all works
@@ -47,7 +47,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// workload is one of the issue's seven comparisons. run returns its rows;
+// workload is one of the harness's seven comparisons. run returns its rows;
 // an error fails the whole workload.
 type workload struct {
 	id    string

@@ -1,9 +1,9 @@
 package main
 
 // The physical limit: a Go parent and copies of its own binary over
-// stdin/stdout pipes, without poold. Ported from the project's anchors
-// (shared/anchors/gopipe, codec msgpack): the same message shape, the same
-// child, the same pipelined driver.
+// stdin/stdout pipes, without poold. Each child decodes every 50-byte
+// msgpack frame, encodes it again and writes it back; the parent keeps a
+// window of frames in flight to each child, or one at a time.
 
 import (
 	"bufio"

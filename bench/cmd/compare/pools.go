@@ -39,6 +39,17 @@ func (h *harness) stopPool(p *poold.Pool) {
 	}
 }
 
+// poolFor starts a fresh pool of workers workers (newPool) and a context
+// for the workload's operations on it (timeout); done ends the context,
+// then stops the pool.
+func (h *harness) poolFor(workers int) (p *poold.Pool, ctx context.Context, done func(), err error) {
+	if p, err = h.newPool(workers); err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := h.timeout()
+	return p, ctx, func() { cancel(); h.stopPool(p) }, nil
+}
+
 // timeout bounds one poold operation of a workload, so that a hang fails
 // the workload instead of the run.
 func (h *harness) timeout() (context.Context, context.CancelFunc) {

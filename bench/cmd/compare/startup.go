@@ -61,7 +61,7 @@ func runStartup(h *harness) ([]Row, error) {
 	}
 	return []Row{
 		mkRow("5a", "New until 4 workers ready", newFig(median(ready), fmtMS), "Python Pool(4) + map(4)", pyFig, ratioAtMost(0.5),
-			"Python: fork Pool(4) created and a first map of 4 items done, the anchors' figure"),
+			"Python: fork Pool(4) created and a first map of 4 items done"),
 		mkRow("5b", "New + first Map of 4", newFig(median(first), fmtMS), "Python Pool(4) + map(4)", pyFig, nil, "the same end point on both sides"),
 		mkRow("5c", "New until 4 workers ready", newFig(median(ready), fmtMS), "exec 4 children until ready", newFig(median(raw), fmtMS), nil,
 			"the limit: exec 4 copies of the harness binary and read one byte from each (no poold)"),

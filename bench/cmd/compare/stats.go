@@ -68,4 +68,3 @@ func fmtUS(x float64) string   { return fmt.Sprintf("%.1f µs", x) }
 func fmtMS(x float64) string   { return fmt.Sprintf("%.1f ms", x) }
 func fmtX(x float64) string    { return fmt.Sprintf("%.2f×", x) }
 func fmtMiB(x float64) string  { return fmt.Sprintf("%.1f MiB", x) }
-func fmtS(x float64) string    { return fmt.Sprintf("%.2f s", x) }

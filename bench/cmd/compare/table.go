@@ -9,14 +9,14 @@ import (
 )
 
 // Row is one line of the comparison table: a poold figure, what it is
-// compared with, the ratio poold ÷ comparison, and the target.
+// compared with, the ratio poold ÷ comparison, and the target it is held to.
 type Row struct {
 	ID     string // "1a": workload number, then a letter
 	What   string
 	Poold  string  // the poold figure, formatted
 	Vs     string  // the comparison: what, and its figure
 	Ratio  float64 // poold ÷ comparison; NaN when either is missing
-	Target string  // the target; "" for a row given for information
+	Target string  // the target; "" for a row given for information
 	Status string  // MET, NOT MET, n/a, info or ERROR
 	Note   string
 }
@@ -29,7 +29,7 @@ const (
 	statusError  = "ERROR"
 )
 
-// target is one of the targets: its text and its test on the poold
+// target is what a row is held to: its text and its test on the poold
 // figure and the ratio.
 type target struct {
 	text string

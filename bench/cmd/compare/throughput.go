@@ -14,13 +14,11 @@ import (
 // applyAsyncRate submits n trivial tasks one at a time with ApplyAsync on a
 // fresh pool of 2, then gathers them: tasks/s.
 func (h *harness) applyAsyncRate(n int) (float64, error) {
-	p, err := h.newPool(2)
+	p, ctx, done, err := h.poolFor(2)
 	if err != nil {
 		return 0, err
 	}
-	defer h.stopPool(p)
-	ctx, cancel := h.timeout()
-	defer cancel()
+	defer done()
 	rs := make([]*poold.AsyncResult[int64], n)
 	t0 := time.Now()
 	for i := range rs {
@@ -36,35 +34,20 @@ func (h *harness) applyAsyncRate(n int) (float64, error) {
 		}
 		sum += r.Value
 	}
-	dt := time.Since(t0)
-	if want := int64(n) * int64(n-1) / 2; sum != want {
-		return 0, fmt.Errorf("sum of results %d, want %d", sum, want)
-	}
-	return float64(n) / dt.Seconds(), nil
+	return identRate(sum, n, time.Since(t0))
 }
 
 func runApplyAsync(h *harness) ([]Row, error) {
 	n := h.size(100_000, 2_000)
 	reps := h.nreps(3)
-	var rates []float64
-	for range reps {
-		r, err := h.applyAsyncRate(n)
-		if err != nil {
-			return nil, err
-		}
-		rates = append(rates, r)
+	rates, err := repeatRate(reps, n, h.applyAsyncRate)
+	if err != nil {
+		return nil, err
 	}
 	h.logf("poold ApplyAsync x%d then Get all: %s tasks/s", n, spread(rates, commas))
-
-	var py struct {
-		Rates []float64 `json:"rates"`
-	}
-	pyFig := naFig
-	if ok, err := h.pyRun(&py, "apply_async", "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps)); err != nil {
+	pyFig, err := h.pyRate("apply_async", fmt.Sprintf("Python apply_async x%d then get all", n), n, reps)
+	if err != nil {
 		return nil, err
-	} else if ok {
-		pyFig = newFig(median(py.Rates), fmtRate)
-		h.logf("Python apply_async x%d then get all: %s tasks/s", n, spread(py.Rates, commas))
 	}
 
 	ppN := h.size(200_000, 5_000)
@@ -99,13 +82,11 @@ func runApplyAsync(h *harness) ([]Row, error) {
 // mapRate maps Ident over n items with the default chunking on a fresh
 // pool of 2: tasks/s.
 func (h *harness) mapRate(n int) (float64, error) {
-	p, err := h.newPool(2)
+	p, ctx, done, err := h.poolFor(2)
 	if err != nil {
 		return 0, err
 	}
-	defer h.stopPool(p)
-	ctx, cancel := h.timeout()
-	defer cancel()
+	defer done()
 	args := make([]int64, n)
 	for i := range args {
 		args[i] = int64(i)
@@ -120,38 +101,61 @@ func (h *harness) mapRate(n int) (float64, error) {
 	for _, r := range rs {
 		sum += r.Value
 	}
-	if want := int64(n) * int64(n-1) / 2; sum != want {
-		return 0, fmt.Errorf("sum of results %d, want %d", sum, want)
-	}
-	return float64(n) / dt.Seconds(), nil
+	return identRate(sum, n, dt)
 }
 
 func runMap(h *harness) ([]Row, error) {
 	n := h.size(1_000_000, 20_000)
 	reps := h.nreps(3)
-	var rates []float64
-	for range reps {
-		r, err := h.mapRate(n)
-		if err != nil {
-			return nil, err
-		}
-		rates = append(rates, r)
+	rates, err := repeatRate(reps, n, h.mapRate)
+	if err != nil {
+		return nil, err
 	}
 	h.logf("poold Map x%d, chunk size %d: %s tasks/s", n, poold.DefaultChunkSize(n, 2), spread(rates, commas))
-
-	var py struct {
-		Rates []float64 `json:"rates"`
-	}
-	pyFig := naFig
-	if ok, err := h.pyRun(&py, "map", "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps)); err != nil {
+	pyFig, err := h.pyRate("map", fmt.Sprintf("Python map x%d, default chunksize", n), n, reps)
+	if err != nil {
 		return nil, err
-	} else if ok {
-		pyFig = newFig(median(py.Rates), fmtRate)
-		h.logf("Python map x%d, default chunksize: %s tasks/s", n, spread(py.Rates, commas))
 	}
 	chunk := poold.DefaultChunkSize(n, 2)
 	return []Row{
 		mkRow("2a", "Map, default chunks, tasks/s", newFig(median(rates), fmtRate), "Python map", pyFig, ratioAtLeast(3),
 			fmt.Sprintf("%d items, chunk size %d on both sides (ceil(n / (4 × workers)))", n, chunk)),
 	}, nil
+}
+
+// identRate is the rate of n Ident tasks done in dt, once the sum of their
+// results shows that each of the arguments 0 to n-1 came back.
+func identRate(sum int64, n int, dt time.Duration) (float64, error) {
+	if want := int64(n) * int64(n-1) / 2; sum != want {
+		return 0, fmt.Errorf("sum of results %d, want %d", sum, want)
+	}
+	return float64(n) / dt.Seconds(), nil
+}
+
+// repeatRate measures rate(n) reps times.
+func repeatRate(reps, n int, rate func(n int) (float64, error)) ([]float64, error) {
+	var rates []float64
+	for range reps {
+		r, err := rate(n)
+		if err != nil {
+			return nil, err
+		}
+		rates = append(rates, r)
+	}
+	return rates, nil
+}
+
+// pyRate runs the Python workload on 2 processes, n tasks reps times, and
+// logs its rates as what: their median, or naFig when Python is not
+// available.
+func (h *harness) pyRate(workload, what string, n, reps int) (fig, error) {
+	var py struct {
+		Rates []float64 `json:"rates"`
+	}
+	ok, err := h.pyRun(&py, workload, "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps))
+	if err != nil || !ok {
+		return naFig, err
+	}
+	h.logf("%s: %s tasks/s", what, spread(py.Rates, commas))
+	return newFig(median(py.Rates), fmtRate), nil
 }
