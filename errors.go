@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+
+	"github.com/poold/poold/internal/pool"
 )
 
 // Errors of the pool itself, returned by its methods and verbs; every error
@@ -12,12 +14,12 @@ import (
 // failed task's error is a *[TaskError] instead, matched by its [Kind].
 var (
 	// ErrPoolClosed: work was submitted after Close or Terminate.
-	ErrPoolClosed = errors.New("poold: pool is closed")
+	ErrPoolClosed = pool.ErrPoolClosed
 	// ErrPoolRunning: Join was called before Close or Terminate.
-	ErrPoolRunning = errors.New("poold: pool is still running")
+	ErrPoolRunning = pool.ErrPoolRunning
 	// ErrWorkerStart: New could not start the workers; the error says how
 	// the last attempt failed.
-	ErrWorkerStart = errors.New("poold: worker could not start")
+	ErrWorkerStart = pool.ErrWorkerStart
 	// ErrNotReady: Successful was called on a result that is not ready.
 	ErrNotReady = errors.New("poold: result is not ready")
 	// ErrChunkSize: a chunk size below 1 (see [ChunkSize]).

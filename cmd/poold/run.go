@@ -215,29 +215,20 @@ type waited struct {
 }
 
 // wait returns the next thing to do. Before it blocks, it flushes the
-// output: results are written in batches, but never held back.
+// output: results are written in batches, but never held back. Both
+// channels are buffered, so their lengths say whether a receive would block
+// (a value that comes just after the look costs one early flush, no more).
 func (r *runner) wait(next <-chan *Entry, interrupted <-chan struct{}) waited {
-	for block := false; ; block = true {
-		if block {
-			r.out.Flush()
-			select {
-			case e := <-next:
-				return waited{isEntry: true, entry: e}
-			case ev := <-r.events:
-				return waited{ev: ev}
-			case <-interrupted:
-				return waited{signal: true}
-			}
-		}
-		select {
-		case e := <-next:
-			return waited{isEntry: true, entry: e}
-		case ev := <-r.events:
-			return waited{ev: ev}
-		case <-interrupted:
-			return waited{signal: true}
-		default:
-		}
+	if len(next) == 0 && len(r.events) == 0 {
+		r.out.Flush()
+	}
+	select {
+	case e := <-next:
+		return waited{isEntry: true, entry: e}
+	case ev := <-r.events:
+		return waited{ev: ev}
+	case <-interrupted:
+		return waited{signal: true}
 	}
 }
 

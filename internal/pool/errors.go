@@ -9,19 +9,14 @@ import (
 	"github.com/poold/poold/internal/kind"
 )
 
-// Errors of the pool itself. Every error a pool method returns wraps one of
-// these, so that callers can test for them with errors.Is.
+// Errors of the pool itself, each the value the root package exports
+// under the same name (so their texts name the package). Every error a
+// pool method returns is or wraps one of them.
 var (
-	// ErrPoolClosed: work was submitted after Close or Terminate.
-	ErrPoolClosed = errors.New("pool is closed")
-	// ErrPoolRunning: Join was called before Close or Terminate, as in
-	// CPython's "Pool is still running".
-	ErrPoolRunning = errors.New("pool is still running")
-	// ErrWorkerStart: a worker could not be started, or failed before its
-	// handshake, more times than the pool retries.
-	ErrWorkerStart = errors.New("worker could not start")
-	// ErrUnknownFunc: Submit named a function the workers did not announce.
-	ErrUnknownFunc = errors.New("unknown task")
+	ErrPoolClosed  = errors.New("poold: pool is closed")         // Submit after Close or Terminate
+	ErrPoolRunning = errors.New("poold: pool is still running")  // Join before Close or Terminate, as CPython says
+	ErrWorkerStart = errors.New("poold: worker could not start") // more failed starts in a row than the pool retries
+	ErrUnknownFunc = errors.New("unknown task")                  // Submit of a function the workers did not announce
 )
 
 // Kind says why a call failed (see package kind).

@@ -15,9 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -52,19 +50,7 @@ func Serve(reg *tasks.Registry) int {
 		fmt.Fprintln(os.Stderr, "poold worker:", err)
 		return 3
 	}
-	signal.Ignore(syscall.SIGINT) // Ctrl-C is the parent's to handle
-	// SIGTERM (the pool's Terminate, or the parent's death through
-	// Pdeathsig) ends the worker's whole process group, children of its
-	// tasks included. A worker is its group's leader; anything else was
-	// not started by a pool and must not kill its caller's group.
-	if unix.Getpgrp() == os.Getpid() {
-		terms := make(chan os.Signal, 1)
-		signal.Notify(terms, syscall.SIGTERM)
-		go func() {
-			<-terms
-			unix.Kill(0, unix.SIGKILL)
-		}()
-	}
+	handleSignals()
 	s := newServer(reg, std.in, std.out, std.log, set)
 	s.capture, s.owner = std.capture, true
 	if profDir != "" {
