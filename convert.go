@@ -39,23 +39,41 @@ func (e *WorkerExitError) exit() *pool.Exit {
 	return &pool.Exit{PID: e.PID, ExitCode: e.ExitCode, Signal: e.Signal, CoreDump: e.CoreDump, Reason: e.Reason, Stderr: e.Stderr}
 }
 
+// sentinels pairs the internal pool's sentinel errors with the root's.
+var sentinels = [...]struct{ internal, root error }{
+	{pool.ErrPoolClosed, ErrPoolClosed},
+	{pool.ErrPoolRunning, ErrPoolRunning},
+	{pool.ErrWorkerStart, ErrWorkerStart},
+}
+
 // poolErr is an error of the internal pool's New, Submit, Close, Terminate
-// or Join as the root returns it: the pool's sentinels are the root's, and
-// their texts say "poold: " already; an unknown task name becomes a
-// *TaskError of kind unknown_func about task fn; anything else gets the
-// prefix.
+// or Join as the root returns it, prefixed "poold: ": an internal sentinel
+// becomes the root's (the error then matches both), and an unknown task
+// name becomes a *TaskError of kind unknown_func about task fn.
 func poolErr(err error, fn string) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.Is(err, pool.ErrUnknownFunc):
+	}
+	if errors.Is(err, pool.ErrUnknownFunc) {
 		msg := strings.TrimPrefix(err.Error(), pool.ErrUnknownFunc.Error()+": ")
 		return &TaskError{Kind: KindUnknownFunc, Func: fn, Message: msg}
-	case errors.Is(err, ErrPoolClosed), errors.Is(err, ErrPoolRunning), errors.Is(err, ErrWorkerStart):
-		return err
+	}
+	for _, s := range sentinels {
+		if err == s.internal {
+			return s.root
+		}
+		if errors.Is(err, s.internal) {
+			return &wrapped{root: s.root, err: err}
+		}
 	}
 	return fmt.Errorf("poold: %w", err)
 }
+
+// wrapped is an internal error that stands for a root sentinel.
+type wrapped struct{ root, err error }
+
+func (w *wrapped) Error() string   { return "poold: " + w.err.Error() }
+func (w *wrapped) Unwrap() []error { return []error{w.root, w.err} }
 
 // stats is s as the root reports it.
 func stats(s pool.Stats) Stats {

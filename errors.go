@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
-
-	"github.com/poold/poold/internal/pool"
 )
 
 // Errors of the pool itself, returned by its methods and verbs; every error
@@ -14,12 +12,12 @@ import (
 // failed task's error is a *[TaskError] instead, matched by its [Kind].
 var (
 	// ErrPoolClosed: work was submitted after Close or Terminate.
-	ErrPoolClosed = pool.ErrPoolClosed
+	ErrPoolClosed = errors.New("poold: pool is closed")
 	// ErrPoolRunning: Join was called before Close or Terminate.
-	ErrPoolRunning = pool.ErrPoolRunning
+	ErrPoolRunning = errors.New("poold: pool is still running")
 	// ErrWorkerStart: New could not start the workers; the error says how
 	// the last attempt failed.
-	ErrWorkerStart = pool.ErrWorkerStart
+	ErrWorkerStart = errors.New("poold: worker could not start")
 	// ErrNotReady: Successful was called on a result that is not ready.
 	ErrNotReady = errors.New("poold: result is not ready")
 	// ErrChunkSize: a chunk size below 1 (see [ChunkSize]).

@@ -9,14 +9,13 @@ import (
 	"github.com/poold/poold/internal/kind"
 )
 
-// Errors of the pool itself, each the value the root package exports
-// under the same name (so their texts name the package). Every error a
-// pool method returns is or wraps one of them.
+// Errors of the pool itself; every error a pool method returns is or wraps
+// one of them. The root package pairs each with its own exported one.
 var (
-	ErrPoolClosed  = errors.New("poold: pool is closed")         // Submit after Close or Terminate
-	ErrPoolRunning = errors.New("poold: pool is still running")  // Join before Close or Terminate, as CPython says
-	ErrWorkerStart = errors.New("poold: worker could not start") // more failed starts in a row than the pool retries
-	ErrUnknownFunc = errors.New("unknown task")                  // Submit of a function the workers did not announce
+	ErrPoolClosed  = errors.New("pool is closed")         // Submit after Close or Terminate
+	ErrPoolRunning = errors.New("pool is still running")  // Join before Close or Terminate, as CPython says
+	ErrWorkerStart = errors.New("worker could not start") // more failed starts in a row than the pool retries
+	ErrUnknownFunc = errors.New("unknown task")           // Submit of a function the workers did not announce
 )
 
 // Kind says why a call failed (see package kind).
