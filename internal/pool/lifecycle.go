@@ -167,7 +167,7 @@ func (p *Pool) maybeExitedLocked() {
 // slot gets a new worker.
 func (p *Pool) onExit(w *worker, exit *Exit) {
 	p.mu.Lock()
-	wasReady := w.shookHands()
+	wasReady := w.shookHandsLocked()
 	p.setStateLocked(w, exited)
 	if p.slots[w.slot].w == w {
 		p.slots[w.slot].w = nil

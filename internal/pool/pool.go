@@ -128,7 +128,7 @@ func (p *Pool) PIDs() []int {
 	defer p.mu.Unlock()
 	pids := make([]int, len(p.slots))
 	for i, s := range p.slots {
-		if s.w != nil && s.w.shookHands() {
+		if s.w != nil && s.w.shookHandsLocked() {
 			pids[i] = s.w.pid
 		}
 	}
@@ -215,7 +215,7 @@ func (p *Pool) Join(ctx context.Context) error {
 func (p *Pool) readyLocked() int {
 	n := 0
 	for _, s := range p.slots {
-		if s.w != nil && s.w.shookHands() {
+		if s.w != nil && s.w.shookHandsLocked() {
 			n++
 		}
 	}

@@ -58,7 +58,7 @@ func (w *worker) readLoop() {
 	exit := w.proc.Reap()
 	w.stdout.Close()
 	w.pipe.mu.Lock() // the worker is gone: a holder's write fails at once
-	w.closeStdinLocked()
+	w.closeStdinPipeLocked()
 	w.pipe.mu.Unlock()
 	exit.Stderr = w.tail.lines()
 	w.p.onExit(w, &exit)
@@ -79,7 +79,7 @@ func (p *Pool) streamEnded(w *worker, err error) {
 	if head := w.headLocked(); head != nil {
 		b.jobID = head.id
 	}
-	if !w.shookHands() {
+	if !w.shookHandsLocked() {
 		b.kind = kind.Start
 	}
 	p.killLocked(w, b)
@@ -217,7 +217,7 @@ func (p *Pool) retryTimeoutsLocked(t *Task, items []ipc.Item) (retried []bool) {
 	var again []*Task
 	for i := range items {
 		it := &items[i]
-		if it.OK || it.Err == nil || Kind(it.Err.Kind) != kind.Timeout || !retryable(t) {
+		if it.OK || it.Err == nil || Kind(it.Err.Kind) != kind.Timeout || !retryableLocked(t) {
 			continue
 		}
 		if retried == nil {
@@ -273,6 +273,6 @@ func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
 	}
 }
 
-// retryable reports whether a call of t that was lost or timed out may run
+// retryableLocked reports whether a call of t that was lost or timed out may run
 // again.
-func retryable(t *Task) bool { return t.Retries > 0 && t.tries <= t.Retries }
+func retryableLocked(t *Task) bool { return t.Retries > 0 && t.tries <= t.Retries }

@@ -71,6 +71,9 @@ func legalMove(from, to workerState) bool {
 //	Pool.mu ──► worker.box.mu
 //	worker.pipe.mu ──► worker.box.mu
 //
+// A function named ...Locked needs Pool.mu held; one named ...PipeLocked
+// needs pipe.mu.
+//
 // Pool.mu and pipe.mu are never held together: a writer blocked in write(2)
 // must never stop the scheduler, and the scheduler never waits for a pipe.
 // Process.Signal may be called under either: a process's own lock is a
@@ -201,8 +204,8 @@ func (w *worker) headLocked() *Task {
 	return w.inflight[0]
 }
 
-// shookHands reports whether w got as far as its hello.
-func (w *worker) shookHands() bool { return w.state != starting }
+// shookHandsLocked reports whether w got as far as its hello.
+func (w *worker) shookHandsLocked() bool { return w.state != starting }
 
 func stopTimer(t *time.Timer) {
 	if t != nil {

@@ -70,7 +70,7 @@ func (p *Pool) flushDirty() {
 // write that needs its worker to read.
 func (w *worker) flush() {
 	for w.pipe.mu.TryLock() {
-		bad := w.writeOutbox()
+		bad := w.writeOutboxPipeLocked()
 		w.pipe.mu.Unlock()
 		if bad != nil {
 			w.refused(bad)
@@ -84,10 +84,10 @@ func (w *worker) flush() {
 	}
 }
 
-// writeOutbox writes the outbox until it stays empty, then closes stdin if
+// writeOutboxPipeLocked writes the outbox until it stays empty, then closes stdin if
 // no job will follow; the caller holds pipe.mu. It returns a job that could
 // not be encoded, with the error, if there was one.
-func (w *worker) writeOutbox() (bad *refusal) {
+func (w *worker) writeOutboxPipeLocked() (bad *refusal) {
 	pw := &w.pipe
 	for {
 		w.box.mu.Lock()
@@ -101,7 +101,7 @@ func (w *worker) writeOutbox() (bad *refusal) {
 			if closeAfter {
 				// Nothing more will come: EOF tells the worker to finish
 				// what it has and exit.
-				w.closeStdinLocked()
+				w.closeStdinPipeLocked()
 			}
 			return bad
 		}
@@ -109,7 +109,7 @@ func (w *worker) writeOutbox() (bad *refusal) {
 			if pw.broken {
 				break
 			}
-			if err := w.encode(t); err != nil {
+			if err := w.encodePipeLocked(t); err != nil {
 				if errors.Is(err, ipc.ErrMalformed) || errors.Is(err, ipc.ErrFrameTooLarge) {
 					// Submit checked the arguments, so this is a bug;
 					// the worker never gets the job, and the job is in
@@ -118,12 +118,12 @@ func (w *worker) writeOutbox() (bad *refusal) {
 					pw.broken = true
 					break
 				}
-				w.writeFailed(err)
+				w.writeFailedPipeLocked(err)
 			}
 		}
 		if !pw.broken {
 			if err := pw.out.Flush(); err != nil {
-				w.writeFailed(err)
+				w.writeFailedPipeLocked(err)
 			}
 		}
 		clear(jobs)
@@ -131,9 +131,9 @@ func (w *worker) writeOutbox() (bad *refusal) {
 	}
 }
 
-// writeFailed: the worker is gone (or going). Its jobs stay in its in-flight
+// writeFailedPipeLocked: the worker is gone (or going). Its jobs stay in its in-flight
 // list; readLoop sees EOF, and they are settled as any lost worker's.
-func (w *worker) writeFailed(err error) {
+func (w *worker) writeFailedPipeLocked(err error) {
 	w.pipe.broken = true
 	w.log.Debug("write to worker failed", "error", err)
 }
@@ -156,17 +156,17 @@ func (w *worker) refused(r *refusal) {
 	}
 }
 
-// encode appends one job's frame to w's buffer; the caller holds pipe.mu.
-func (w *worker) encode(t *Task) error {
+// encodePipeLocked appends one job's frame to w's buffer; the caller holds pipe.mu.
+func (w *worker) encodePipeLocked(t *Task) error {
 	f := &w.pipe.frame // reused: only the holder of pipe.mu touches it
 	f.ID, f.Func, f.Timeout, f.Calls = t.id, t.Func, int64(t.Timeout), t.Calls
 	f.Args = append(f.Args[:0], t.Args)
 	return w.pipe.out.WriteTask(f)
 }
 
-// closeStdinLocked closes the pipe to the worker's stdin; the caller holds
+// closeStdinPipeLocked closes the pipe to the worker's stdin; the caller holds
 // pipe.mu.
-func (w *worker) closeStdinLocked() {
+func (w *worker) closeStdinPipeLocked() {
 	if !w.pipe.closed.Load() {
 		w.pipe.closed.Store(true)
 		w.pipe.stdin.Close()
