@@ -8,8 +8,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// fieldCount is the length of each kind's message array, the kind included.
-var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3, KindCancel: 2, KindShutdown: 1}
+// fieldCount is the length of each kind's message array, the kind included;
+// 0 for a kind that does not exist.
+var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3}
 
 // minItemSize is the smallest encoding of a result item: a fixarray header
 // and six one-byte values.
@@ -113,8 +114,6 @@ func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
 		err = c.task(&m.Task)
 	case KindResult:
 		err = c.result(&m.Result)
-	case KindCancel:
-		m.Cancel, err = c.uint("id")
 	}
 	if err == nil && c.off != len(c.b) {
 		err = fmt.Errorf("%d bytes after the message", len(c.b)-c.off)
