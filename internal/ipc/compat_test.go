@@ -154,6 +154,19 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 	}
 }
 
+// encodeWidths encodes v with the msgpack library, keeping the integer
+// widths v asks for.
+func encodeWidths(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // TestReaderReadsOtherEncoders: frames made by msgpack.Marshal from plain
 // slices decode, whatever integer widths the encoder picked.
 func TestReaderReadsOtherEncoders(t *testing.T) {
@@ -179,15 +192,10 @@ func TestReaderReadsOtherEncoders(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			enc := msgpack.NewEncoder(&buf)
-			enc.UseCompactInts(false) // keep the widths asked for
-			if err := enc.Encode(tc.body); err != nil {
-				t.Fatal(err)
-			}
+			body := encodeWidths(t, tc.body)
 			var m Message
-			if err := NewReader(bytes.NewReader(frame(buf.Bytes())), 0).Read(&m); err != nil {
-				t.Fatalf("% x: %v", buf.Bytes(), err)
+			if err := NewReader(bytes.NewReader(frame(body)), 0).Read(&m); err != nil {
+				t.Fatalf("% x: %v", body, err)
 			}
 			if !reflect.DeepEqual(m, tc.want) {
 				t.Fatalf("got  %s\nwant %s", describe(&m), describe(&tc.want))
@@ -211,16 +219,11 @@ func TestRetiredKindsRefused(t *testing.T) {
 		{"shutdown/uint32", []any{uint32(5)}, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			enc := msgpack.NewEncoder(&buf)
-			enc.UseCompactInts(false) // keep the widths asked for
-			if err := enc.Encode(tc.body); err != nil {
-				t.Fatal(err)
-			}
+			body := encodeWidths(t, tc.body)
 			var m Message
-			err := NewReader(bytes.NewReader(frame(buf.Bytes())), 0).Read(&m)
+			err := NewReader(bytes.NewReader(frame(body)), 0).Read(&m)
 			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), fmt.Sprintf("unknown message kind %d", tc.kind)) {
-				t.Fatalf("% x: got %v, want ErrMalformed for unknown message kind %d", buf.Bytes(), err, tc.kind)
+				t.Fatalf("% x: got %v, want ErrMalformed for unknown message kind %d", body, err, tc.kind)
 			}
 			if !isZero(&m) {
 				t.Fatalf("message not left zero: %s", describe(&m))
