@@ -127,19 +127,6 @@ func (w *Writer) WriteResult(r *Result) error {
 	return w.commit()
 }
 
-// WriteCancel buffers a Cancel frame.
-func (w *Writer) WriteCancel(id uint64) error {
-	w.begin(KindCancel, 1)
-	w.enc.EncodeUint(id)
-	return w.commit()
-}
-
-// WriteShutdown buffers a Shutdown frame.
-func (w *Writer) WriteShutdown() error {
-	w.begin(KindShutdown, 0)
-	return w.commit()
-}
-
 // WriteRaw buffers b as a frame without looking at it, whatever the cap.
 // Tests use it to play a hostile peer.
 func (w *Writer) WriteRaw(b []byte) error {

@@ -3,8 +3,11 @@ package ipc
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -99,12 +102,11 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 			{OK: true, Value: val, Output: []byte("out"), Start: 10, End: -20},
 			{OK: false, Err: &ErrorInfo{Kind: "panic", Message: "boom", Stack: "trace"}},
 		}})
-		w.WriteCancel(300)
-		return w.WriteShutdown()
+		return nil
 	})
 	b := bodies(t, data)
-	if len(b) != 6 {
-		t.Fatalf("%d frames, want 6", len(b))
+	if len(b) != 4 {
+		t.Fatalf("%d frames, want 4", len(b))
 	}
 
 	// Hello [1, pid, version, [task names...]]
@@ -150,17 +152,19 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		it1[3] != nil || num(t, it1[4]) != 0 || num(t, it1[5]) != 0 {
 		t.Errorf("result item 1: %#v", items[1])
 	}
+}
 
-	// Cancel [4, id]
-	v = generic(t, b[4])
-	if len(v) != 2 || num(t, v[0]) != int64(KindCancel) || num(t, v[1]) != 300 {
-		t.Errorf("cancel: %#v", v)
+// encodeWidths encodes v with the msgpack library, keeping the integer
+// widths v asks for.
+func encodeWidths(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.UseCompactInts(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
 	}
-	// Shutdown [5]
-	v = generic(t, b[5])
-	if len(v) != 1 || num(t, v[0]) != int64(KindShutdown) {
-		t.Errorf("shutdown: %#v", v)
-	}
+	return buf.Bytes()
 }
 
 // TestReaderReadsOtherEncoders: frames made by msgpack.Marshal from plain
@@ -185,23 +189,44 @@ func TestReaderReadsOtherEncoders(t *testing.T) {
 			{OK: true, Value: arg, Output: []byte("o"), Start: 1, End: 2},
 			{OK: false, Value: msgpackNil, Err: &ErrorInfo{Kind: "k", Message: "m", Stack: "s"}, Start: -1, End: -2},
 		}}}},
-		{"cancel", []any{int64(4), uint64(math.MaxUint64)}, Message{Kind: KindCancel, Cancel: math.MaxUint64}},
-		{"shutdown", []any{uint32(5)}, Message{Kind: KindShutdown}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			enc := msgpack.NewEncoder(&buf)
-			enc.UseCompactInts(false) // keep the widths asked for
-			if err := enc.Encode(tc.body); err != nil {
-				t.Fatal(err)
-			}
+			body := encodeWidths(t, tc.body)
 			var m Message
-			if err := NewReader(bytes.NewReader(frame(buf.Bytes())), 0).Read(&m); err != nil {
-				t.Fatalf("% x: %v", buf.Bytes(), err)
+			if err := NewReader(bytes.NewReader(frame(body)), 0).Read(&m); err != nil {
+				t.Fatalf("% x: %v", body, err)
 			}
 			if !reflect.DeepEqual(m, tc.want) {
 				t.Fatalf("got  %s\nwant %s", describe(&m), describe(&tc.want))
+			}
+		})
+	}
+}
+
+// TestRetiredKindsRefused: kinds 4 and 5 (cancel [4, id] and shutdown [5],
+// which no parent ever sent) are gone; a frame of either, in the shape it
+// had and in any integer width, is refused as an unknown kind.
+func TestRetiredKindsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body []any
+		kind int
+	}{
+		{"cancel", []any{int8(4), uint64(300)}, 4},
+		{"cancel/wide ints", []any{int64(4), uint64(math.MaxUint64)}, 4},
+		{"shutdown", []any{int8(5)}, 5},
+		{"shutdown/uint32", []any{uint32(5)}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := encodeWidths(t, tc.body)
+			var m Message
+			err := NewReader(bytes.NewReader(frame(body)), 0).Read(&m)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), fmt.Sprintf("unknown message kind %d", tc.kind)) {
+				t.Fatalf("% x: got %v, want ErrMalformed for unknown message kind %d", body, err, tc.kind)
+			}
+			if !isZero(&m) {
+				t.Fatalf("message not left zero: %s", describe(&m))
 			}
 		})
 	}

@@ -17,9 +17,16 @@ const (
 )
 
 // cursor reads msgpack values from b, checking every bound and every type.
+//
+// Its errors are sticky, as bufio.Scanner's are: the first read that fails
+// records err, and from then on every read returns a zero value (0, false,
+// nil, "", and true from nil) and looks at nothing, so it costs no
+// allocation. A decoder reads a message field after field and checks err
+// once at the end, and before it acts on a value it has read.
 type cursor struct {
 	b      []byte
 	off    int
+	err    error // the first failure; once set, nothing more is read
 	names  *map[string]string
 	shared bool // slices may point into b, and Items reuse their array
 }
@@ -47,9 +54,6 @@ func (c *cursor) head() (at int, b byte, ok bool) {
 	c.off++
 	return at, c.b[at], true
 }
-
-// truncated says that the frame ends inside what.
-func truncated(what string) error { return fmt.Errorf("%s: %w", what, errTruncated) }
 
 // take returns the next n bytes, capacity capped so that an append to one
 // value can never write over the next.
@@ -97,18 +101,27 @@ func (c *cursor) typeError(what string, at int, b byte) error {
 	return fmt.Errorf("%s: unexpected code 0x%02x at byte %d", what, b, at)
 }
 
+// fail records that reading what failed with err.
+func (c *cursor) fail(what string, err error) { c.err = fmt.Errorf("%s: %w", what, err) }
+
+// The readers below are the sticky ones: each returns a zero value when an
+// earlier read failed, or when it fails itself and records why.
+
 // integer reads any msgpack integer: neg reports a negative value, whose
 // two's complement is u.
-func (c *cursor) integer(what string) (u uint64, neg bool, err error) {
-	at, b, ok := c.head()
-	if !ok {
-		return 0, false, truncated(what)
+func (c *cursor) integer(what string) (u uint64, neg bool) {
+	if c.err != nil {
+		return 0, false
 	}
+	at, b, ok := c.head()
 	switch {
+	case !ok:
+		c.fail(what, errTruncated)
+		return 0, false
 	case b <= 0x7f:
-		return uint64(b), false, nil
+		return uint64(b), false
 	case b >= 0xe0:
-		return uint64(int64(int8(b))), true, nil
+		return uint64(int64(int8(b))), true
 	}
 	var width int
 	signed := false
@@ -118,59 +131,68 @@ func (c *cursor) integer(what string) (u uint64, neg bool, err error) {
 	case 0xd0, 0xd1, 0xd2, 0xd3: // int8, 16, 32, 64
 		width, signed = 1<<(b-0xd0), true
 	default:
-		return 0, false, c.typeError(what+": want an integer", at, b)
+		c.err = c.typeError(what+": want an integer", at, b)
+		return 0, false
 	}
 	v, err := c.uintN(width)
 	if err != nil {
-		return 0, false, fmt.Errorf("%s: %w", what, err)
+		c.fail(what, err)
+		return 0, false
 	}
 	if signed {
 		shift := 64 - 8*width
 		s := int64(v<<shift) >> shift // sign-extend
-		return uint64(s), s < 0, nil
+		return uint64(s), s < 0
 	}
-	return v, false, nil
+	return v, false
 }
 
-func (c *cursor) uint(what string) (uint64, error) {
-	u, neg, err := c.integer(what)
-	if err == nil && neg {
-		err = fmt.Errorf("%s: negative value %d", what, int64(u))
+func (c *cursor) uint(what string) uint64 {
+	u, neg := c.integer(what)
+	if neg {
+		c.err, u = fmt.Errorf("%s: negative value %d", what, int64(u)), 0
 	}
-	return u, err
+	return u
 }
 
-func (c *cursor) int64(what string) (int64, error) {
-	u, neg, err := c.integer(what)
-	if err == nil && !neg && u > math.MaxInt64 {
-		err = fmt.Errorf("%s: %d overflows int64", what, u)
+func (c *cursor) int64(what string) int64 {
+	u, neg := c.integer(what)
+	if !neg && u > math.MaxInt64 {
+		c.err, u = fmt.Errorf("%s: %d overflows int64", what, u), 0
 	}
-	return int64(u), err
+	return int64(u)
 }
 
-func (c *cursor) int(what string) (int, error) {
-	v, err := c.int64(what)
-	if err == nil && int64(int(v)) != v {
-		err = fmt.Errorf("%s: %d overflows int", what, v)
+func (c *cursor) int(what string) int {
+	v := c.int64(what)
+	if int64(int(v)) != v {
+		c.err, v = fmt.Errorf("%s: %d overflows int", what, v), 0
 	}
-	return int(v), err
+	return int(v)
 }
 
-func (c *cursor) bool(what string) (bool, error) {
+func (c *cursor) bool(what string) bool {
+	if c.err != nil {
+		return false
+	}
 	at, b, ok := c.head()
 	switch {
 	case !ok:
-		return false, truncated(what)
-	case b == 0xc2:
-		return false, nil
+		c.fail(what, errTruncated)
 	case b == 0xc3:
-		return true, nil
+		return true
+	case b != 0xc2:
+		c.err = c.typeError(what+": want a bool", at, b)
 	}
-	return false, c.typeError(what+": want a bool", at, b)
+	return false
 }
 
-// nil reports whether the next value is nil, and if so skips it.
+// nil reports whether the next value is nil, and if so skips it. After an
+// error it reports true: there is nothing more to read.
 func (c *cursor) nil() bool {
+	if c.err != nil {
+		return true
+	}
 	if c.off < len(c.b) && c.b[c.off] == 0xc0 {
 		c.off++
 		return true
@@ -179,8 +201,13 @@ func (c *cursor) nil() bool {
 }
 
 // arrayLen reads an array header whose count fits in the bytes that follow.
-func (c *cursor) arrayLen(what string) (n int, err error) {
+func (c *cursor) arrayLen(what string) int {
+	if c.err != nil {
+		return 0
+	}
 	at, b, ok := c.head()
+	var n int
+	var err error
 	switch {
 	case !ok:
 		err = errTruncated
@@ -194,25 +221,39 @@ func (c *cursor) arrayLen(what string) (n int, err error) {
 	case b == 0xdd:
 		n, err = c.size(4, 1)
 	default:
-		return 0, c.typeError(what+": want an array", at, b)
+		c.err = c.typeError(what+": want an array", at, b)
+		return 0
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
+		c.fail(what, err)
+		return 0
 	}
-	return n, nil
+	return n
+}
+
+// fields reads the header of an array that must hold want fields; name is
+// what the error calls an array of another length.
+func (c *cursor) fields(what, name string, want int) {
+	if n := c.arrayLen(what); n != want && c.err == nil {
+		c.err = fmt.Errorf("%s with %d fields, want %d", name, n, want)
+	}
 }
 
 // strBytes reads a str and returns its bytes, in place.
-func (c *cursor) strBytes(what string) ([]byte, error) { return c.bytes(what, false) }
+func (c *cursor) strBytes(what string) []byte { return c.bytes(what, false) }
 
 // binOrNil reads a bin, in place, or nil.
-func (c *cursor) binOrNil(what string) ([]byte, error) { return c.bytes(what, true) }
+func (c *cursor) binOrNil(what string) []byte { return c.bytes(what, true) }
 
 // bytes reads a str or, with bin, a bin or nil, and returns its bytes in
 // place (nil for nil): the two differ only in their codes.
-func (c *cursor) bytes(what string, bin bool) (p []byte, err error) {
+func (c *cursor) bytes(what string, bin bool) []byte {
+	if c.err != nil {
+		return nil
+	}
 	at, b, ok := c.head()
 	n := 0
+	var err error
 	switch {
 	case !ok:
 		err = errTruncated
@@ -221,36 +262,36 @@ func (c *cursor) bytes(what string, bin bool) (p []byte, err error) {
 	case !bin && b >= 0xd9 && b <= 0xdb: // str8, 16, 32
 		n, err = c.size(1<<(b-0xd9), 1)
 	case !bin:
-		return nil, c.typeError(what+": want a string", at, b)
+		c.err = c.typeError(what+": want a string", at, b)
+		return nil
 	case b == 0xc0:
-		return nil, nil
+		return nil
 	case b >= 0xc4 && b <= 0xc6: // bin8, 16, 32
 		n, err = c.size(1<<(b-0xc4), 1)
 	default:
-		return nil, c.typeError(what+": want bin or nil", at, b)
+		c.err = c.typeError(what+": want bin or nil", at, b)
+		return nil
 	}
+	var p []byte
 	if err == nil {
 		p, err = c.take(n)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		c.fail(what, err)
 	}
-	return p, nil
+	return p
 }
 
-func (c *cursor) str(what string) (string, error) {
-	p, err := c.strBytes(what)
-	return string(p), err
-}
+func (c *cursor) str(what string) string { return string(c.strBytes(what)) }
 
 // name reads a task name through the Reader's cache.
-func (c *cursor) name(what string) (string, error) {
-	p, err := c.strBytes(what)
-	if err != nil || len(p) > maxNameLen {
-		return string(p), err
+func (c *cursor) name(what string) string {
+	p := c.strBytes(what)
+	if c.err != nil || len(p) > maxNameLen {
+		return string(p)
 	}
 	if s, ok := (*c.names)[string(p)]; ok { // no allocation for the lookup
-		return s, nil
+		return s
 	}
 	s := string(p)
 	if *c.names == nil {
@@ -259,18 +300,26 @@ func (c *cursor) name(what string) (string, error) {
 	if len(*c.names) < maxNames {
 		(*c.names)[s] = s
 	}
-	return s, nil
+	return s
 }
 
 // raw returns the next value, whatever it is, in place.
-func (c *cursor) raw(what string) (msgpack.RawMessage, error) {
+func (c *cursor) raw(what string) msgpack.RawMessage {
+	if c.err != nil {
+		return nil
+	}
 	if c.off >= len(c.b) {
-		return nil, truncated(what)
+		c.fail(what, errTruncated)
+		return nil
 	}
 	n, err := ValueLen(c.b[c.off:])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		c.fail(what, err)
+		return nil
 	}
 	p, err := c.take(n)
-	return msgpack.RawMessage(p), err
+	if err != nil {
+		c.err = err
+	}
+	return p
 }

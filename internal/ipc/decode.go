@@ -8,8 +8,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// fieldCount is the length of each kind's message array, the kind included.
-var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3, KindCancel: 2, KindShutdown: 1}
+// fieldCount is the length of each kind's message array, the kind included;
+// 0 for a kind that does not exist.
+var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3}
 
 // minItemSize is the smallest encoding of a result item: a fixarray header
 // and six one-byte values.
@@ -88,16 +89,16 @@ func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
 		return err
 	}
 	c := cursor{b: body, names: &r.names, shared: shared}
-	n, err := c.arrayLen("message")
-	if err != nil {
-		return fmt.Errorf("%w: not a message array: %v", ErrMalformed, err)
+	n := c.arrayLen("message")
+	if c.err != nil {
+		return fmt.Errorf("%w: not a message array: %v", ErrMalformed, c.err)
 	}
 	if n < 1 {
 		return fmt.Errorf("%w: empty message array", ErrMalformed)
 	}
-	k, err := c.uint("message kind")
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	k := c.uint("message kind")
+	if c.err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, c.err)
 	}
 	if k >= uint64(len(fieldCount)) || fieldCount[k] == 0 {
 		return fmt.Errorf("%w: unknown message kind %d", ErrMalformed, k)
@@ -108,88 +109,71 @@ func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
 	}
 	switch kind {
 	case KindHello:
-		err = c.hello(&m.Hello)
+		c.hello(&m.Hello)
 	case KindTask:
-		err = c.task(&m.Task)
+		c.task(&m.Task)
 	case KindResult:
-		err = c.result(&m.Result)
-	case KindCancel:
-		m.Cancel, err = c.uint("id")
+		c.result(&m.Result)
 	}
-	if err == nil && c.off != len(c.b) {
-		err = fmt.Errorf("%d bytes after the message", len(c.b)-c.off)
+	if c.err == nil && c.off != len(c.b) {
+		c.err = fmt.Errorf("%d bytes after the message", len(c.b)-c.off)
 	}
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrMalformed, kind, err)
+	if c.err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrMalformed, kind, c.err)
 	}
 	m.Kind = kind
 	return nil
 }
 
-func (c *cursor) hello(h *Hello) (err error) {
-	if h.PID, err = c.int("pid"); err != nil {
-		return err
-	}
-	if h.Version, err = c.int("version"); err != nil {
-		return err
-	}
-	n, err := c.arrayLen("task names")
-	if err != nil {
-		return err
-	}
-	if n > 0 {
+// The readers of each kind read field after field and leave the errors to
+// the cursor, which keeps the first (see cursor). They look at c.err only
+// where they act on what they read: before an error of their own, before
+// allocating for a count (a count is 0 after an error), and to say which
+// item failed; decodeWith checks it at the end.
+
+func (c *cursor) hello(h *Hello) {
+	h.PID = c.int("pid")
+	h.Version = c.int("version")
+	// n is at most the bytes left (each name takes one at least), and 0
+	// after an error.
+	if n := c.arrayLen("task names"); n > 0 {
 		h.Tasks = make([]string, n)
 	}
 	for i := range h.Tasks {
-		if h.Tasks[i], err = c.str("task name"); err != nil {
-			return err
-		}
+		h.Tasks[i] = c.str("task name")
 	}
-	return nil
 }
 
-func (c *cursor) task(t *Task) (err error) {
-	if t.ID, err = c.uint("id"); err != nil {
-		return err
-	}
-	if t.Func, err = c.name("func"); err != nil {
-		return err
-	}
-	if t.Timeout, err = c.int64("timeout"); err != nil {
-		return err
-	}
-	n, err := c.arrayLen("args")
-	if err != nil {
-		return err
+func (c *cursor) task(t *Task) {
+	t.ID = c.uint("id")
+	t.Func = c.name("func")
+	t.Timeout = c.int64("timeout")
+	n := c.arrayLen("args")
+	if c.err != nil {
+		return
 	}
 	if n < 1 {
-		return fmt.Errorf("task %d has no arguments", t.ID)
+		c.err = fmt.Errorf("task %d has no arguments", t.ID)
+		return
 	}
 	// n is at most the bytes left (each value takes one at least), so the
 	// slice costs at most 24 bytes for each byte of the frame.
 	c.own()
 	t.Args = make([]msgpack.RawMessage, n)
 	for i := range t.Args {
-		if t.Args[i], err = c.raw("argument"); err != nil {
-			return err
-		}
+		t.Args[i] = c.raw("argument")
 	}
-	return nil
 }
 
-func (c *cursor) result(res *Result) (err error) {
-	if res.ID, err = c.uint("id"); err != nil {
-		return err
-	}
-	n, err := c.arrayLen("items")
-	if err != nil {
-		return err
+func (c *cursor) result(res *Result) {
+	res.ID = c.uint("id")
+	n := c.arrayLen("items")
+	if c.err != nil || n == 0 {
+		return
 	}
 	if n > (len(c.b)-c.off)/minItemSize {
-		return fmt.Errorf("%d items claimed in %d bytes", n, len(c.b)-c.off)
-	}
-	if n == 0 {
-		return nil
+		c.err = fmt.Errorf("%d items claimed in %d bytes", n, len(c.b)-c.off)
+		return
 	}
 	c.own()
 	if c.shared && cap(res.Items) >= n && (n >= cap(res.Items)/16 || cap(res.Items) <= 1<<12) {
@@ -199,53 +183,26 @@ func (c *cursor) result(res *Result) (err error) {
 		res.Items = make([]Item, n)
 	}
 	for i := range res.Items {
-		if err := c.item(&res.Items[i]); err != nil {
-			return fmt.Errorf("item %d: %w", i, err)
+		if c.item(&res.Items[i]); c.err != nil {
+			c.err = fmt.Errorf("item %d: %w", i, c.err)
+			return
 		}
 	}
-	return nil
 }
 
-func (c *cursor) item(it *Item) (err error) {
-	n, err := c.arrayLen("item")
-	if err != nil {
-		return err
-	}
-	if n != 6 {
-		return fmt.Errorf("result item with %d fields, want 6", n)
-	}
-	if it.OK, err = c.bool("ok"); err != nil {
-		return err
-	}
-	if it.Value, err = c.raw("value"); err != nil {
-		return err
-	}
+func (c *cursor) item(it *Item) {
+	c.fields("item", "result item", 6)
+	it.OK = c.bool("ok")
+	it.Value = c.raw("value")
 	if !c.nil() {
-		n, err := c.arrayLen("error")
-		if err != nil {
-			return err
-		}
-		if n != 3 {
-			return fmt.Errorf("error with %d fields, want 3", n)
-		}
+		c.fields("error", "error", 3)
 		e := new(ErrorInfo)
-		if e.Kind, err = c.str("error kind"); err != nil {
-			return err
-		}
-		if e.Message, err = c.str("error message"); err != nil {
-			return err
-		}
-		if e.Stack, err = c.str("error stack"); err != nil {
-			return err
-		}
+		e.Kind = c.str("error kind")
+		e.Message = c.str("error message")
+		e.Stack = c.str("error stack")
 		it.Err = e
 	}
-	if it.Output, err = c.binOrNil("output"); err != nil {
-		return err
-	}
-	if it.Start, err = c.int64("start"); err != nil {
-		return err
-	}
-	it.End, err = c.int64("end")
-	return err
+	it.Output = c.binOrNil("output")
+	it.Start = c.int64("start")
+	it.End = c.int64("end")
 }

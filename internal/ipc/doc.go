@@ -7,8 +7,6 @@
 //	Hello    [1, pid, version, [task names...]]
 //	Task     [2, id, func, timeout_ns, [args...]]        one or more raw args: more than one is a chunk
 //	Result   [3, id, [[ok, value, err, output, start_ns, end_ns]...]]  one item per arg, in order
-//	Cancel   [4, id]
-//	Shutdown [5]
 //
 // where err is nil or [kind, message, stack]. Arguments and values are raw
 // msgpack: this package never decodes them, it only checks that they are
@@ -18,8 +16,9 @@
 // Types are checked: kind, id, pid, version, timeout, start and end are
 // integers (any msgpack width; ids and kinds not negative, none beyond the Go
 // field), func, names and the parts of err are str, ok is a bool, output is
-// bin or nil. A frame of the wrong shape is [ErrMalformed]; so is a Task
-// without arguments, which Writer also refuses to write.
+// bin or nil. A frame of the wrong shape or of any other kind is
+// [ErrMalformed]; so is a Task without arguments, which Writer also refuses
+// to write.
 //
 // Frames come from processes we do not trust (a task can crash its worker
 // half way through a write, or write garbage). The length is checked against a

@@ -35,7 +35,7 @@ func readOnce(data []byte, maxFrame int) (uint64, error) {
 }
 
 func isZero(m *Message) bool {
-	return m.Kind == 0 && m.Hello.Tasks == nil && m.Task.Args == nil && m.Task.Func == "" && m.Result.Items == nil && m.Cancel == 0
+	return m.Kind == 0 && m.Hello.Tasks == nil && m.Task.Args == nil && m.Task.Func == "" && m.Result.Items == nil
 }
 
 func TestFrameTooLargeRefusedBeforeAllocating(t *testing.T) {
@@ -181,8 +181,8 @@ func hostileBodies() []struct {
 		{"never-used code 0xc1", []byte{0xc1}},
 		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
 		{"text a task printed", []byte("hello from the task\n")},
-		{"trailing byte", []byte{0x92, 0x04, 0x01, 0x00}},
-		{"two messages in one frame", []byte{0x91, 0x05, 0x91, 0x05}},
+		{"trailing byte", []byte{0x94, 0x01, 0x01, 0x01, 0x90, 0x00}},
+		{"two messages in one frame", []byte{0x94, 0x01, 0x01, 0x01, 0x90, 0x94, 0x01, 0x01, 0x01, 0x90}},
 		{"truncated str", cat(taskHead[:3], []byte{0xa5, 'a', 'b'})},
 
 		// Lengths that claim more than the frame holds.
@@ -212,14 +212,18 @@ func hostileBodies() []struct {
 		{"task with 4 fields", []byte{0x94, 0x02, 0x01, 0xa1, 'f', 0x91, 0x01}},
 		{"task with 6 fields", cat([]byte{0x96}, taskHead[1:], []byte{0x91, 0x01, 0x00})},
 		{"result with 2 fields", []byte{0x92, 0x03, 0x01}},
+		{"result with 4 fields", []byte{0x94, 0x03, 0x01, 0x90, 0x00}},
 		{"result item with 5 fields", cat(resultHead, []byte{0x91, 0x95, 0xc3, 0xc0, 0xc0, 0xc0, 0x00})},
 		{"result item with 7 fields", cat(resultHead, []byte{0x91, 0x97, 0xc3, 0xc0, 0xc0, 0xc0, 0x00, 0x00, 0x00})},
 		{"error with 2 fields", item([]byte{0xc2}, nilv, []byte{0x92, 0xa0, 0xa0}, nilv, zero, zero)},
-		{"cancel without id", []byte{0x91, 0x04}},
-		{"shutdown with a field", []byte{0x92, 0x05, 0x00}},
 
 		// Unknown kinds, and kinds that are not small non-negative integers.
 		{"kind 0", []byte{0x91, 0x00}},
+		{"kind 4 (retired cancel)", []byte{0x92, 0x04, 0x01}},
+		{"kind 4 alone", []byte{0x91, 0x04}},
+		{"kind 5 (retired shutdown)", []byte{0x91, 0x05}},
+		{"kind 5 as int64", []byte{0x91, 0xd3, 0, 0, 0, 0, 0, 0, 0, 5}},
+		{"kind 5 with a field", []byte{0x92, 0x05, 0x00}},
 		{"kind 6", []byte{0x91, 0x06}},
 		{"kind 255", []byte{0x91, 0xcc, 0xff}},
 		{"kind 258 (uint16, 2 mod 256)", cat([]byte{0x95, 0xcd, 0x01, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
@@ -268,9 +272,9 @@ func hostileBodies() []struct {
 		{"start a float", item([]byte{0xc3}, nilv, nilv, nilv, []byte{0xca, 0, 0, 0, 0}, zero)},
 		{"start nil", item([]byte{0xc3}, nilv, nilv, nilv, nilv, zero)},
 		{"end above int64", item([]byte{0xc3}, nilv, nilv, nilv, zero, []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})},
-		{"cancel id negative", []byte{0x92, 0x04, 0xe0}},
-		{"cancel id a string", []byte{0x92, 0x04, 0xa0}},
-		{"cancel id nil", []byte{0x92, 0x04, 0xc0}},
+		{"result id a string", []byte{0x93, 0x03, 0xa0, 0x90}},
+		{"result id nil", []byte{0x93, 0x03, 0xc0, 0x90}},
+		{"result id a negative fixint", []byte{0x93, 0x03, 0xe0, 0x90}},
 	}
 }
 
@@ -303,8 +307,8 @@ func TestHostileNearMisses(t *testing.T) {
 		{"result with no items", cat(resultHead, []byte{0x90})},
 		{"hello", []byte{0x94, 0x01, 0x01, 0x01, 0x90}},
 		{"kind 2 as uint16", cat([]byte{0x95, 0xcd, 0x00, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
-		{"kind 5 as int64", []byte{0x91, 0xd3, 0, 0, 0, 0, 0, 0, 0, 5}},
-		{"cancel id max uint64", []byte{0x92, 0x04, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
+		{"kind 3 as int64", []byte{0x93, 0xd3, 0, 0, 0, 0, 0, 0, 0, 3, 0x01, 0x90}},
+		{"result id max uint64", []byte{0x93, 0x03, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x90}},
 		{"error as nil", cat(resultHead, []byte{0x91}, okItemHead, []byte{0xc0, 0xc0, 0xc0, 0x00, 0x00})},
 		{"error with 3 strings", cat(resultHead, []byte{0x91, 0x96, 0xc2, 0xc0, 0x93, 0xa0, 0xa0, 0xa0, 0xc4, 0x00, 0x00, 0x00})},
 	} {
@@ -448,7 +452,7 @@ func TestWriteAboveCap(t *testing.T) {
 		if err := w.WriteResult(&Result{ID: 1, Items: []Item{{OK: true, Output: make([]byte, 8<<20)}}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.WriteCancel(1); err != nil {
+		if err := w.WriteHello(&Hello{PID: 1, Version: 1}); err != nil {
 			t.Fatal(err)
 		}
 		if c := w.body.Cap(); c > keepFrameBuf {
@@ -462,7 +466,7 @@ func TestWriteAboveCap(t *testing.T) {
 func TestReaderReleasesHugeBuffer(t *testing.T) {
 	data := writeFrames(t, 0, func(w *Writer) error {
 		w.WriteResult(&Result{ID: 1, Items: []Item{{OK: true, Output: make([]byte, 8<<20)}}})
-		return w.WriteCancel(2)
+		return w.WriteHello(&Hello{PID: 2, Version: 1})
 	})
 	r := NewReader(bytes.NewReader(data), 0)
 	var m Message

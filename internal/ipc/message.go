@@ -11,11 +11,10 @@ type Kind uint8
 
 // Message kinds.
 const (
-	KindHello    Kind = 1 // worker → parent, once, first
-	KindTask     Kind = 2 // parent → worker
-	KindResult   Kind = 3 // worker → parent, one per Task, in the order of the tasks
-	KindCancel   Kind = 4 // parent → worker: cancel the context of task ID if it runs
-	KindShutdown Kind = 5 // parent → worker: exit when idle (EOF on stdin means the same)
+	KindHello  Kind = 1 // worker → parent, once, first
+	KindTask   Kind = 2 // parent → worker
+	KindResult Kind = 3 // worker → parent, one per Task, in the order of the tasks
+	// 4 and 5 (cancel and shutdown, never sent) are retired: a new kind takes 6.
 )
 
 func (k Kind) String() string {
@@ -26,10 +25,6 @@ func (k Kind) String() string {
 		return "task"
 	case KindResult:
 		return "result"
-	case KindCancel:
-		return "cancel"
-	case KindShutdown:
-		return "shutdown"
 	}
 	return "unknown"
 }
@@ -85,5 +80,4 @@ type Message struct {
 	Hello  Hello
 	Task   Task
 	Result Result
-	Cancel uint64 // the ID to cancel
 }

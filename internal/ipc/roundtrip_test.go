@@ -62,10 +62,7 @@ func roundTripCases(t testing.TB) []struct {
 			want: &Message{Kind: KindResult, Result: Result{ID: 11, Items: []Item{nilValueWant}}}},
 		{name: "result/no items", msg: Message{Kind: KindResult, Result: Result{ID: 12, Items: []Item{}}},
 			want: &Message{Kind: KindResult, Result: Result{ID: 12}}},
-		{name: "cancel", msg: Message{Kind: KindCancel, Cancel: 77}},
-		{name: "cancel/zero", msg: Message{Kind: KindCancel, Cancel: 0}},
-		{name: "cancel/max", msg: Message{Kind: KindCancel, Cancel: math.MaxUint64}},
-		{name: "shutdown", msg: Message{Kind: KindShutdown}},
+		{name: "result/max id", msg: Message{Kind: KindResult, Result: Result{ID: math.MaxUint64, Items: items[5:]}}},
 	}
 }
 
@@ -114,10 +111,6 @@ func writeMessage(w *Writer, m *Message) error {
 		return w.WriteTask(&m.Task)
 	case KindResult:
 		return w.WriteResult(&m.Result)
-	case KindCancel:
-		return w.WriteCancel(m.Cancel)
-	case KindShutdown:
-		return w.WriteShutdown()
 	}
 	return errors.New("no such kind")
 }
@@ -279,8 +272,8 @@ func TestDecodedMessageOwnsItsMemory(t *testing.T) {
 
 func TestBuffered(t *testing.T) {
 	data := writeFrames(t, 0, func(w *Writer) error {
-		w.WriteCancel(1)
-		return w.WriteCancel(2)
+		w.WriteHello(&Hello{PID: 1, Version: 1})
+		return w.WriteHello(&Hello{PID: 2, Version: 1})
 	})
 	r := NewReader(bytes.NewReader(data), 0)
 	var m Message
@@ -303,7 +296,7 @@ func TestBuffered(t *testing.T) {
 func TestWriterBuffersUntilFlush(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf, 0)
-	if err := w.WriteCancel(1); err != nil {
+	if err := w.WriteHello(&Hello{PID: 1, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if buf.Len() != 0 {
@@ -364,7 +357,7 @@ func TestPipe(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[Kind]string{KindHello: "hello", KindTask: "task", KindResult: "result", KindCancel: "cancel", KindShutdown: "shutdown", 0: "unknown", 99: "unknown"} {
+	for k, want := range map[Kind]string{KindHello: "hello", KindTask: "task", KindResult: "result", 0: "unknown", 4: "unknown", 5: "unknown", 6: "unknown", 99: "unknown"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
 		}

@@ -64,8 +64,7 @@ func Serve(reg *tasks.Registry) int {
 // ServeConn runs the worker's loop over in and out, as Serve does over the
 // process's descriptors: hello first, then each task read, run and answered
 // before the next read. It returns the exit status Serve would: 0 when in
-// ends or the parent says shutdown, non-zero on a broken protocol or a
-// failed initializer.
+// ends, non-zero on a broken protocol or a failed initializer.
 //
 // It leaves the process alone: no descriptor is taken over, no signal
 // handled, nothing read from or removed from the environment, and s.Procs
@@ -133,9 +132,9 @@ func (s *server) run(startErr error) int {
 		return 3 // the parent is gone
 	}
 	// One goroutine reads, runs and writes, like the simplest ping-pong: no
-	// hand-off between goroutines on the way. Nothing runs beside a task, so
-	// a Cancel can only arrive between tasks, when there is nothing to
-	// cancel; a task's own time limit cancels its context in the worker.
+	// hand-off between goroutines on the way. Nothing runs beside a task: a
+	// task's own time limit cancels its context in the worker, and the
+	// parent ends a worker by closing its input (or by a signal).
 	ppid := os.Getppid()
 	parentDied := func() bool { return s.owner && os.Getppid() != ppid }
 	var m ipc.Message
@@ -160,9 +159,6 @@ func (s *server) run(startErr error) int {
 				s.log.Error("writing a result failed; exiting", "error", err.Error())
 				return 3
 			}
-		case ipc.KindCancel:
-		case ipc.KindShutdown:
-			return 0
 		default:
 			s.log.Error("unexpected message from the parent; exiting", "kind", m.Kind.String())
 			return 3

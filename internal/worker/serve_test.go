@@ -187,33 +187,36 @@ func TestServeConnTasks(t *testing.T) {
 	}
 }
 
-func TestServeConnShutdown(t *testing.T) {
-	c := start(t, Settings{})
-	c.hello()
-	c.wr.WriteShutdown()
-	c.wr.Flush()
-	if code := c.wait(); code != 0 {
-		t.Errorf("exit status after shutdown: %d, want 0", code)
-	}
-}
-
+// TestServeConnGarbage: a frame the worker cannot use is logged and ends it
+// with a non-zero status (the input's EOF right after it would end it with
+// 0). Kinds 4 and 5, the retired cancel and shutdown, are frames like any
+// other of an unknown kind.
 func TestServeConnGarbage(t *testing.T) {
-	for name, input := range map[string][]byte{
-		"frame too large":  []byte("garbage!"), // a length of 1.7 GB
-		"malformed body":   {0, 0, 0, 3, 0xc1, 0xc1, 0xc1},
-		"truncated frame":  {0, 0, 0, 9, 0x93},
-		"result to worker": resultFrame(t),
+	for name, tc := range map[string]struct {
+		input []byte
+		log   string // in the logged error
+	}{
+		"frame too large":       {[]byte("garbage!"), "larger than the size cap"}, // a length of 1.7 GB
+		"malformed body":        {[]byte{0, 0, 0, 3, 0xc1, 0xc1, 0xc1}, "malformed"},
+		"truncated frame":       {[]byte{0, 0, 0, 9, 0x93}, "unexpected EOF"},
+		"result to worker":      {resultFrame(t), "unexpected message from the parent"},
+		"kind 4, was cancel":    {[]byte{0, 0, 0, 3, 0x92, 0x04, 0x01}, "unknown message kind 4"},
+		"kind 5, was shutdown":  {[]byte{0, 0, 0, 2, 0x91, 0x05}, "unknown message kind 5"},
+		"kind 6, never defined": {[]byte{0, 0, 0, 2, 0x91, 0x06}, "unknown message kind 6"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := start(t, Settings{})
 			c.hello()
-			c.in.Write(input)
+			c.in.Write(tc.input)
 			c.in.Close()
 			if code := c.wait(); code == 0 {
-				t.Errorf("exit status 0 after %q; log: %s", input, c.log)
+				t.Errorf("exit status 0 after %q; log: %s", tc.input, c.log)
 			}
 			if !strings.Contains(c.log.String(), `"@level":"error"`) {
 				t.Errorf("no error logged: %s", c.log)
+			}
+			if !strings.Contains(c.log.String(), tc.log) {
+				t.Errorf("log does not say %q: %s", tc.log, c.log)
 			}
 		})
 	}
