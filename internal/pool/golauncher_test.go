@@ -137,12 +137,12 @@ func (g *goProcess) Signal(sig Signal) {
 	default:
 	}
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.sig == 0 {
 		g.sig = sig
+		g.closeChild() // first: nothing the worker does after its death may reach the pool
 		close(g.killed)
 	}
-	g.mu.Unlock()
-	g.closeChild()
 }
 
 func (g *goProcess) Exited() { <-g.done }
