@@ -19,6 +19,7 @@ type call[R any] struct {
 	cfg       callConfig
 	timeout   time.Duration // every task's, resolved
 	retries   int           // every task's, resolved
+	retryOn   []pool.Kind   // every task's, resolved
 	decode    func(Raw, *R) error
 	onSuccess func(Result[R])
 }
@@ -55,12 +56,19 @@ func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw,
 	if c.cfg.retriesSet {
 		c.retries = c.cfg.retries
 	}
+	c.retryOn = p.retryOn
+	if c.cfg.retryOnSet {
+		if c.cfg.retryOnErr != nil {
+			return c.cfg.retryOnErr
+		}
+		c.retryOn = poolKinds(c.cfg.retryOn)
+	}
 	return nil
 }
 
 // fill makes t a task of this call: calls calls whose arguments are args.
 func (c *call[R]) fill(t *pool.Task, args []byte, calls int) {
-	t.Func, t.Args, t.Calls, t.Timeout, t.Retries = c.name, args, calls, c.timeout, c.retries
+	t.Func, t.Args, t.Calls, t.Timeout, t.Retries, t.RetryOn = c.name, args, calls, c.timeout, c.retries, c.retryOn
 }
 
 func (c *call[R]) callbacks() bool { return c.onSuccess != nil || c.cfg.onError != nil }

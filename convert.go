@@ -14,7 +14,7 @@ import (
 // reports it.
 func taskError(fn string, o *pool.Outcome) *TaskError {
 	f := o.Fail
-	te := &TaskError{Kind: Kind(f.Kind), Func: fn, Message: f.Message, Stack: f.Stack, PID: o.PID, Attempts: o.Attempts}
+	te := &TaskError{Kind: Kind(f.Kind), Func: fn, Message: f.Message, Stack: f.Stack, Type: f.Type, Detail: Raw(f.Detail), PID: o.PID, Attempts: o.Attempts}
 	if x := f.Exit; x != nil {
 		te.Exit = &WorkerExitError{
 			PID: x.PID, ExitCode: x.ExitCode, Signal: x.Signal, CoreDump: x.CoreDump,
@@ -74,6 +74,15 @@ type wrapped struct{ root, err error }
 
 func (w *wrapped) Error() string   { return "poold: " + w.err.Error() }
 func (w *wrapped) Unwrap() []error { return []error{w.root, w.err} }
+
+// poolKinds is ks as the internal pool has them.
+func poolKinds(ks []Kind) []pool.Kind {
+	out := make([]pool.Kind, len(ks))
+	for i, k := range ks {
+		out[i] = pool.Kind(k)
+	}
+	return out
+}
 
 // stats is s as the root reports it.
 func stats(s pool.Stats) Stats {

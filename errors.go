@@ -53,11 +53,19 @@ func (k Kind) Error() string { return string(k) }
 
 // TaskError is the error of every failed task.
 type TaskError struct {
-	Kind     Kind
-	Func     string // the task's name
-	Message  string // the task's error, the panic's value, or what the pool saw
-	Stack    string // the worker-side stack of a panic
-	PID      int    // the worker that ran the task; 0 if none did
+	Kind    Kind
+	Func    string // the task's name
+	Message string // the task's error, the panic's value, or what the pool saw
+	Stack   string // the worker-side stack of a panic
+	// Type is the Go type of the error the task returned (the first in its
+	// chain that is not a plain wrapper: "*fs.PathError"), or of the value
+	// it panicked with ("runtime.boundsError", "string").
+	Type string
+	// Detail is what the task's error says beyond its message, when it
+	// says more (a failed command's exit code and output, say): one
+	// msgpack value, or nil.
+	Detail   Raw
+	PID      int // the worker that ran the task; 0 if none did
 	Attempts int
 	// Exit is how the worker process ended under the task (kinds
 	// worker_lost, timeout, memory_limit, protocol); nil if it did not.

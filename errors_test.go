@@ -1,8 +1,10 @@
 package poold_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -154,5 +156,51 @@ func TestErrorValues(t *testing.T) {
 	}
 	if err := errors.Unwrap(&poold.TaskError{Kind: poold.KindPanic}); err != nil {
 		t.Errorf("a TaskError without Exit unwraps to %#v, want nil", err)
+	}
+}
+
+// commandError is a task error that chooses its own kind and says more
+// than its message.
+type commandError struct{ code int }
+
+func (e *commandError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e *commandError) Kind() string  { return "exit_status" }
+func (e *commandError) Detail() any   { return map[string]int{"exit_code": e.code} }
+
+var (
+	openMissing = poold.Register(reg, "open_missing", func(context.Context, struct{}) (int, error) {
+		_, err := os.Open("/nonexistent/poold")
+		return 0, fmt.Errorf("reading the config: %w", err)
+	})
+	indexPanic = poold.Register(reg, "index_panic", func(_ context.Context, i int) (int, error) {
+		return []int{1}[i], nil
+	})
+	failCommand = poold.Register(reg, "fail_command", func(_ context.Context, code int) (int, error) {
+		return 0, &commandError{code}
+	})
+)
+
+// A task's error keeps its Go type's name, a panic its value's, and an error
+// with a Kind and a Detail method keeps both.
+func TestTaskErrorKeepsItsType(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	_, err := openMissing.Apply(ctx, p, struct{}{})
+	if te := taskErr(t, err); te.Kind != poold.KindError || te.Type != "*fs.PathError" {
+		t.Errorf("a wrapped *fs.PathError: kind %s, type %q", te.Kind, te.Type)
+	}
+	_, err = indexPanic.Apply(ctx, p, 3)
+	if te := taskErr(t, err); te.Kind != poold.KindPanic || te.Type != "runtime.boundsError" {
+		t.Errorf("an index out of range: kind %s, type %q", te.Kind, te.Type)
+	}
+	_, err = failCommand.Apply(ctx, p, 7)
+	te := taskErr(t, err)
+	var detail map[string]int
+	if te.Kind != "exit_status" || te.Type != "*poold_test.commandError" || te.Detail.Decode(&detail) != nil || detail["exit_code"] != 7 {
+		t.Errorf("an error of its own kind: kind %s, type %q, detail %v", te.Kind, te.Type, detail)
+	}
+	if !errors.Is(err, poold.Kind("exit_status")) {
+		t.Errorf("errors.Is(err, Kind(%q)) is false for %v", "exit_status", err)
 	}
 }

@@ -1,6 +1,7 @@
 package poold
 
 import (
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -26,6 +27,7 @@ type config struct {
 	env               []string
 	timeout           time.Duration
 	retries           int
+	retryOn           []Kind // nil: defaultRetryOn
 	maxTasksPerWorker int
 	maxWorkerMemory   int64
 	killGrace         time.Duration
@@ -101,6 +103,36 @@ func WithRetries(n int) Option {
 	return atLeast("retries", "not be negative", 0, n, func(c *config) *int { return &c.retries })
 }
 
+// WithRetryOn sets the kinds of failure that a task is retried for, up to
+// its retries (default: KindWorkerLost and KindTimeout). A kind a task
+// reports itself (KindError, or a kind of the task's own such as
+// "exit_status") is retried only when named here.
+func WithRetryOn(kinds ...Kind) Option {
+	return optionFunc(func(c *config) error {
+		k, err := retryKinds(kinds)
+		c.retryOn = k
+		return err
+	})
+}
+
+// defaultRetryOn is what a task is retried for unless WithRetryOn or
+// RetryOn says otherwise: the failures that are the worker's, not the
+// task's.
+func defaultRetryOn() []Kind { return []Kind{KindWorkerLost, KindTimeout} }
+
+// retryKinds checks a list of kinds to retry.
+func retryKinds(kinds []Kind) ([]Kind, error) {
+	for _, k := range kinds {
+		switch k {
+		case "":
+			return nil, errorf("an empty kind to retry")
+		case KindTerminated, KindStart, KindBadTask, KindUnknownFunc:
+			return nil, errorf("kind %s cannot be retried: it is the pool's or the caller's, not the task's", k)
+		}
+	}
+	return slices.Clone(kinds), nil
+}
+
 // WithMaxTasksPerWorker retires each worker after n tasks (counted in tasks,
 // not chunks) and starts a fresh one; 0 means never.
 func WithMaxTasksPerWorker(n int) Option {
@@ -160,6 +192,9 @@ type callConfig struct {
 	timeoutSet bool // false: the pool's default
 	retries    int
 	retriesSet bool // false: the pool's default
+	retryOn    []Kind
+	retryOnSet bool // false: the pool's default
+	retryOnErr error
 	chunk      int
 	chunkSet   bool // false: the call's default
 	window     int
@@ -178,6 +213,15 @@ func Timeout(d time.Duration) CallOption {
 // pool's default.
 func Retries(n int) CallOption {
 	return callOptionFunc(func(c *callConfig) { c.retries, c.retriesSet = max(n, 0), true })
+}
+
+// RetryOn sets the kinds of failure this call's tasks are retried for (see
+// [WithRetryOn]); with no kinds, none is.
+func RetryOn(kinds ...Kind) CallOption {
+	return callOptionFunc(func(c *callConfig) {
+		c.retryOn, c.retryOnErr = retryKinds(kinds)
+		c.retryOnSet = true
+	})
 }
 
 // ChunkSize sets how many tasks of a Map or IMap travel to a worker in one

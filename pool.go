@@ -17,6 +17,7 @@ type Pool struct {
 	p       executor
 	timeout time.Duration // a task's time limit unless its call says otherwise
 	retries int           // a task's retries unless its call says otherwise
+	retryOn []pool.Kind   // the kinds a task is retried for unless its call says otherwise
 	cb      callbacks
 }
 
@@ -50,7 +51,11 @@ func New(ctx context.Context, opts ...Option) (*Pool, error) {
 	if err != nil {
 		return nil, poolErr(err, "")
 	}
-	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries}, nil
+	retryOn := cfg.retryOn
+	if retryOn == nil {
+		retryOn = defaultRetryOn()
+	}
+	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries, retryOn: poolKinds(retryOn)}, nil
 }
 
 // Size is the number of worker processes the pool keeps.

@@ -165,3 +165,26 @@ func TestCallOverridesPoolDefaults(t *testing.T) {
 		t.Errorf("a negative Timeout: %v, want a refusal", err)
 	}
 }
+
+// RetryOn names the kinds a task is retried for: a task's own error is
+// retried only when its kind is named; WithRetryOn sets the pool's default.
+func TestRetryOnKinds(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1), poold.WithRetries(2))
+	r, err := fail.Apply(ctx, p, "no")
+	if !errors.Is(err, poold.KindError) || r.Attempts != 1 {
+		t.Errorf("a task error by default: %v after %d attempts, want 1", err, r.Attempts)
+	}
+	r, err = fail.Apply(ctx, p, "no", poold.RetryOn(poold.KindError))
+	if !errors.Is(err, poold.KindError) || r.Attempts != 3 {
+		t.Errorf("with RetryOn(KindError): %v after %d attempts, want 3", err, r.Attempts)
+	}
+	if _, err := fail.Apply(ctx, p, "no", poold.RetryOn(poold.KindTerminated)); err == nil || !strings.Contains(err.Error(), "cannot be retried") {
+		t.Errorf("RetryOn(KindTerminated): %v, want a refusal", err)
+	}
+	q := newPool(t, poold.WithWorkers(1), poold.WithRetries(1), poold.WithRetryOn(poold.KindError))
+	if r, _ := fail.Apply(ctx, q, "no"); r.Attempts != 2 {
+		t.Errorf("WithRetryOn(KindError), 1 retry: %d attempts, want 2", r.Attempts)
+	}
+}

@@ -147,6 +147,7 @@ type jsonError struct {
 	Reason   string   `json:"reason,omitempty"`
 	Stderr   []string `json:"stderr,omitempty"`
 	Stack    string   `json:"stack,omitempty"`
+	Type     string   `json:"type,omitempty"` // the Go type of the task's error or panic value
 }
 
 func (r *jsonReporter) Result(o outcome) {
@@ -181,7 +182,7 @@ func newJSONError(err error) *jsonError {
 	je := &jsonError{Kind: string(errorKind(err)), Message: errorMessage(err)}
 	var te *poold.TaskError
 	if errors.As(err, &te) {
-		je.Stack = te.Stack
+		je.Stack, je.Type = te.Stack, te.Type
 	}
 	var we *poold.WorkerExitError
 	if errors.As(err, &we) {

@@ -112,10 +112,14 @@ func (w *Writer) WriteResult(r *Result) error {
 		if it.Err == nil {
 			w.enc.EncodeNil()
 		} else {
-			w.enc.EncodeArrayLen(3)
+			w.enc.EncodeArrayLen(5)
 			w.enc.EncodeString(it.Err.Kind)
 			w.enc.EncodeString(it.Err.Message)
 			w.enc.EncodeString(it.Err.Stack)
+			w.enc.EncodeString(it.Err.Type)
+			if err := w.raw(it.Err.Detail); err != nil {
+				return fmt.Errorf("error detail %d of task %d: %w", i, r.ID, err)
+			}
 		}
 		if err := w.room(len(it.Output)); err != nil {
 			return fmt.Errorf("output %d of task %d: %w", i, r.ID, err)

@@ -148,7 +148,7 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		t.Errorf("result item 0: %#v", items[0])
 	}
 	it1, _ := items[1].([]any)
-	if len(it1) != 6 || it1[0] != false || it1[1] != nil || !reflect.DeepEqual(it1[2], []any{"panic", "boom", "trace"}) ||
+	if len(it1) != 6 || it1[0] != false || it1[1] != nil || !reflect.DeepEqual(it1[2], []any{"panic", "boom", "trace", "", nil}) ||
 		it1[3] != nil || num(t, it1[4]) != 0 || num(t, it1[5]) != 0 {
 		t.Errorf("result item 1: %#v", items[1])
 	}
@@ -184,10 +184,10 @@ func TestReaderReadsOtherEncoders(t *testing.T) {
 			Message{Kind: KindTask, Task: Task{ID: 7, Func: "f", Args: []msgpack.RawMessage{arg}}}},
 		{"result", []any{int16(3), uint64(8), []any{
 			[]any{true, msgpack.RawMessage(arg), nil, []byte("o"), int64(1), uint64(2)},
-			[]any{false, nil, []string{"k", "m", "s"}, nil, int8(-1), int16(-2)},
+			[]any{false, nil, []any{"k", "m", "s", "*fs.PathError", map[string]int{"code": 3}}, nil, int8(-1), int16(-2)},
 		}}, Message{Kind: KindResult, Result: Result{ID: 8, Items: []Item{
 			{OK: true, Value: arg, Output: []byte("o"), Start: 1, End: 2},
-			{OK: false, Value: msgpackNil, Err: &ErrorInfo{Kind: "k", Message: "m", Stack: "s"}, Start: -1, End: -2},
+			{OK: false, Value: msgpackNil, Err: &ErrorInfo{Kind: "k", Message: "m", Stack: "s", Type: "*fs.PathError", Detail: msgpack.RawMessage{0x81, 0xa4, 'c', 'o', 'd', 'e', 0x03}}, Start: -1, End: -2},
 		}}}},
 	}
 	for _, tc := range cases {

@@ -195,11 +195,15 @@ func (c *cursor) item(it *Item) {
 	it.OK = c.bool("ok")
 	it.Value = c.raw("value")
 	if !c.nil() {
-		c.fields("error", "error", 3)
+		c.fields("error", "error", 5)
 		e := new(ErrorInfo)
 		e.Kind = c.str("error kind")
 		e.Message = c.str("error message")
 		e.Stack = c.str("error stack")
+		e.Type = c.str("error type")
+		if e.Detail = c.raw("error detail"); len(e.Detail) == 1 && e.Detail[0] == 0xc0 {
+			e.Detail = nil // msgpack nil: nothing
+		}
 		it.Err = e
 	}
 	it.Output = c.binOrNil("output")

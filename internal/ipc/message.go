@@ -4,7 +4,7 @@ import "github.com/vmihailenco/msgpack/v5"
 
 // ProtocolVersion is sent in every Hello; a worker of another version is
 // refused.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Kind is the first element of every frame.
 type Kind uint8
@@ -71,7 +71,9 @@ type Item struct {
 type ErrorInfo struct {
 	Kind    string
 	Message string
-	Stack   string
+	Stack   string             // a panic's stack
+	Type    string             // the Go type of the error, or of a panic's value ("*fs.PathError")
+	Detail  msgpack.RawMessage // what the error says beyond its message, as one msgpack value; nil: nothing
 }
 
 // Message is any one decoded frame; only the field named by Kind is set.

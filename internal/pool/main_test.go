@@ -124,7 +124,7 @@ func start(t *testing.T, p *Pool, fn string, chunk int, proto *Task, args ...any
 		}
 		task := &Task{Func: fn, Args: buf, Calls: n, Tag: first, Each: each, Done: func(*Task) { wg.Done() }}
 		if proto != nil {
-			task.Timeout, task.Retries = proto.Timeout, proto.Retries
+			task.Timeout, task.Retries, task.RetryOn = proto.Timeout, proto.Retries, proto.RetryOn
 		}
 		wg.Add(1)
 		if err := p.Submit(task); err != nil {

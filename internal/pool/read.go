@@ -1,10 +1,12 @@
 package pool
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/poold/poold/internal/ipc"
@@ -162,7 +164,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 		return err
 	}
 	p.learnLocked(w, t.Func, r.Items)
-	retried := p.retryTimeoutsLocked(t, r.Items)
+	retried := p.retryFailedLocked(t, r.Items)
 	p.dispatchLocked()
 	p.drainLocked()
 	if t.Calls > 1 {
@@ -211,13 +213,13 @@ func (p *Pool) learnLocked(w *worker, fn string, items []ipc.Item) {
 	}
 }
 
-// retryTimeoutsLocked queues again, alone, the calls of t that timed out
-// and may try again. It reports them by index (nil: none).
-func (p *Pool) retryTimeoutsLocked(t *Task, items []ipc.Item) (retried []bool) {
+// retryFailedLocked queues again, alone, the calls of t that failed with a
+// kind t retries and may try again. It reports them by index (nil: none).
+func (p *Pool) retryFailedLocked(t *Task, items []ipc.Item) (retried []bool) {
 	var again []*Task
 	for i := range items {
 		it := &items[i]
-		if it.OK || it.Err == nil || Kind(it.Err.Kind) != kind.Timeout || !retryableLocked(t) {
+		if it.OK || it.Err == nil || !retryableLocked(t, Kind(it.Err.Kind)) {
 			continue
 		}
 		if retried == nil {
@@ -268,11 +270,14 @@ func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
 		return
 	}
 	o.Fail = &Failure{Kind: kind.Error}
-	if it.Err != nil {
-		o.Fail.Kind, o.Fail.Message, o.Fail.Stack = Kind(it.Err.Kind), it.Err.Message, it.Err.Stack
+	if e := it.Err; e != nil {
+		o.Fail.Kind, o.Fail.Message, o.Fail.Stack, o.Fail.Type = Kind(e.Kind), e.Message, e.Stack, e.Type
+		o.Fail.Detail = bytes.Clone(e.Detail) // the failure outlives the reader's buffer
 	}
 }
 
-// retryableLocked reports whether a call of t that was lost or timed out may run
-// again.
-func retryableLocked(t *Task) bool { return t.Retries > 0 && t.tries <= t.Retries }
+// retryableLocked reports whether a call of t that failed with kind k may
+// run again.
+func retryableLocked(t *Task, k Kind) bool {
+	return t.Retries > 0 && t.tries <= t.Retries && slices.Contains(t.RetryOn, k)
+}

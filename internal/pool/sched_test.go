@@ -58,7 +58,7 @@ func TestSchedChunkLossSplits(t *testing.T) {
 func TestSchedRetriesAfterLoss(t *testing.T) {
 	t.Parallel()
 	p, _ := newGoPool(t, Config{Workers: 1})
-	cs, wait := start(t, p, "flaky", 1, &Task{Retries: 1}, nil)
+	cs, wait := start(t, p, "flaky", 1, &Task{Retries: 1, RetryOn: []Kind{kind.WorkerLost}}, nil)
 	wait()
 	if c := cs[0]; c.Fail != nil || c.Attempts != 2 {
 		t.Errorf("flaky with 1 retry: %+v, attempts %d; want success on attempt 2", c.Fail, c.Attempts)

@@ -40,7 +40,7 @@ func (p *Pool) settleLostLocked(w *worker, lost []*Task, exit *Exit) (failed []s
 		// each again alone: only the culprit fails again, with its own kind.
 		head.tries-- // we cannot tell which of them ran: none counts
 		requeue = append(requeue, head.split()...)
-	case (k == kind.WorkerLost || k == kind.Timeout) && retryableLocked(head):
+	case retryableLocked(head, k):
 		requeue = append(requeue, head)
 	default:
 		failed = append(failed, settlement{head, &Failure{Kind: k, Message: exit.Error(), Exit: exit}, w.pid, w.slot})

@@ -24,7 +24,8 @@ type Task struct {
 	Args    msgpack.RawMessage // Calls msgpack values back to back
 	Calls   int                // ≥ 1
 	Timeout time.Duration      // per call, from its start in the worker; 0: none
-	Retries int                // times a call may run again after a loss or a timeout; 0: none
+	Retries int                // times a call may run again after a failure of a kind in RetryOn; 0: none
+	RetryOn []Kind             // the kinds of failure that are retried
 
 	// Each, if set, receives the outcome of every call, in no set order and
 	// possibly from several goroutines at once (the calls of a chunk whose
@@ -68,6 +69,8 @@ type Failure struct {
 	Kind    Kind
 	Message string
 	Stack   string // the worker-side stack of a panic
+	Type    string // the Go type of the task's error, or of its panic's value
+	Detail  []byte // what the task's error says beyond its message, one msgpack value; nil: nothing
 	Exit    *Exit  // how the worker ended, for the kinds its end decides
 }
 

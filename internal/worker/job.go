@@ -80,21 +80,24 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 
 	defer cancel()
 
+	if err == nil {
+		it.OK, it.Value = true, val
+		return it, end
+	}
+	it.Err = &ipc.ErrorInfo{Kind: string(kind.Error), Message: err.Error(), Stack: stack, Type: errorType(err)}
 	switch {
 	case stack != "":
-		it.Err = &ipc.ErrorInfo{Kind: string(kind.Panic), Message: err.Error(), Stack: stack}
-	case err == nil:
-		it.OK, it.Value = true, val
+		it.Err.Kind = string(kind.Panic)
 	case errors.Is(err, tasks.ErrEncodeResult):
-		it.Err = &ipc.ErrorInfo{Kind: string(kind.Encode), Message: err.Error()}
+		it.Err.Kind = string(kind.Encode)
 	case errors.Is(err, tasks.ErrBadArgs):
-		it.Err = &ipc.ErrorInfo{Kind: string(kind.BadArgs), Message: err.Error()}
+		it.Err.Kind = string(kind.BadArgs)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		it.Err = &ipc.ErrorInfo{Kind: string(kind.Timeout), Message: fmt.Sprintf("time limit of %v passed: %v", timeout, err)}
+		it.Err.Kind, it.Err.Message = string(kind.Timeout), fmt.Sprintf("time limit of %v passed: %v", timeout, err)
 	case ctx.Err() != nil:
-		it.Err = &ipc.ErrorInfo{Kind: string(kind.Canceled), Message: err.Error()}
+		it.Err.Kind = string(kind.Canceled)
 	default:
-		it.Err = &ipc.ErrorInfo{Kind: string(kind.Error), Message: err.Error()}
+		it.Err.Kind, it.Err.Detail = errorKind(err)
 	}
 	return it, end
 }
@@ -104,7 +107,7 @@ func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Dura
 func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage, dst []byte) (out []byte, stack string, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			out, stack, err = dst, string(debug.Stack()), fmt.Errorf("panic: %v", r)
+			out, stack, err = dst, string(debug.Stack()), &panicError{r}
 		}
 	}()
 	out, err = fn(ctx, arg, dst)
