@@ -18,6 +18,11 @@ var (
 	// ErrWorkerStart: New could not start the workers; the error says how
 	// the last attempt failed.
 	ErrWorkerStart = errors.New("poold: worker could not start")
+	// ErrInWorker: New was called in a process that a pool started as its
+	// worker: the program did not call Init first thing in main (or, for
+	// a test binary, in TestMain). Without this error every worker would
+	// start a pool of its own, and so on.
+	ErrInWorker = errors.New("poold: New called in a worker process: call poold.Init(reg) first thing in main, and in TestMain for tests, with every task registered before it")
 	// ErrNotReady: Successful was called on a result that is not ready.
 	ErrNotReady = errors.New("poold: result is not ready")
 	// ErrChunkSize: a chunk size below 1 (see [ChunkSize]).

@@ -268,6 +268,9 @@ func panicTask(_ context.Context, msg string) (int, error) {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(forgetfulEnv) != "" {
+		os.Exit(forgetfulMain()) // a program that forgot Init, and its workers
+	}
 	poold.Init(reg) // in a worker: serves and exits
 
 	// Under the race detector every process sleeps for a second as it exits

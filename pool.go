@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"os"
 	"time"
 
 	"github.com/poold/poold/internal/pool"
+	"github.com/poold/poold/internal/worker"
 )
 
 func errorf(format string, a ...any) error { return fmt.Errorf("poold: "+format, a...) }
@@ -41,6 +43,12 @@ type executor interface {
 // If workers keep failing to start, New returns an error wrapping
 // ErrWorkerStart that says how the last one failed.
 func New(ctx context.Context, opts ...Option) (*Pool, error) {
+	if worker.IsWorker() {
+		// Say so on stderr too, where the parent reads it: the parent then
+		// gives up at once instead of starting copies that cannot serve.
+		fmt.Fprintf(os.Stderr, "%s%v\n", worker.FatalPrefix, ErrInWorker)
+		return nil, ErrInWorker
+	}
 	var cfg config
 	for _, o := range opts {
 		if err := o.apply(&cfg); err != nil {

@@ -293,3 +293,19 @@ func TestStderrGarbage(t *testing.T) {
 		t.Error("the structured line lost its level")
 	}
 }
+
+// A worker program that never says hello (cat echoes the pool's own
+// frames back, or waits) fails after one handshake timeout: another copy
+// would not speak the protocol either.
+func TestNoHelloGivesUpAtOnce(t *testing.T) {
+	t.Parallel()
+	begin := time.Now()
+	_, err := New(t.Context(), Config{Workers: 2, Command: []string{"/bin/cat"}, StartTimeout: 300 * time.Millisecond, StartRetries: 3})
+	el := time.Since(begin)
+	if !errors.Is(err, ErrWorkerStart) || !strings.Contains(err.Error(), "does not speak poold's protocol") {
+		t.Fatalf("cat as the worker: %v", err)
+	}
+	if el > 2*time.Second {
+		t.Errorf("New gave up after %v; one handshake timeout is 300 ms", el)
+	}
+}

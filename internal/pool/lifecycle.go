@@ -54,7 +54,11 @@ func (p *Pool) start(slot int, delay time.Duration) {
 	// The hello must come in time; the handshake stops the timer.
 	w.startTimer = time.AfterFunc(p.cfg.StartTimeout, func() {
 		p.mu.Lock()
-		late := w.state == starting && p.killLocked(w, &blame{kind: kind.Start, reason: fmt.Sprintf("no handshake within %v", p.cfg.StartTimeout)})
+		// A program that has not said hello in this long does not speak
+		// the protocol (cat, a shell, the wrong binary): another copy of
+		// it would not either.
+		late := w.state == starting && p.killLocked(w, &blame{kind: kind.Start, hopeless: true,
+			reason: fmt.Sprintf("no handshake within %v: the worker program does not speak poold's protocol, or never called poold.Init", p.cfg.StartTimeout)})
 		p.mu.Unlock()
 		if late {
 			w.signal(SIGKILL)
@@ -184,6 +188,9 @@ func (p *Pool) onExit(w *worker, exit *Exit) {
 	var failed []settlement
 	if !wasReady {
 		if p.state != terminated {
+			if w.blame != nil && w.blame.hopeless {
+				p.failures = p.cfg.StartRetries // this failure makes the pool give up
+			}
 			p.startFailedLocked(w.slot, exit)
 		}
 	} else {

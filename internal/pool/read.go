@@ -82,7 +82,7 @@ func (p *Pool) streamEnded(w *worker, err error) {
 		b.jobID = head.id
 	}
 	if !w.shookHandsLocked() {
-		b.kind = kind.Start
+		b.kind, b.hopeless = kind.Start, true // garbage instead of a hello comes again
 	}
 	p.killLocked(w, b)
 	p.unlockAndFlush()

@@ -8,6 +8,9 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/poold/poold/internal/kind"
+	child "github.com/poold/poold/internal/worker"
 )
 
 // stderrLoop forwards the worker's stderr to the pool's logger: hclog JSON
@@ -61,9 +64,23 @@ func (w *worker) logLine(line []byte) {
 	}
 	s := string(bytes.ToValidUTF8(line, []byte("�")))
 	w.tail.add(s)
+	if strings.HasPrefix(s, child.FatalPrefix) {
+		w.p.hopeless(w)
+	}
 	// A Go crash trace is many lines; its headline reaches the task's error,
 	// the rest is detail.
 	w.log.Info(s)
+}
+
+// hopeless kills w, which said on stderr that it cannot serve, before its
+// hello; a worker that did say hello is the pool's to judge by its results.
+func (p *Pool) hopeless(w *worker) {
+	p.mu.Lock()
+	hit := w.state == starting && p.killLocked(w, &blame{kind: kind.Start, hopeless: true, reason: "the worker program said it cannot serve"})
+	p.mu.Unlock()
+	if hit {
+		w.signal(SIGKILL)
+	}
 }
 
 // stderrTail keeps the last lines a worker wrote to stderr, and the last

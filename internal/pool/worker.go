@@ -135,9 +135,10 @@ type outbox struct {
 // blame says why the pool killed a worker, and which job it meant: a kill
 // aimed at one job never fails another.
 type blame struct {
-	kind   Kind
-	jobID  uint64
-	reason string
+	kind     Kind
+	jobID    uint64
+	reason   string
+	hopeless bool // a worker that failed so will fail again: do not start another
 }
 
 // setStateLocked moves w to state to. Every move of a worker goes through

@@ -41,6 +41,10 @@ type Settings struct {
 	Procs           int    // the GOMAXPROCS to set; 0: leave it alone
 }
 
+// FatalPrefix starts a line that a worker process writes to stderr when it
+// cannot serve at all: its parent then stops it and starts no other copy.
+const FatalPrefix = "poold worker: fatal: "
+
 // IsWorker reports whether this process was started by a pool as a worker.
 func IsWorker() bool { return os.Getenv(EnvWorker) != "" }
 

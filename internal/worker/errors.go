@@ -8,6 +8,9 @@ import (
 	"github.com/poold/poold/internal/tasks"
 )
 
+// registerHint says why a worker may not know a task its parent knows.
+const registerHint = "a worker knows the tasks registered before poold.Init runs: register them in package-level vars or at the top of main, before Init"
+
 // panicError is a recovered panic; its type is the panic value's.
 type panicError struct{ value any }
 

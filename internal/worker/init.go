@@ -12,7 +12,7 @@ func (s *server) initialize() error {
 	}
 	fn, ok := s.reg.Lookup(s.init)
 	if !ok {
-		return fmt.Errorf("no task named %q; this worker knows %v", s.init, s.reg.Names())
+		return fmt.Errorf("no task named %q; this worker knows %v (%s)", s.init, s.reg.Names(), registerHint)
 	}
 	it, _ := s.runOne(fn, s.initArgs, 0, time.Now())
 	s.capture.take(true) // what the initializer printed belongs to no task

@@ -46,7 +46,7 @@ func (s *server) runJob(t *ipc.Task) error {
 			check := i == len(t.Args)-1 && (!s.rd.Buffered() || now.Sub(jobStart) >= checkAfter)
 			it.Output = s.capture.take(check)
 		} else {
-			it = failed(kind.UnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v", t.Func, s.reg.Names()))
+			it = failed(kind.UnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v (%s)", t.Func, s.reg.Names(), registerHint))
 		}
 		res.Items = append(res.Items, it)
 	}
