@@ -131,6 +131,13 @@ func (w *Writer) WriteResult(r *Result) error {
 	return w.commit()
 }
 
+// WriteCancel buffers a Cancel frame.
+func (w *Writer) WriteCancel(c *Cancel) error {
+	w.begin(KindCancel, 1)
+	w.enc.EncodeUint(c.ID)
+	return w.commit()
+}
+
 // WriteRaw buffers b as a frame without looking at it, whatever the cap.
 // Tests use it to play a hostile peer.
 func (w *Writer) WriteRaw(b []byte) error {

@@ -10,7 +10,7 @@ import (
 
 // fieldCount is the length of each kind's message array, the kind included;
 // 0 for a kind that does not exist.
-var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3}
+var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3, KindCancel: 2}
 
 // minItemSize is the smallest encoding of a result item: a fixarray header
 // and six one-byte values.
@@ -114,6 +114,8 @@ func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
 		c.task(&m.Task)
 	case KindResult:
 		c.result(&m.Result)
+	case KindCancel:
+		m.Cancel.ID = c.uint("id")
 	}
 	if c.err == nil && c.off != len(c.b) {
 		c.err = fmt.Errorf("%d bytes after the message", len(c.b)-c.off)

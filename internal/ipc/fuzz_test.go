@@ -131,6 +131,8 @@ func FuzzReader(f *testing.F) {
 				id = msgs[i].Task.ID
 			case KindResult:
 				id = msgs[i].Result.ID
+			case KindCancel:
+				id = msgs[i].Cancel.ID
 			}
 			if msgs[i].Kind != KindHello {
 				if got, ok := nonNegative(v[1]); !ok || got != id {

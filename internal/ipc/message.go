@@ -14,7 +14,9 @@ const (
 	KindHello  Kind = 1 // worker → parent, once, first
 	KindTask   Kind = 2 // parent → worker
 	KindResult Kind = 3 // worker → parent, one per Task, in the order of the tasks
-	// 4 and 5 (cancel and shutdown, never sent) are retired: a new kind takes 6.
+	// 4 and 5 (an old cancel and shutdown, never sent) are retired: a new
+	// kind takes a new number.
+	KindCancel Kind = 6 // parent → worker, on the control stream only: stop job ID
 )
 
 func (k Kind) String() string {
@@ -25,6 +27,8 @@ func (k Kind) String() string {
 		return "task"
 	case KindResult:
 		return "result"
+	case KindCancel:
+		return "cancel"
 	}
 	return "unknown"
 }
@@ -76,10 +80,18 @@ type ErrorInfo struct {
 	Detail  msgpack.RawMessage // what the error says beyond its message, as one msgpack value; nil: nothing
 }
 
+// Cancel asks a worker to stop job ID: if it runs, its context is
+// cancelled and its calls not yet started fail without running; if it has
+// not been read yet, it fails without running when it is.
+type Cancel struct {
+	ID uint64
+}
+
 // Message is any one decoded frame; only the field named by Kind is set.
 type Message struct {
 	Kind   Kind
 	Hello  Hello
 	Task   Task
 	Result Result
+	Cancel Cancel
 }

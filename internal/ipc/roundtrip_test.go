@@ -63,6 +63,8 @@ func roundTripCases(t testing.TB) []struct {
 		{name: "result/no items", msg: Message{Kind: KindResult, Result: Result{ID: 12, Items: []Item{}}},
 			want: &Message{Kind: KindResult, Result: Result{ID: 12}}},
 		{name: "result/max id", msg: Message{Kind: KindResult, Result: Result{ID: math.MaxUint64, Items: items[5:]}}},
+		{name: "cancel", msg: Message{Kind: KindCancel, Cancel: Cancel{ID: 77}}},
+		{name: "cancel/max id", msg: Message{Kind: KindCancel, Cancel: Cancel{ID: math.MaxUint64}}},
 	}
 }
 
@@ -111,6 +113,8 @@ func writeMessage(w *Writer, m *Message) error {
 		return w.WriteTask(&m.Task)
 	case KindResult:
 		return w.WriteResult(&m.Result)
+	case KindCancel:
+		return w.WriteCancel(&m.Cancel)
 	}
 	return errors.New("no such kind")
 }
@@ -357,7 +361,7 @@ func TestPipe(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[Kind]string{KindHello: "hello", KindTask: "task", KindResult: "result", 0: "unknown", 4: "unknown", 5: "unknown", 6: "unknown", 99: "unknown"} {
+	for k, want := range map[Kind]string{KindHello: "hello", KindTask: "task", KindResult: "result", KindCancel: "cancel", 0: "unknown", 4: "unknown", 5: "unknown", 7: "unknown", 99: "unknown"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
 		}

@@ -28,14 +28,17 @@ func (p *Pool) dispatchLocked() {
 			// A worker retires after exactly MaxTasksPerWorker calls: it
 			// gets the part of a job that fits, the rest waits its turn.
 			head, tail := t.splitAt(budget)
-			p.renameLocked(head)
-			p.renameLocked(tail)
+			head.size, tail.size = head.dispatchSize(), tail.dispatchSize()
 			p.queue[p.qhead] = tail
 			t = head
 		} else {
 			p.queue[p.qhead] = nil
 			p.qhead++
 		}
+		// An id names one dispatch to one worker, and grows with each: a
+		// worker can tell an old job's id from a new one's.
+		p.nextJob++
+		t.id = p.nextJob
 		w.inflight = append(w.inflight, t)
 		w.assigned += t.Calls
 		t.tries++

@@ -309,3 +309,22 @@ func TestNoHelloGivesUpAtOnce(t *testing.T) {
 		t.Errorf("New gave up after %v; one handshake timeout is 300 ms", el)
 	}
 }
+
+// Cancellation reaches a real worker process through its control stream:
+// the running task's context is cancelled, and the worker lives on.
+func TestCancelRealWorker(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, Config{Workers: 1, KillGrace: 5 * time.Second})
+	before := p.PIDs()[0]
+	task, wait := submitOne(t, p, "sleep_ms", 5000)
+	time.Sleep(100 * time.Millisecond)
+	begin := time.Now()
+	p.Cancel(task)
+	o := wait()
+	if o.Fail == nil || o.Fail.Kind != kind.Canceled || o.PID != before || time.Since(begin) > time.Second {
+		t.Fatalf("cancelled: %+v on pid %d after %v", o.Fail, o.PID, time.Since(begin))
+	}
+	if c := run(t, p, "pid", 1, nil)[0]; value[int](t, c) != before {
+		t.Error("the worker was replaced")
+	}
+}

@@ -19,6 +19,7 @@ type goLauncher struct {
 	nextPID  atomic.Int64
 	launched atomic.Int64
 	flaky    atomic.Int64      // runs of "flaky" so far, across workers
+	marks    atomic.Int64      // runs of "mark" so far: its side effect
 	fail     func(n int) error // if set, launch n (from 1) fails when it returns an error
 }
 
@@ -43,11 +44,12 @@ func (l *goLauncher) Launch(s child.Settings) (*Conn, error) {
 	}
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
+	ctlR, ctlW, _ := os.Pipe()
 	g := &goProcess{pid: int(l.nextPID.Add(1)), killed: make(chan struct{}), done: make(chan struct{}),
-		child: []*os.File{inR, outW, errW}}
+		child: []*os.File{inR, outW, errW, ctlR}}
 	go func() {
 		defer close(g.done)
-		code := child.ServeConn(l.registry(g), inR, outW, errW, s)
+		code := child.ServeConn(l.registry(g), child.Streams{In: inR, Out: outW, Log: errW, Control: ctlR}, s)
 		g.mu.Lock()
 		if g.code == 0 {
 			g.code = code
@@ -55,7 +57,7 @@ func (l *goLauncher) Launch(s child.Settings) (*Conn, error) {
 		g.mu.Unlock()
 		g.closeChild()
 	}()
-	return &Conn{PID: g.pid, Host: "goroutine", Stdin: inW, Stdout: outR, Stderr: errR, Proc: g}, nil
+	return &Conn{PID: g.pid, Host: "goroutine", Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Proc: g}, nil
 }
 
 // goProcess is one goroutine worker.
@@ -94,6 +96,10 @@ func (l *goLauncher) registry(g *goProcess) *tasks.Registry {
 			g.die(9)
 		}
 		return g.pid, nil
+	}))
+	// mark has a side effect: it counts its runs.
+	r.Register("mark", tasks.Typed(func(context.Context, struct{}) (int, error) {
+		return int(l.marks.Add(1)), nil
 	}))
 	// hang ignores its context; only the worker's death ends it.
 	r.Register("hang", tasks.Typed(func(context.Context, struct{}) (int, error) {

@@ -45,6 +45,7 @@ type Conn struct {
 	Stdin   io.WriteCloser // frames to the worker
 	Stdout  io.ReadCloser  // frames from the worker
 	Stderr  io.ReadCloser  // its log lines
+	Control io.WriteCloser // cancellations, read by the worker beside its tasks; nil: none (a cancelled job that was sent is then ended by killing its worker)
 	PipeCap int            // bytes Stdin holds before a write blocks; 0: 64 KiB
 	Proc    Process
 }
@@ -88,6 +89,7 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	} else {
 		cmd = &exec.Cmd{Path: selfExe(), Args: []string{os.Args[0]}}
 	}
+	s.ControlFD = 3 // cmd.ExtraFiles[0], below
 	cmd.Env = append(append(os.Environ(), s.Environ()...), l.env...)
 	// SIGTERM, not SIGKILL, at the parent's death: the worker catches it and
 	// kills its whole process group, so that what its tasks started dies too.
@@ -111,6 +113,7 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	// pollable pipe lets the reaper close it under a reader that a
 	// straggler keeps waiting.
 	errR, errW := keep(os.Pipe())
+	ctlR, ctlW := keep(os.Pipe()) // the control stream: fd 3 in the worker
 	closeAll := func() {
 		for _, f := range files {
 			f.Close()
@@ -121,6 +124,7 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 		return nil, fmt.Errorf("exec %s: pipes for a worker: %w", l.name(), pipeErr)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.ExtraFiles = []*os.File{ctlR}
 	if err := l.spawner.start(cmd); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("exec %s: %w", l.name(), err)
@@ -128,8 +132,9 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	inR.Close()
 	outW.Close()
 	errW.Close()
+	ctlR.Close()
 
-	c := &Conn{PID: cmd.Process.Pid, Stdin: inW, Stdout: outR, Stderr: errR, Proc: &execProcess{cmd: cmd, pid: cmd.Process.Pid}}
+	c := &Conn{PID: cmd.Process.Pid, Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Proc: &execProcess{cmd: cmd, pid: cmd.Process.Pid}}
 	if n, err := unix.FcntlInt(inW.Fd(), unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
 		c.PipeCap = n
 	}

@@ -97,6 +97,9 @@ func (p *Pool) newWorker(slot int, c *Conn) *worker {
 	}
 	w.pipe.out = ipc.NewWriter(c.Stdin, p.cfg.MaxFrame)
 	w.pipe.stdin = c.Stdin
+	if c.Control != nil {
+		w.ctl = &controlWriter{out: ipc.NewWriter(c.Control, 1<<10), closer: c.Control}
+	}
 	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
 	return w
 }

@@ -59,6 +59,7 @@ func (w *worker) readLoop() {
 	}
 	exit := w.proc.Reap()
 	w.stdout.Close()
+	w.closeControl()
 	w.pipe.mu.Lock() // the worker is gone: a holder's write fails at once
 	w.closeStdinPipeLocked()
 	w.pipe.mu.Unlock()
@@ -232,7 +233,7 @@ func (p *Pool) retryFailedLocked(t *Task, items []ipc.Item) (retried []bool) {
 			again = append(again, t.one(i))
 		}
 	}
-	p.requeueLocked(again)
+	p.requeueLocked(again) // none is cancelled: retryableLocked says so
 	return retried
 }
 
@@ -279,5 +280,5 @@ func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
 // retryableLocked reports whether a call of t that failed with kind k may
 // run again.
 func retryableLocked(t *Task, k Kind) bool {
-	return t.Retries > 0 && t.tries <= t.Retries && slices.Contains(t.RetryOn, k)
+	return k != kind.Canceled && !t.cancelledLocked() && t.Retries > 0 && t.tries <= t.Retries && slices.Contains(t.RetryOn, k)
 }

@@ -55,6 +55,5 @@ func (p *Pool) settleLostLocked(w *worker, lost []*Task, exit *Exit) (failed []s
 		}
 		return failed
 	}
-	p.requeueLocked(requeue)
-	return failed
+	return append(failed, p.requeueLocked(requeue)...)
 }

@@ -79,29 +79,29 @@ func (p *Pool) fit(t *Task) []*Task {
 	return append(p.fit(head), p.fit(tail)...)
 }
 
-// pushLocked appends t to the queue under a fresh job id.
+// pushLocked appends t to the queue.
 func (p *Pool) pushLocked(t *Task) {
-	p.renameLocked(t)
+	t.size = t.dispatchSize()
 	p.queue = append(p.queue, t)
 }
 
-// requeueLocked puts ts back at the front of the queue, in order, each
-// under a fresh job id: an id names one dispatch to one worker.
-func (p *Pool) requeueLocked(ts []*Task) {
-	if len(ts) == 0 {
-		return
-	}
+// requeueLocked puts ts back at the front of the queue, in order, but for
+// the cancelled ones, which it returns failed, to settle.
+func (p *Pool) requeueLocked(ts []*Task) (cancelled []settlement) {
+	kept := ts[:0]
 	for _, t := range ts {
-		p.renameLocked(t)
+		if t.cancelledLocked() {
+			cancelled = append(cancelled, settlement{t, &Failure{Kind: kind.Canceled, Message: "cancelled before it finished"}, 0, 0})
+			continue
+		}
+		t.size = t.dispatchSize()
+		kept = append(kept, t)
 	}
-	p.queue = append(ts, p.queue[p.qhead:]...)
-	p.qhead = 0
-}
-
-func (p *Pool) renameLocked(t *Task) {
-	p.nextJob++
-	t.id = p.nextJob
-	t.size = t.dispatchSize()
+	if len(kept) > 0 {
+		p.queue = append(kept, p.queue[p.qhead:]...)
+		p.qhead = 0
+	}
+	return cancelled
 }
 
 // failQueueLocked fails every queued task; the caller settles what it

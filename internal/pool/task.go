@@ -42,13 +42,15 @@ type Task struct {
 	Outcome // of the single call of a Task without Each, when Done is called
 
 	// Set by the pool.
-	id      uint64       // names one dispatch of the task to one worker; fresh for each
-	size    int          // about the bytes of its frame
-	settled atomic.Bool  // its outcome has been delivered: a second delivery is a bug, ignored
-	left    atomic.Int64 // a task as submitted: calls whose outcome is still to come
-	parent  *Task        // a part cut from a task: the task it delivers to
-	offset  int          // the index in parent of the part's first call
-	tries   int          // how many times its calls were started (guarded by Pool.mu)
+	id         uint64       // names one dispatch of the task to one worker; fresh for each (guarded by Pool.mu)
+	size       int          // about the bytes of its frame
+	settled    atomic.Bool  // its outcome has been delivered: a second delivery is a bug, ignored
+	left       atomic.Int64 // a task as submitted: calls whose outcome is still to come
+	parent     *Task        // a part cut from a task: the task it delivers to
+	offset     int          // the index in parent of the part's first call
+	tries      int          // how many times its calls were started (guarded by Pool.mu)
+	cancel     bool         // the caller cancelled it (guarded by Pool.mu)
+	cancelSent bool         // its worker was told (guarded by Pool.mu)
 }
 
 // Outcome is how one call ended, and where it ran.

@@ -95,8 +95,9 @@ type worker struct {
 	logged  chan struct{}
 	tail    stderrTail
 
-	pipe pipeWriter // the write side: held by whoever flushes
-	box  outbox     // jobs dispatched and not yet written
+	pipe pipeWriter     // the write side: held by whoever flushes
+	box  outbox         // jobs dispatched and not yet written
+	ctl  *controlWriter // cancellations; nil: the launcher gave no control stream
 
 	// Guarded by Pool.mu.
 	state      workerState
@@ -122,6 +123,15 @@ type pipeWriter struct {
 	spare  []*Task  // the outbox's other buffer
 	broken bool     // a write failed: the worker is gone, readLoop settles
 	closed atomic.Bool
+}
+
+// controlWriter writes cancel frames to a worker's control stream. Its mu
+// is a leaf: taken with no other lock held.
+type controlWriter struct {
+	mu     sync.Mutex
+	out    *ipc.Writer
+	closer io.Closer
+	closed bool
 }
 
 // outbox holds the jobs dispatched to a worker and not yet written, in

@@ -21,6 +21,7 @@ const (
 	EnvInit      = "POOLD_INIT"       // a task to run once before the handshake
 	EnvInitArgs  = "POOLD_INIT_ARGS"  // its arguments, base64 msgpack
 	EnvProcs     = "POOLD_GOMAXPROCS" // the worker's GOMAXPROCS, set by Serve (not inherited by what tasks start)
+	EnvControl   = "POOLD_CONTROL_FD" // the descriptor of the parent's control stream (cancellations), if it gave one
 
 	// EnvCPUProfile, set by the user, makes each worker write its CPU
 	// profile into that directory.
@@ -39,6 +40,7 @@ type Settings struct {
 	Initializer     string // a task to run once before the handshake; "": none
 	InitializerArgs []byte // its arguments, one msgpack value
 	Procs           int    // the GOMAXPROCS to set; 0: leave it alone
+	ControlFD       int    // the descriptor of the control stream the launcher gave; 0: none
 }
 
 // FatalPrefix starts a line that a worker process writes to stderr when it
@@ -65,6 +67,9 @@ func (s Settings) Environ() []string {
 	if s.Procs > 0 {
 		env = append(env, EnvProcs+"="+strconv.Itoa(s.Procs))
 	}
+	if s.ControlFD > 0 {
+		env = append(env, EnvControl+"="+strconv.Itoa(s.ControlFD))
+	}
 	return env
 }
 
@@ -90,6 +95,7 @@ func readSettings(getenv func(string) string) (Settings, error) {
 		LogLevel:    getenv(EnvLogLevel),
 		Initializer: getenv(EnvInit),
 		Procs:       positive(getenv(EnvProcs)),
+		ControlFD:   positive(getenv(EnvControl)),
 	}
 	if s.Initializer == "" {
 		return s, nil
@@ -112,7 +118,7 @@ func positive(v string) int {
 // clearEnv removes every variable of the contract from the environment:
 // what a task starts must not believe it is a worker too.
 func clearEnv() {
-	for _, k := range [...]string{EnvWorker, EnvMaxFrame, EnvMaxOutput, EnvLogLevel, EnvInit, EnvInitArgs, EnvCPUProfile, EnvProcs} {
+	for _, k := range [...]string{EnvWorker, EnvMaxFrame, EnvMaxOutput, EnvLogLevel, EnvInit, EnvInitArgs, EnvCPUProfile, EnvProcs, EnvControl} {
 		os.Unsetenv(k)
 	}
 }

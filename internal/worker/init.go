@@ -14,7 +14,7 @@ func (s *server) initialize() error {
 	if !ok {
 		return fmt.Errorf("no task named %q; this worker knows %v (%s)", s.init, s.reg.Names(), registerHint)
 	}
-	it, _ := s.runOne(fn, s.initArgs, 0, time.Now())
+	it, _ := s.runOne(s.base, fn, s.initArgs, 0, time.Now())
 	s.capture.take(true) // what the initializer printed belongs to no task
 	if !it.OK {
 		return fmt.Errorf("%s: %s", it.Err.Kind, it.Err.Message)

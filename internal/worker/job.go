@@ -32,12 +32,20 @@ func (s *server) runJob(t *ipc.Task) error {
 	}
 	res := ipc.Result{ID: t.ID, Items: s.items[:0]}
 	fn, ok := s.reg.Lookup(t.Func)
+	ctx := s.base
+	if s.control != nil {
+		ctx = s.control.start(s.base, t.ID)
+		defer s.control.end()
+	}
 	now := time.Now() // each task starts when the one before it ended
 	jobStart := now
 	for i, arg := range t.Args {
 		var it ipc.Item
-		if ok {
-			it, now = s.runOne(fn, arg, time.Duration(t.Timeout), now)
+		switch {
+		case ctx.Err() != nil:
+			it = ipc.Item{Err: &ipc.ErrorInfo{Kind: string(kind.Canceled), Message: "cancelled before it started"}} // Start 0: never started
+		case ok:
+			it, now = s.runOne(ctx, fn, arg, time.Duration(t.Timeout), now)
 			// Whether to ask the kernel, after the job's last task, for
 			// output the mapped page cannot show (see capture): always
 			// before the worker waits for input, and after a job long
@@ -45,7 +53,7 @@ func (s *server) runJob(t *ipc.Task) error {
 			// jobs of a burst, where it would cost a third of a task.
 			check := i == len(t.Args)-1 && (!s.rd.Buffered() || now.Sub(jobStart) >= checkAfter)
 			it.Output = s.capture.take(check)
-		} else {
+		default:
 			it = failed(kind.UnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v (%s)", t.Func, s.reg.Names(), registerHint))
 		}
 		res.Items = append(res.Items, it)
@@ -63,10 +71,10 @@ func (s *server) runJob(t *ipc.Task) error {
 // runOne runs one task, turning a panic into a result. start is when the
 // task starts; the returned time is when it ended. The caller collects what
 // it printed.
-func (s *server) runOne(fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration, start time.Time) (it ipc.Item, end time.Time) {
-	ctx, cancel := s.base, context.CancelFunc(func() {})
+func (s *server) runOne(job context.Context, fn tasks.Func, arg msgpack.RawMessage, timeout time.Duration, start time.Time) (it ipc.Item, end time.Time) {
+	ctx, cancel := job, context.CancelFunc(func() {})
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(s.base, timeout)
+		ctx, cancel = context.WithTimeout(job, timeout)
 	}
 
 	// The values of a job's tasks go back to back in one buffer.

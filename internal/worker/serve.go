@@ -51,7 +51,13 @@ func Serve(reg *tasks.Registry) int {
 		return 3
 	}
 	handleSignals()
-	s := newServer(reg, std.in, std.out, std.log, set)
+	st := Streams{In: std.in, Out: std.out, Log: std.log}
+	if set.ControlFD > 0 {
+		// Close-on-exec, so that what a task starts cannot read it.
+		unix.CloseOnExec(set.ControlFD)
+		st.Control = os.NewFile(uintptr(set.ControlFD), "control")
+	}
+	s := newServer(reg, st, set)
 	s.capture, s.owner = std.capture, true
 	if profDir != "" {
 		defer profileCPU(profDir, s.log)()
@@ -61,21 +67,28 @@ func Serve(reg *tasks.Registry) int {
 	return s.run(setErr)
 }
 
-// ServeConn runs the worker's loop over in and out, as Serve does over the
+// Streams are what a worker serves over.
+type Streams struct {
+	In      io.Reader // frames from the parent
+	Out     io.Writer // frames to the parent
+	Log     io.Writer // the worker's logs, hclog JSON lines; nil discards them
+	Control io.Reader // the parent's cancel frames, read beside the tasks; nil: none
+}
+
+// ServeConn runs the worker's loop over st, as Serve does over the
 // process's descriptors: hello first, then each task read, run and answered
-// before the next read. It returns the exit status Serve would: 0 when in
-// ends, non-zero on a broken protocol or a failed initializer.
+// before the next read. It returns the exit status Serve would: 0 when
+// st.In ends, non-zero on a broken protocol or a failed initializer.
 //
 // It leaves the process alone: no descriptor is taken over, no signal
 // handled, nothing read from or removed from the environment, and s.Procs
 // is not applied. What a task prints is therefore not captured (its Output
-// stays empty, and s.MaxOutput has no use). The worker's logs, hclog JSON
-// lines as Serve writes to stderr, go to log; nil discards them.
-func ServeConn(reg *tasks.Registry, in io.Reader, out io.Writer, log io.Writer, s Settings) int {
-	if log == nil {
-		log = io.Discard
+// stays empty, and s.MaxOutput has no use).
+func ServeConn(reg *tasks.Registry, st Streams, s Settings) int {
+	if st.Log == nil {
+		st.Log = io.Discard
 	}
-	return newServer(reg, in, out, log, s).run(nil)
+	return newServer(reg, st, s).run(nil)
 }
 
 type server struct {
@@ -91,10 +104,12 @@ type server struct {
 	items    []ipc.Item      // reused for each result
 	vals     []byte          // the values of a job's tasks, back to back; reused
 	base     context.Context // every task's context derives from it
+	control  *control        // nil: the parent cannot cancel
 }
 
-func newServer(reg *tasks.Registry, in io.Reader, out io.Writer, logw io.Writer, set Settings) *server {
-	return &server{
+func newServer(reg *tasks.Registry, st Streams, set Settings) *server {
+	in, out, logw := st.In, st.Out, st.Log
+	s := &server{
 		reg: reg,
 		log: hclog.New(&hclog.LoggerOptions{
 			Output:     logw,
@@ -108,6 +123,10 @@ func newServer(reg *tasks.Registry, in io.Reader, out io.Writer, logw io.Writer,
 		wr:       ipc.NewWriter(out, set.MaxFrame),
 		base:     tasks.WithProtocolStream(context.Background(), out),
 	}
+	if st.Control != nil {
+		s.control = newControl(st.Control)
+	}
+	return s
 }
 
 // run serves until the input ends. A non-nil startErr fails the start as a

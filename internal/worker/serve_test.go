@@ -26,6 +26,11 @@ func testRegistry() *tasks.Registry {
 	r.Register("double", tasks.Typed(func(_ context.Context, n int) (int, error) { return 2 * n, nil }))
 	r.Register("panic", tasks.Typed(func(context.Context, struct{}) (int, error) { panic("boom") }))
 	r.Register("fail", tasks.Typed(func(context.Context, struct{}) (int, error) { return 0, errors.New("nope") }))
+	r.Register("echo", tasks.Typed(func(_ context.Context, v any) (any, error) { return v, nil }))
+	r.Register("wait_ctx", tasks.Typed(func(ctx context.Context, _ struct{}) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}))
 	r.Register("init", tasks.Typed(func(_ context.Context, ok bool) (bool, error) {
 		if !ok {
 			return false, errors.New("refused")
@@ -40,6 +45,7 @@ type conn struct {
 	t    *testing.T
 	in   *os.File // the test's end of the worker's input
 	wr   *ipc.Writer
+	ctl  *ipc.Writer // the control stream
 	rd   *ipc.Reader
 	log  *bytes.Buffer // read it only after wait
 	done chan int
@@ -55,11 +61,16 @@ func start(t *testing.T, s Settings) *conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &conn{t: t, in: inW, wr: ipc.NewWriter(inW, 0), rd: ipc.NewReader(outR, 0), log: &bytes.Buffer{}, done: make(chan int, 1)}
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conn{t: t, in: inW, wr: ipc.NewWriter(inW, 0), ctl: ipc.NewWriter(ctlW, 0), rd: ipc.NewReader(outR, 0), log: &bytes.Buffer{}, done: make(chan int, 1)}
 	go func() {
-		code := ServeConn(testRegistry(), inR, outW, c.log, s)
+		code := ServeConn(testRegistry(), Streams{In: inR, Out: outW, Log: c.log, Control: ctlR}, s)
 		inR.Close()
 		outW.Close() // the test's reader sees EOF
+		ctlW.Close() // the parent closes the control stream when the worker is gone
 		c.done <- code
 	}()
 	t.Cleanup(func() {
@@ -89,6 +100,13 @@ func (c *conn) hello() ipc.Hello {
 
 func (c *conn) task(id uint64, fn string, args ...any) ipc.Result {
 	c.t.Helper()
+	c.send(id, fn, args...)
+	return c.result(id, len(args))
+}
+
+// send writes task id without waiting for its result.
+func (c *conn) send(id uint64, fn string, args ...any) {
+	c.t.Helper()
 	t := ipc.Task{ID: id, Func: fn}
 	for _, a := range args {
 		b, err := msgpack.Marshal(a)
@@ -103,14 +121,30 @@ func (c *conn) task(id uint64, fn string, args ...any) ipc.Result {
 	if err := c.wr.Flush(); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// result reads the result of task id, which has n items.
+func (c *conn) result(id uint64, n int) ipc.Result {
+	c.t.Helper()
 	m := c.read()
 	if m.Kind != ipc.KindResult || m.Result.ID != id {
 		c.t.Fatalf("answer to task %d: %v of id %d", id, m.Kind, m.Result.ID)
 	}
-	if len(m.Result.Items) != len(args) {
-		c.t.Fatalf("task %d: %d items for %d arguments", id, len(m.Result.Items), len(args))
+	if len(m.Result.Items) != n {
+		c.t.Fatalf("task %d: %d items for %d arguments", id, len(m.Result.Items), n)
 	}
 	return m.Result
+}
+
+// cancel writes a cancel frame for job id on the control stream.
+func (c *conn) cancel(id uint64) {
+	c.t.Helper()
+	if err := c.ctl.WriteCancel(&ipc.Cancel{ID: id}); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.ctl.Flush(); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // wait returns ServeConn's exit status, and checks that its goroutine ended.
@@ -202,7 +236,7 @@ func TestServeConnGarbage(t *testing.T) {
 		"result to worker":      {resultFrame(t), "unexpected message from the parent"},
 		"kind 4, was cancel":    {[]byte{0, 0, 0, 3, 0x92, 0x04, 0x01}, "unknown message kind 4"},
 		"kind 5, was shutdown":  {[]byte{0, 0, 0, 2, 0x91, 0x05}, "unknown message kind 5"},
-		"kind 6, never defined": {[]byte{0, 0, 0, 2, 0x91, 0x06}, "unknown message kind 6"},
+		"kind 7, never defined": {[]byte{0, 0, 0, 2, 0x91, 0x07}, "unknown message kind 7"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := start(t, Settings{})
@@ -275,5 +309,39 @@ func TestServeConnKeepsEnvironment(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(os.Getenv(EnvCPUProfile)); len(entries) != 0 {
 		t.Errorf("ServeConn wrote a profile: %v", entries)
+	}
+}
+
+// A cancel frame on the control stream cancels the running job's context,
+// and a job cancelled before it is read fails without running; the calls
+// of a cancelled chunk that had not started do not start.
+func TestServeConnCancel(t *testing.T) {
+	c := start(t, Settings{})
+	c.hello()
+	c.send(1, "wait_ctx", struct{}{}, struct{}{})
+	time.Sleep(50 * time.Millisecond) // it runs
+	c.cancel(1)
+	r := c.result(1, 2)
+	for i, it := range r.Items {
+		if it.OK || it.Err == nil || it.Err.Kind != string(kind.Canceled) {
+			t.Fatalf("item %d of a cancelled job: %+v", i, it)
+		}
+	}
+	if r.Items[0].Start == 0 || r.Items[1].Start != 0 {
+		t.Errorf("starts %d, %d: want the first call started and the second never", r.Items[0].Start, r.Items[1].Start)
+	}
+	c.cancel(3) // before it is read: the control stream is read beside the tasks'
+	time.Sleep(20 * time.Millisecond)
+	c.send(2, "echo", 5)
+	c.send(3, "echo", 6)
+	if r := c.result(2, 1); !r.Items[0].OK {
+		t.Errorf("job 2, not cancelled: %+v", r.Items[0])
+	}
+	if r := c.result(3, 1); r.Items[0].OK || r.Items[0].Err.Kind != string(kind.Canceled) || r.Items[0].Start != 0 {
+		t.Errorf("job 3, cancelled before it was read: %+v", r.Items[0])
+	}
+	c.in.Close()
+	if code := c.wait(); code != 0 {
+		t.Errorf("exit status %d", code)
 	}
 }
