@@ -69,6 +69,7 @@ func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw,
 // fill makes t a task of this call: calls calls whose arguments are args.
 func (c *call[R]) fill(t *pool.Task, args []byte, calls int) {
 	t.Func, t.Args, t.Calls, t.Timeout, t.Retries, t.RetryOn = c.name, args, calls, c.timeout, c.retries, c.retryOn
+	t.AtMostOnce = c.cfg.atMostOnce
 }
 
 func (c *call[R]) callbacks() bool { return c.onSuccess != nil || c.cfg.onError != nil }

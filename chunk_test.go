@@ -2,6 +2,8 @@ package poold_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,15 +18,19 @@ import (
 // stops under one.
 
 // The worker running a chunk dies at one of its calls: only that call fails,
-// with the exit code; every other call of the chunk runs again and succeeds.
+// with the exit code, and it runs once. Every call appends its number to a
+// file first: a number appears as many times as its result's attempts say
+// (a call before the culprit ran, but lost its result with the worker, and
+// ran again; calls after it never started before).
 func TestMapChunkWorkerDies(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	p := newPool(t, poold.WithWorkers(2))
 	const n, culprit = 40, 13
+	log := filepath.Join(t.TempDir(), "runs")
 	args := make([]workArgs, n)
 	for i := range args {
-		args[i] = workArgs{I: i}
+		args[i] = workArgs{I: i, Log: log}
 	}
 	args[culprit].Exit = 3
 	rs, err := work.Map(ctx, p, args, poold.ChunkSize(10))
@@ -34,21 +40,69 @@ func TestMapChunkWorkerDies(t *testing.T) {
 	if len(rs) != n {
 		t.Fatalf("%d results, want %d", len(rs), n)
 	}
+	runs := countRuns(t, log)
 	for i, r := range rs {
 		if r.Index != i {
 			t.Errorf("result %d has index %d", i, r.Index)
 		}
+		if runs[i] != r.Attempts {
+			t.Errorf("call %d ran %d times; its result says %d attempts", i, runs[i], r.Attempts)
+		}
 		if i == culprit {
 			var exit *poold.WorkerExitError
-			if !errors.As(r.Err, &exit) || exit.ExitCode != 3 || r.PID == 0 {
-				t.Errorf("culprit: err %v, pid %d; want the worker's exit code 3 and its pid", r.Err, r.PID)
+			if !errors.As(r.Err, &exit) || exit.ExitCode != 3 || r.PID == 0 || r.Attempts != 1 {
+				t.Errorf("culprit: err %v, pid %d, attempts %d; want the worker's exit code 3, its pid, 1 attempt", r.Err, r.PID, r.Attempts)
 			}
 			continue
 		}
-		if r.Err != nil || r.Value != i || r.PID == 0 || r.Attempts != 1 {
+		if r.Err != nil || r.Value != i || r.PID == 0 || (i > culprit && r.Attempts != 1) {
 			t.Errorf("call %d: value %d, err %v, pid %d, attempts %d", i, r.Value, r.Err, r.PID, r.Attempts)
 		}
 	}
+}
+
+// With AtMostOnce, nothing runs twice: the worker reports each call as it
+// ends, so the calls before the culprit keep their results, the culprit
+// fails, and the calls after it never started before.
+func TestMapChunkAtMostOnce(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1), poold.WithRetries(3))
+	const n, culprit = 6, 3
+	log := filepath.Join(t.TempDir(), "runs")
+	args := make([]workArgs, n)
+	for i := range args {
+		args[i] = workArgs{I: i, Log: log}
+	}
+	args[culprit].Exit = 3
+	rs, _ := work.Map(ctx, p, args, poold.ChunkSize(n), poold.AtMostOnce())
+	runs := countRuns(t, log)
+	for i, r := range rs {
+		if runs[i] != 1 || r.Attempts != 1 {
+			t.Errorf("call %d ran %d times, attempts %d; want once", i, runs[i], r.Attempts)
+		}
+		if (i == culprit) != errors.Is(r.Err, poold.KindWorkerLost) || (i != culprit && r.Err != nil) {
+			t.Errorf("call %d: %v", i, r.Err)
+		}
+	}
+}
+
+// countRuns reads a log of workArgs.Log: how many times each number ran.
+func countRuns(t *testing.T, log string) map[int]int {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := map[int]int{}
+	for _, f := range strings.Fields(string(b)) {
+		i, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("log %q: %v", b, err)
+		}
+		runs[i]++
+	}
+	return runs
 }
 
 // A worker's task budget ends inside a chunk: the chunk is cut there, and no

@@ -128,6 +128,14 @@ var (
 	// work exits the worker with Exit if it is not 0, else sleeps MS
 	// milliseconds and returns I.
 	work = poold.Register(reg, "work", func(_ context.Context, a workArgs) (int, error) {
+		if a.Log != "" {
+			f, err := os.OpenFile(a.Log, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+			if err != nil {
+				return 0, err
+			}
+			fmt.Fprintln(f, a.I)
+			f.Close()
+		}
 		if a.Exit != 0 {
 			os.Exit(a.Exit)
 		}
@@ -230,9 +238,10 @@ type paddedArgs struct {
 }
 
 type workArgs struct {
-	I    int `json:"i"`
-	MS   int `json:"ms,omitempty"`
-	Exit int `json:"exit,omitempty"`
+	I    int    `json:"i"`
+	MS   int    `json:"ms,omitempty"`
+	Exit int    `json:"exit,omitempty"`
+	Log  string `json:"log,omitempty"` // a file to which the call appends its I, first: a side effect
 }
 
 type exitOnceArgs struct {

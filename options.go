@@ -195,6 +195,7 @@ type callConfig struct {
 	retryOn    []Kind
 	retryOnSet bool // false: the pool's default
 	retryOnErr error
+	atMostOnce bool
 	chunk      int
 	chunkSet   bool // false: the call's default
 	window     int
@@ -222,6 +223,17 @@ func RetryOn(kinds ...Kind) CallOption {
 		c.retryOn, c.retryOnErr = retryKinds(kinds)
 		c.retryOnSet = true
 	})
+}
+
+// AtMostOnce makes this call's tasks run at most once each, for tasks with
+// side effects: they are never retried (whatever Retries says), a worker
+// reports each call of a chunk before it starts the next (a write per
+// call: slower for trivial calls), and a call whose worker dies under it
+// fails with kind worker_lost instead of running again. By default a call
+// whose result was lost with its worker runs again, and its Attempts say
+// so.
+func AtMostOnce() CallOption {
+	return callOptionFunc(func(c *callConfig) { c.atMostOnce = true })
 }
 
 // ChunkSize sets how many tasks of a Map or IMap travel to a worker in one

@@ -28,7 +28,7 @@ func (p *Pool) Cancel(t *Task) {
 	kept := p.queue[:p.qhead]
 	for _, x := range p.queue[p.qhead:] {
 		if x.root() == t {
-			failed = append(failed, settlement{x, &Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0})
+			failed = append(failed, settlement{x, &Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0})
 			continue
 		}
 		kept = append(kept, x)

@@ -38,7 +38,7 @@ func (p *Pool) dispatchLocked() {
 		// An id names one dispatch to one worker, and grows with each: a
 		// worker can tell an old job's id from a new one's.
 		p.nextJob++
-		t.id = p.nextJob
+		t.id, t.reported = p.nextJob, 0
 		w.inflight = append(w.inflight, t)
 		w.assigned += t.Calls
 		t.tries++

@@ -3,9 +3,11 @@ package pool
 import (
 	"context"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/poold/poold/internal/tasks"
 	child "github.com/poold/poold/internal/worker"
@@ -18,8 +20,10 @@ import (
 type goLauncher struct {
 	nextPID  atomic.Int64
 	launched atomic.Int64
-	flaky    atomic.Int64      // runs of "flaky" so far, across workers
-	marks    atomic.Int64      // runs of "mark" so far: its side effect
+	flaky    atomic.Int64 // runs of "flaky" so far, across workers
+	marks    atomic.Int64 // runs of "mark" so far: its side effect
+	mu       sync.Mutex
+	runs     map[int]int       // runs of "work" by argument
 	fail     func(n int) error // if set, launch n (from 1) fails when it returns an error
 }
 
@@ -47,17 +51,23 @@ func (l *goLauncher) Launch(s child.Settings) (*Conn, error) {
 	ctlR, ctlW, _ := os.Pipe()
 	g := &goProcess{pid: int(l.nextPID.Add(1)), killed: make(chan struct{}), done: make(chan struct{}),
 		child: []*os.File{inR, outW, errW, ctlR}}
+	mem := make([]uint64, 2) // 8-byte aligned, as a mapping is
+	progressMem := unsafe.Slice((*byte)(unsafe.Pointer(&mem[0])), child.ProgressSize)
 	go func() {
 		defer close(g.done)
-		code := child.ServeConn(l.registry(g), child.Streams{In: inR, Out: outW, Log: errW, Control: ctlR}, s)
-		g.mu.Lock()
-		if g.code == 0 {
-			g.code = code
-		}
-		g.mu.Unlock()
-		g.closeChild()
+		code := 3 // if a task ends the goroutine (runtime.Goexit), as a worker process then exits
+		defer func() {
+			g.mu.Lock()
+			if g.code == 0 {
+				g.code = code
+			}
+			g.mu.Unlock()
+			g.closeChild()
+		}()
+		code = child.ServeConn(l.registry(g), child.Streams{In: inR, Out: outW, Log: errW, Control: ctlR, Progress: child.NewProgress(progressMem)}, s)
 	}()
-	return &Conn{PID: g.pid, Host: "goroutine", Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Proc: g}, nil
+	return &Conn{PID: g.pid, Host: "goroutine", Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Proc: g,
+		Progress: func() (uint64, int) { return child.ReadProgress(progressMem) }}, nil
 }
 
 // goProcess is one goroutine worker.
@@ -85,6 +95,12 @@ func (l *goLauncher) registry(g *goProcess) *tasks.Registry {
 	}))
 	// work returns n, or dies with status -n for a negative n.
 	r.Register("work", tasks.Typed(func(_ context.Context, n int) (int, error) {
+		l.mu.Lock()
+		if l.runs == nil {
+			l.runs = make(map[int]int)
+		}
+		l.runs[n]++
+		l.mu.Unlock()
 		if n < 0 {
 			g.die(-n)
 		}
@@ -100,6 +116,21 @@ func (l *goLauncher) registry(g *goProcess) *tasks.Registry {
 	// mark has a side effect: it counts its runs.
 	r.Register("mark", tasks.Typed(func(context.Context, struct{}) (int, error) {
 		return int(l.marks.Add(1)), nil
+	}))
+	// sleep_or_die sleeps n ms, or dies for a negative n.
+	r.Register("sleep_or_die", tasks.Typed(func(_ context.Context, n int) (int, error) {
+		if n < 0 {
+			g.die(-n)
+		}
+		time.Sleep(time.Duration(n) * time.Millisecond)
+		return n, nil
+	}))
+	// goexit ends the goroutine that runs it.
+	r.Register("goexit", tasks.Typed(func(_ context.Context, n int) (int, error) {
+		if n < 0 {
+			runtime.Goexit()
+		}
+		return n, nil
 	}))
 	// hang ignores its context; only the worker's death ends it.
 	r.Register("hang", tasks.Typed(func(context.Context, struct{}) (int, error) {
@@ -119,13 +150,14 @@ func (l *goLauncher) registry(g *goProcess) *tasks.Registry {
 	return r
 }
 
-// die ends the worker with status code: its pipes close, so nothing it
-// does afterwards reaches the pool.
+// die ends the worker with status code, as os.Exit in a task would: its
+// pipes close, and its goroutine ends where it is.
 func (g *goProcess) die(code int) {
 	g.mu.Lock()
 	g.code = code
 	g.mu.Unlock()
 	g.closeChild()
+	runtime.Goexit()
 }
 
 func (g *goProcess) closeChild() {

@@ -46,8 +46,11 @@ type Conn struct {
 	Stdout  io.ReadCloser  // frames from the worker
 	Stderr  io.ReadCloser  // its log lines
 	Control io.WriteCloser // cancellations, read by the worker beside its tasks; nil: none (a cancelled job that was sent is then ended by killing its worker)
-	PipeCap int            // bytes Stdin holds before a write blocks; 0: 64 KiB
-	Proc    Process
+	// Progress, if set, says which job and call the worker was running;
+	// the pool asks once the worker has exited (job 0: none known).
+	Progress func() (job uint64, call int)
+	PipeCap  int // bytes Stdin holds before a write blocks; 0: 64 KiB
+	Proc     Process
 }
 
 // Process is a launched worker's life, as the pool controls it.
@@ -90,6 +93,12 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 		cmd = &exec.Cmd{Path: selfExe(), Args: []string{os.Args[0]}}
 	}
 	s.ControlFD = 3 // cmd.ExtraFiles[0], below
+	// Where the worker records the call it runs: without it (it cannot be
+	// made) the pool knows less after a death, nothing worse.
+	prog, readProgress, progErr := progressMemory()
+	if progErr == nil {
+		s.ProgressFD = 4 // cmd.ExtraFiles[1]
+	}
 	cmd.Env = append(append(os.Environ(), s.Environ()...), l.env...)
 	// SIGTERM, not SIGKILL, at the parent's death: the worker catches it and
 	// kills its whole process group, so that what its tasks started dies too.
@@ -118,6 +127,9 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 		for _, f := range files {
 			f.Close()
 		}
+		if readProgress != nil {
+			readProgress() // unmaps it
+		}
 	}
 	if pipeErr != nil {
 		closeAll()
@@ -125,6 +137,10 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
 	cmd.ExtraFiles = []*os.File{ctlR}
+	if prog != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, prog)
+		defer prog.Close() // the worker has its own descriptor, and the parent its mapping
+	}
 	if err := l.spawner.start(cmd); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("exec %s: %w", l.name(), err)
@@ -134,7 +150,7 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	errW.Close()
 	ctlR.Close()
 
-	c := &Conn{PID: cmd.Process.Pid, Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Proc: &execProcess{cmd: cmd, pid: cmd.Process.Pid}}
+	c := &Conn{PID: cmd.Process.Pid, Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Progress: readProgress, Proc: &execProcess{cmd: cmd, pid: cmd.Process.Pid}}
 	if n, err := unix.FcntlInt(inW.Fd(), unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
 		c.PipeCap = n
 	}

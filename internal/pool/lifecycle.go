@@ -100,6 +100,7 @@ func (p *Pool) newWorker(slot int, c *Conn) *worker {
 	if c.Control != nil {
 		w.ctl = &controlWriter{out: ipc.NewWriter(c.Control, 1<<10), closer: c.Control}
 	}
+	w.readProgress = c.Progress
 	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
 	return w
 }
@@ -172,7 +173,7 @@ func (p *Pool) maybeExitedLocked() {
 // onExit settles a reaped worker: the job it was running fails (or is
 // retried), the jobs behind it go back to the front of the queue, and its
 // slot gets a new worker.
-func (p *Pool) onExit(w *worker, exit *Exit) {
+func (p *Pool) onExit(w *worker, exit *Exit, pos progress) {
 	p.mu.Lock()
 	wasReady := w.shookHandsLocked()
 	p.setStateLocked(w, exited)
@@ -205,7 +206,7 @@ func (p *Pool) onExit(w *worker, exit *Exit) {
 		} else {
 			w.log.Debug("worker exited", "exit", exit.Error())
 		}
-		failed = p.settleLostLocked(w, lost, exit)
+		failed = p.settleLostLocked(w, lost, exit, pos)
 		if p.slots[w.slot].w == nil && p.state != terminated && (p.state == running || p.pendingLocked() > 0) {
 			p.startLocked(w.slot, 0)
 		}

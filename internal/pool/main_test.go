@@ -124,7 +124,7 @@ func start(t *testing.T, p *Pool, fn string, chunk int, proto *Task, args ...any
 		}
 		task := &Task{Func: fn, Args: buf, Calls: n, Tag: first, Each: each, Done: func(*Task) { wg.Done() }}
 		if proto != nil {
-			task.Timeout, task.Retries, task.RetryOn = proto.Timeout, proto.Retries, proto.RetryOn
+			task.Timeout, task.Retries, task.RetryOn, task.AtMostOnce = proto.Timeout, proto.Retries, proto.RetryOn, proto.AtMostOnce
 		}
 		wg.Add(1)
 		if err := p.Submit(task); err != nil {

@@ -172,15 +172,15 @@ func (p *Pool) Terminate() error {
 	if p.state != terminated {
 		p.state = terminated
 		for _, t := range p.queue[p.qhead:] {
-			failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0})
+			failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0, 0})
 		}
 		p.queue, p.qhead = nil, 0
 		for _, w := range p.workers {
 			for i, t := range w.inflight {
 				if i == 0 { // the head job was running
-					failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated while the task ran"}, w.pid, w.slot})
+					failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated while the task ran"}, w.pid, w.slot, t.reported})
 				} else {
-					failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0})
+					failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0, 0})
 				}
 			}
 			w.inflight = nil

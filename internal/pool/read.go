@@ -58,13 +58,14 @@ func (w *worker) readLoop() {
 		<-w.logged
 	}
 	exit := w.proc.Reap()
+	pos := w.progress()
 	w.stdout.Close()
 	w.closeControl()
 	w.pipe.mu.Lock() // the worker is gone: a holder's write fails at once
 	w.closeStdinPipeLocked()
 	w.pipe.mu.Unlock()
 	exit.Stderr = w.tail.lines()
-	w.p.onExit(w, &exit)
+	w.p.onExit(w, &exit, pos)
 }
 
 // streamEnded reacts to the end of w's stdout. At EOF the worker is exiting
@@ -151,21 +152,23 @@ func (w *worker) handshake(m *ipc.Message) error {
 	return nil
 }
 
-// onResult settles the job at the head of w's in-flight list. A result for
-// any other job is a protocol error: a worker answers in order.
+// onResult settles the calls of the job at the head of w's in-flight list
+// that r answers: all of them, or the next ones of a chunk whose worker
+// reports as it goes. A result for any other job, or calls out of order, is
+// a protocol error: a worker answers in order.
 func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	p.mu.Lock()
 	if p.state == terminated {
 		p.mu.Unlock() // Terminate has settled every task already
 		return nil
 	}
-	t, err := p.popHeadLocked(w, r)
+	t, last, err := p.takeLocked(w, r)
 	if err != nil {
 		p.mu.Unlock()
 		return err
 	}
 	p.learnLocked(w, t.Func, r.Items)
-	retried := p.retryFailedLocked(t, r.Items)
+	retried := p.retryFailedLocked(t, r.From, r.Items)
 	p.dispatchLocked()
 	p.drainLocked()
 	if t.Calls > 1 {
@@ -175,25 +178,30 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	} else {
 		p.mu.Unlock() // readLoop flushes once no more results are buffered
 	}
-	w.deliver(t, r.Items, retried)
+	w.deliver(t, r.From, last, r.Items, retried)
 	return nil
 }
 
-// popHeadLocked takes the job r answers off w's in-flight list.
-func (p *Pool) popHeadLocked(w *worker, r *ipc.Result) (*Task, error) {
-	t := w.headLocked()
+// takeLocked records that r answers the next calls of w's head job; once
+// its last call is answered, the job leaves w's in-flight list (last).
+func (p *Pool) takeLocked(w *worker, r *ipc.Result) (t *Task, last bool, err error) {
+	t = w.headLocked()
 	if t == nil || t.id != r.ID {
-		return nil, fmt.Errorf("%w: result for job %d, which the worker was not running", ipc.ErrMalformed, r.ID)
+		return nil, false, fmt.Errorf("%w: result for job %d, which the worker was not running", ipc.ErrMalformed, r.ID)
 	}
-	if len(r.Items) != t.Calls {
-		return nil, fmt.Errorf("%w: job %d has %d calls, result has %d", ipc.ErrMalformed, t.id, t.Calls, len(r.Items))
+	if n := len(r.Items); r.From != t.reported || n == 0 || n > t.Calls-t.reported {
+		return nil, false, fmt.Errorf("%w: job %d has %d calls, %d answered; a result has %d from %d", ipc.ErrMalformed, t.id, t.Calls, t.reported, n, r.From)
+	}
+	t.reported += len(r.Items)
+	p.stats.TasksDone += len(r.Items)
+	if t.reported < t.Calls {
+		return t, false, nil
 	}
 	w.inflight[0] = nil
 	w.inflight = w.inflight[1:]
 	w.arriving = false
 	p.headChangedLocked(w)
-	p.stats.TasksDone += t.Calls
-	return t, nil
+	return t, true, nil
 }
 
 // learnLocked deepens w's pipeline only for short jobs (measured in the
@@ -215,8 +223,9 @@ func (p *Pool) learnLocked(w *worker, fn string, items []ipc.Item) {
 }
 
 // retryFailedLocked queues again, alone, the calls of t that failed with a
-// kind t retries and may try again. It reports them by index (nil: none).
-func (p *Pool) retryFailedLocked(t *Task, items []ipc.Item) (retried []bool) {
+// kind t retries and may try again; items are those of calls from, from+1,
+// .... It reports them by their index in items (nil: none).
+func (p *Pool) retryFailedLocked(t *Task, from int, items []ipc.Item) (retried []bool) {
 	var again []*Task
 	for i := range items {
 		it := &items[i]
@@ -230,20 +239,23 @@ func (p *Pool) retryFailedLocked(t *Task, items []ipc.Item) (retried []bool) {
 		if t.Calls == 1 {
 			again = append(again, t)
 		} else {
-			again = append(again, t.one(i))
+			again = append(again, t.one(from+i))
 		}
 	}
 	p.requeueLocked(again) // none is cancelled: retryableLocked says so
 	return retried
 }
 
-// deliver hands the outcome of each call of t, which w ran, to its task,
-// but for the calls queued again.
-func (w *worker) deliver(t *Task, items []ipc.Item, retried []bool) {
+// deliver hands the outcome of calls from, from+1, ... of t, which w ran,
+// to its task, but for the calls queued again. The last part of a job
+// claims it: a task settled otherwise (by Terminate) hears nothing more.
+// The parts before it need no claim: Pool.mu ordered them (see takeLocked)
+// before anything else could settle those calls.
+func (w *worker) deliver(t *Task, from int, last bool, items []ipc.Item, retried []bool) {
 	if retried != nil && t.Calls == 1 {
 		return // it runs again, as it is
 	}
-	if !t.claim() {
+	if last && !t.claim() {
 		return
 	}
 	// One outcome for all the calls, the reader's own: Each may not keep
@@ -253,7 +265,7 @@ func (w *worker) deliver(t *Task, items []ipc.Item, retried []bool) {
 	for i := range items {
 		if retried == nil || !retried[i] {
 			w.outcome(o, t, &items[i])
-			t.deliver(i, o)
+			t.deliver(from+i, o)
 		}
 	}
 	*o = Outcome{}
@@ -280,5 +292,5 @@ func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
 // retryableLocked reports whether a call of t that failed with kind k may
 // run again.
 func retryableLocked(t *Task, k Kind) bool {
-	return k != kind.Canceled && !t.cancelledLocked() && t.Retries > 0 && t.tries <= t.Retries && slices.Contains(t.RetryOn, k)
+	return k != kind.Canceled && !t.AtMostOnce && !t.cancelledLocked() && t.Retries > 0 && t.tries <= t.Retries && slices.Contains(t.RetryOn, k)
 }

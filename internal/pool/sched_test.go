@@ -27,28 +27,103 @@ func TestSchedIdleWorkersFirst(t *testing.T) {
 	}
 }
 
-// A worker dies inside a chunk: only the culprit fails, with the exit; every
-// other call runs again, alone, and succeeds; nothing is lost.
+// A worker dies inside a chunk: only the culprit fails, with the exit, and
+// it does not run again: the pool knows where the worker was. The calls
+// before it ran, but their results died with the worker: they run again,
+// and their attempts say so. The calls after it never started: they run
+// once.
 func TestSchedChunkLossSplits(t *testing.T) {
 	t.Parallel()
-	p, _ := newGoPool(t, Config{Workers: 2})
+	p, l := newGoPool(t, Config{Workers: 2})
 	const n, culprit = 12, 7
 	args := ints(n)
 	args[culprit] = -3
 	cs := run(t, p, "work", n, args...)
 	for i, c := range cs {
 		if i == culprit {
-			if !failed(c, kind.WorkerLost) || c.Fail.Exit == nil || c.Fail.Exit.ExitCode != 3 || c.PID == 0 {
-				t.Errorf("culprit: %+v, pid %d; want worker_lost with exit code 3 and its pid", c.Fail, c.PID)
+			if !failed(c, kind.WorkerLost) || c.Fail.Exit == nil || c.Fail.Exit.ExitCode != 3 || c.PID == 0 || c.Attempts != 1 {
+				t.Errorf("culprit: %+v, pid %d, attempts %d; want worker_lost with exit code 3, its pid, 1 attempt", c.Fail, c.PID, c.Attempts)
 			}
 			continue
 		}
-		if value[int](t, c) != i || c.PID == 0 || c.Attempts != 1 {
-			t.Errorf("call %d: pid %d, attempts %d", i, c.PID, c.Attempts)
+		// A call before the culprit ran twice, unless the worker reported
+		// it before it died (it does so once a millisecond has passed).
+		l.mu.Lock()
+		runs := l.runs[i]
+		l.mu.Unlock()
+		if value[int](t, c) != i || c.PID == 0 || c.Attempts != runs || (i > culprit && runs != 1) {
+			t.Errorf("call %d: pid %d, attempts %d, runs %d", i, c.PID, c.Attempts, runs)
 		}
 	}
-	if s := p.Stats(); s.WorkersLost != 2 {
-		t.Errorf("workers lost %d, want 2 (the chunk's, then the culprit's own)", s.WorkersLost)
+	if s := p.Stats(); s.WorkersLost != 1 {
+		t.Errorf("workers lost %d, want 1: the culprit does not run again", s.WorkersLost)
+	}
+}
+
+// Calls slower than the worker's report interval are reported as they
+// finish: a death loses none of them, and the calls after the culprit
+// never ran.
+func TestSchedChunkLossReported(t *testing.T) {
+	t.Parallel()
+	p, _ := newGoPool(t, Config{Workers: 1})
+	args := []any{5, 5, 5, -1, 5, 5} // sleep 5 ms each; the fourth call dies
+	cs := run(t, p, "sleep_or_die", len(args), args...)
+	for i, c := range cs {
+		switch {
+		case i == 3:
+			if !failed(c, kind.WorkerLost) || c.Attempts != 1 {
+				t.Errorf("culprit: %+v, attempts %d", c.Fail, c.Attempts)
+			}
+		case c.Fail != nil || c.Attempts != 1:
+			t.Errorf("call %d: %+v, attempts %d; want success at the first attempt", i, c.Fail, c.Attempts)
+		}
+	}
+}
+
+// At most once: a call lost with its worker fails and never runs again,
+// and so do calls of the chunk that may have run.
+func TestSchedAtMostOnce(t *testing.T) {
+	t.Parallel()
+	p, l := newGoPool(t, Config{Workers: 1})
+	cs, wait := start(t, p, "flaky", 1, &Task{Retries: 3, RetryOn: []Kind{kind.WorkerLost}, AtMostOnce: true}, nil)
+	wait()
+	if c := cs[0]; !failed(c, kind.WorkerLost) || c.Attempts != 1 || l.flaky.Load() != 1 {
+		t.Errorf("flaky, at most once, 3 retries: %+v after %d attempts, %d runs; want one run, failed", c.Fail, c.Attempts, l.flaky.Load())
+	}
+	args := ints(6)
+	args[3] = -2
+	cs, wait = start(t, p, "work", 6, &Task{AtMostOnce: true}, args...)
+	wait()
+	for i, c := range cs {
+		switch {
+		case i == 3:
+			if !failed(c, kind.WorkerLost) {
+				t.Errorf("culprit: %+v", c.Fail)
+			}
+		case c.Fail != nil || c.Attempts != 1:
+			t.Errorf("call %d: %+v, attempts %d; an eager worker reported it, or it never started", i, c.Fail, c.Attempts)
+		}
+	}
+}
+
+// A task that calls runtime.Goexit fails with kind panic; its worker ends,
+// and the calls after it in its chunk run elsewhere, once.
+func TestSchedGoexit(t *testing.T) {
+	t.Parallel()
+	p, _ := newGoPool(t, Config{Workers: 1})
+	cs := run(t, p, "goexit", 4, 0, 1, -1, 3)
+	for i, c := range cs {
+		switch {
+		case i == 2:
+			if !failed(c, kind.Panic) || c.Fail.Type != "runtime.Goexit" {
+				t.Errorf("the Goexit call: %+v", c.Fail)
+			}
+		case c.Fail != nil || c.Attempts != 1:
+			t.Errorf("call %d: %+v, attempts %d", i, c.Fail, c.Attempts)
+		}
+	}
+	if c := run(t, p, "echo", 1, 9)[0]; value[int](t, c) != 9 {
+		t.Error("the pool did not go on")
 	}
 }
 

@@ -25,7 +25,7 @@ func (p *Pool) Submit(t *Task) error {
 	}
 	if msg := p.checkArgs(t); msg != "" {
 		p.mu.Unlock()
-		t.failAll(&Failure{Kind: kind.Encode, Message: msg}, 0, 0)
+		t.failAll(&Failure{Kind: kind.Encode, Message: msg}, 0, 0, 0)
 		return nil
 	}
 	for _, part := range p.fit(t) {
@@ -91,7 +91,7 @@ func (p *Pool) requeueLocked(ts []*Task) (cancelled []settlement) {
 	kept := ts[:0]
 	for _, t := range ts {
 		if t.cancelledLocked() {
-			cancelled = append(cancelled, settlement{t, &Failure{Kind: kind.Canceled, Message: "cancelled before it finished"}, 0, 0})
+			cancelled = append(cancelled, settlement{t, &Failure{Kind: kind.Canceled, Message: "cancelled before it finished"}, 0, 0, 0})
 			continue
 		}
 		t.size = t.dispatchSize()
@@ -109,7 +109,7 @@ func (p *Pool) requeueLocked(ts []*Task) (cancelled []settlement) {
 func (p *Pool) failQueueLocked(k Kind, msg string) []settlement {
 	var failed []settlement
 	for _, t := range p.queue[p.qhead:] {
-		failed = append(failed, settlement{t, &Failure{Kind: k, Message: msg}, 0, 0})
+		failed = append(failed, settlement{t, &Failure{Kind: k, Message: msg}, 0, 0, 0})
 	}
 	p.queue, p.qhead = nil, 0
 	return failed

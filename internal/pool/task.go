@@ -26,6 +26,10 @@ type Task struct {
 	Timeout time.Duration      // per call, from its start in the worker; 0: none
 	Retries int                // times a call may run again after a failure of a kind in RetryOn; 0: none
 	RetryOn []Kind             // the kinds of failure that are retried
+	// AtMostOnce: no call runs twice. It is never retried, the worker
+	// reports each call before it starts the next, and a call lost with its
+	// worker fails with kind worker_lost rather than run again.
+	AtMostOnce bool
 
 	// Each, if set, receives the outcome of every call, in no set order and
 	// possibly from several goroutines at once (the calls of a chunk whose
@@ -49,6 +53,7 @@ type Task struct {
 	parent     *Task        // a part cut from a task: the task it delivers to
 	offset     int          // the index in parent of the part's first call
 	tries      int          // how many times its calls were started (guarded by Pool.mu)
+	reported   int          // calls of the dispatch under way whose outcome its worker sent (guarded by Pool.mu)
 	cancel     bool         // the caller cancelled it (guarded by Pool.mu)
 	cancelSent bool         // its worker was told (guarded by Pool.mu)
 }
@@ -106,13 +111,14 @@ func (t *Task) deliver(i int, o *Outcome) {
 // must not show a caller two outcomes.
 func (t *Task) claim() bool { return t.settled.CompareAndSwap(false, true) }
 
-// failAll delivers the same failure to every call of t.
-func (t *Task) failAll(f *Failure, pid, slot int) {
+// failAll delivers the same failure to calls from, from+1, ... of t (the
+// calls before from had their outcomes already).
+func (t *Task) failAll(f *Failure, pid, slot, from int) {
 	if !t.claim() {
 		return
 	}
 	o := Outcome{Fail: f, PID: pid, Worker: slot, Attempts: t.tries, End: time.Now().UnixNano()}
-	for i := range t.Calls {
+	for i := from; i < t.Calls; i++ {
 		t.deliver(i, &o)
 	}
 }
@@ -137,14 +143,17 @@ func (t *Task) splitAt(k int) (head, tail *Task) {
 }
 
 // one is call i of t as a part of its own.
-func (t *Task) one(i int) *Task {
-	off := argsLen(t.Args, i)
-	end := off + valueLen(t.Args[off:])
-	return t.part(i, i+1, t.Args[off:end:end])
+func (t *Task) one(i int) *Task { return t.sub(i, i+1) }
+
+// sub is calls [from, to) of t as a part of their own.
+func (t *Task) sub(from, to int) *Task {
+	off := argsLen(t.Args, from)
+	end := off + argsLen(t.Args[off:], to-from)
+	return t.part(from, to, t.Args[off:end:end])
 }
 
 func (t *Task) part(from, to int, args msgpack.RawMessage) *Task {
-	p := &Task{Func: t.Func, Args: args, Calls: to - from, Timeout: t.Timeout, Retries: t.Retries, parent: t, offset: from}
+	p := &Task{Func: t.Func, Args: args, Calls: to - from, Timeout: t.Timeout, Retries: t.Retries, RetryOn: t.RetryOn, AtMostOnce: t.AtMostOnce, parent: t, offset: from}
 	p.tries = t.tries
 	return p
 }

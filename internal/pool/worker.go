@@ -99,6 +99,10 @@ type worker struct {
 	box  outbox         // jobs dispatched and not yet written
 	ctl  *controlWriter // cancellations; nil: the launcher gave no control stream
 
+	// readProgress says where the worker was, once it has exited; nil: the
+	// launcher cannot tell.
+	readProgress func() (job uint64, call int)
+
 	// Guarded by Pool.mu.
 	state      workerState
 	inflight   []*Task     // dispatched, oldest first; the head is running
@@ -205,6 +209,15 @@ func (w *worker) signal(sig Signal) { w.proc.Signal(sig) }
 // reaped by then.
 func (w *worker) killAfterLocked(d time.Duration) {
 	w.killers = append(w.killers, time.AfterFunc(d, func() { w.signal(SIGKILL) }))
+}
+
+// progress is where w was when it exited.
+func (w *worker) progress() progress {
+	if w.readProgress == nil {
+		return progress{}
+	}
+	job, call := w.readProgress()
+	return progress{job: job, call: call, ok: job != 0}
 }
 
 // headLocked is the job w is running, or nil.

@@ -159,7 +159,7 @@ func (w *worker) refused(r *refusal) {
 // encodePipeLocked appends one job's frame to w's buffer; the caller holds pipe.mu.
 func (w *worker) encodePipeLocked(t *Task) error {
 	f := &w.pipe.frame // reused: only the holder of pipe.mu touches it
-	f.ID, f.Func, f.Timeout, f.Calls = t.id, t.Func, int64(t.Timeout), t.Calls
+	f.ID, f.Func, f.Timeout, f.Eager, f.Calls = t.id, t.Func, int64(t.Timeout), t.AtMostOnce, t.Calls
 	f.Args = append(f.Args[:0], t.Args)
 	return w.pipe.out.WriteTask(f)
 }

@@ -18,10 +18,11 @@ const (
 	EnvMaxFrame  = "POOLD_MAX_FRAME"
 	EnvMaxOutput = "POOLD_MAX_OUTPUT"
 	EnvLogLevel  = "POOLD_LOG_LEVEL"
-	EnvInit      = "POOLD_INIT"       // a task to run once before the handshake
-	EnvInitArgs  = "POOLD_INIT_ARGS"  // its arguments, base64 msgpack
-	EnvProcs     = "POOLD_GOMAXPROCS" // the worker's GOMAXPROCS, set by Serve (not inherited by what tasks start)
-	EnvControl   = "POOLD_CONTROL_FD" // the descriptor of the parent's control stream (cancellations), if it gave one
+	EnvInit      = "POOLD_INIT"        // a task to run once before the handshake
+	EnvInitArgs  = "POOLD_INIT_ARGS"   // its arguments, base64 msgpack
+	EnvProcs     = "POOLD_GOMAXPROCS"  // the worker's GOMAXPROCS, set by Serve (not inherited by what tasks start)
+	EnvControl   = "POOLD_CONTROL_FD"  // the descriptor of the parent's control stream (cancellations), if it gave one
+	EnvProgress  = "POOLD_PROGRESS_FD" // the descriptor of the memory where the worker records its progress, if given
 
 	// EnvCPUProfile, set by the user, makes each worker write its CPU
 	// profile into that directory.
@@ -41,6 +42,7 @@ type Settings struct {
 	InitializerArgs []byte // its arguments, one msgpack value
 	Procs           int    // the GOMAXPROCS to set; 0: leave it alone
 	ControlFD       int    // the descriptor of the control stream the launcher gave; 0: none
+	ProgressFD      int    // the descriptor of the progress memory the launcher gave; 0: none
 }
 
 // FatalPrefix starts a line that a worker process writes to stderr when it
@@ -70,6 +72,9 @@ func (s Settings) Environ() []string {
 	if s.ControlFD > 0 {
 		env = append(env, EnvControl+"="+strconv.Itoa(s.ControlFD))
 	}
+	if s.ProgressFD > 0 {
+		env = append(env, EnvProgress+"="+strconv.Itoa(s.ProgressFD))
+	}
 	return env
 }
 
@@ -96,6 +101,7 @@ func readSettings(getenv func(string) string) (Settings, error) {
 		Initializer: getenv(EnvInit),
 		Procs:       positive(getenv(EnvProcs)),
 		ControlFD:   positive(getenv(EnvControl)),
+		ProgressFD:  positive(getenv(EnvProgress)),
 	}
 	if s.Initializer == "" {
 		return s, nil
@@ -118,7 +124,7 @@ func positive(v string) int {
 // clearEnv removes every variable of the contract from the environment:
 // what a task starts must not believe it is a worker too.
 func clearEnv() {
-	for _, k := range [...]string{EnvWorker, EnvMaxFrame, EnvMaxOutput, EnvLogLevel, EnvInit, EnvInitArgs, EnvCPUProfile, EnvProcs, EnvControl} {
+	for _, k := range [...]string{EnvWorker, EnvMaxFrame, EnvMaxOutput, EnvLogLevel, EnvInit, EnvInitArgs, EnvCPUProfile, EnvProcs, EnvControl, EnvProgress} {
 		os.Unsetenv(k)
 	}
 }

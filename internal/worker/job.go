@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -18,9 +19,18 @@ import (
 // about its output even in the middle of a burst of jobs.
 const checkAfter = 20 * time.Microsecond
 
-// runJob runs each argument of t in turn and writes one result for all of
-// them. The write happens before the next job starts: a result left in a
-// buffer would be lost if the next task crashed the worker.
+// reportEvery is how long the finished calls of a job may wait in the
+// worker before it writes them, as a partial result, ahead of its next
+// call: a worker that dies loses at most this much finished work, and a
+// job of trivial calls still pays one write for many of them (a write costs
+// a few µs; a trivial call well under one).
+const reportEvery = time.Millisecond
+
+// runJob runs each argument of t in turn and writes their items: all at
+// the end, or in parts before a call once reportEvery has passed since the
+// last write (before every call for an eager task). Every item is written
+// before the next job starts: a result left in a buffer would be lost if
+// the next task crashed the worker.
 func (s *server) runJob(t *ipc.Task) error {
 	if cap(s.items) < len(t.Args) {
 		// Sized once: grown by append, a chunk's items were copied over and
@@ -30,21 +40,36 @@ func (s *server) runJob(t *ipc.Task) error {
 	if want := 4 * len(t.Args); cap(s.vals) < want {
 		s.vals = make([]byte, 0, want)
 	}
-	res := ipc.Result{ID: t.ID, Items: s.items[:0]}
+	j := &s.job
+	j.res = ipc.Result{ID: t.ID, Items: s.items[:0]}
 	fn, ok := s.reg.Lookup(t.Func)
 	ctx := s.base
 	if s.control != nil {
 		ctx = s.control.start(s.base, t.ID)
 		defer s.control.end()
 	}
+	chunk := len(t.Args) > 1
+	if chunk {
+		s.progress.begin(t.ID)
+	}
 	now := time.Now() // each task starts when the one before it ended
-	jobStart := now
+	jobStart, lastWrite := now, now
 	for i, arg := range t.Args {
+		if len(j.res.Items) > 0 && (t.Eager || now.Sub(lastWrite) >= reportEvery) {
+			if err := s.writeItems(i); err != nil {
+				return err
+			}
+			lastWrite = now
+		}
+		if chunk {
+			s.progress.at(i)
+		}
 		var it ipc.Item
 		switch {
 		case ctx.Err() != nil:
 			it = ipc.Item{Err: &ipc.ErrorInfo{Kind: string(kind.Canceled), Message: "cancelled before it started"}} // Start 0: never started
 		case ok:
+			j.call = i
 			it, now = s.runOne(ctx, fn, arg, time.Duration(t.Timeout), now)
 			// Whether to ask the kernel, after the job's last task, for
 			// output the mapped page cannot show (see capture): always
@@ -56,16 +81,57 @@ func (s *server) runJob(t *ipc.Task) error {
 		default:
 			it = failed(kind.UnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v (%s)", t.Func, s.reg.Names(), registerHint))
 		}
-		res.Items = append(res.Items, it)
+		j.res.Items = append(j.res.Items, it)
 	}
-	err := s.writeResult(&res)
-	clear(res.Items)
-	s.items = res.Items[:0]
-	s.vals = s.vals[:0]
+	err := s.writeResult(&j.res)
+	s.endItems()
 	if cap(s.vals) > 4<<20 {
 		s.vals = nil // one huge result is no reason to keep its buffer
 	}
 	return err
+}
+
+// jobRun is the job a worker is running: what a task that ends its
+// goroutine leaves to write.
+type jobRun struct {
+	res  ipc.Result // the items not yet written; res.From is the first one's index
+	call int        // the index of the call that runs
+}
+
+// writeItems writes the items finished so far as a partial result; the
+// next one is that of argument next.
+func (s *server) writeItems(next int) error {
+	err := s.writeResult(&s.job.res)
+	s.endItems()
+	s.job.res.From = next
+	return err
+}
+
+// endItems empties the job's items and their values, once written.
+func (s *server) endItems() {
+	clear(s.job.res.Items)
+	s.job.res.Items = s.job.res.Items[:0]
+	s.items = s.job.res.Items
+	s.vals = s.vals[:0]
+}
+
+// goexited runs in the defer of a call whose task called runtime.Goexit:
+// nothing can stop its goroutine from ending. The call fails with kind
+// panic; the items of the job so far are written with it, so that the
+// parent knows the calls after it never started; then a worker process
+// exits (its loop is gone), and ServeConn's goroutine ends.
+func (s *server) goexited(start time.Time) {
+	now := time.Now()
+	j := &s.job
+	j.res.Items = append(j.res.Items, ipc.Item{Start: start.UnixNano(), End: now.UnixNano(), Err: &ipc.ErrorInfo{
+		Kind: string(kind.Panic), Type: "runtime.Goexit",
+		Message: "the task called runtime.Goexit, which ends the goroutine that runs it: its worker ends after this result",
+		Stack:   string(debug.Stack()),
+	}})
+	s.writeResult(&j.res)
+	if s.owner {
+		os.Exit(3)
+	}
 }
 
 // runOne runs one task, turning a panic into a result. start is when the
@@ -78,7 +144,7 @@ func (s *server) runOne(job context.Context, fn tasks.Func, arg msgpack.RawMessa
 	}
 
 	// The values of a job's tasks go back to back in one buffer.
-	out, stack, err := call(ctx, fn, arg, s.vals)
+	out, stack, err := s.call(ctx, fn, arg, s.vals, start)
 	var val msgpack.RawMessage
 	if err == nil {
 		val, s.vals = out[len(s.vals):len(out):len(out)], out
@@ -111,14 +177,19 @@ func (s *server) runOne(job context.Context, fn tasks.Func, arg msgpack.RawMessa
 }
 
 // call runs fn, appending its result to dst, and turns a panic into an
-// error with its stack.
-func call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage, dst []byte) (out []byte, stack string, err error) {
+// error with its stack. A task that calls runtime.Goexit never returns
+// here: see goexited.
+func (s *server) call(ctx context.Context, fn tasks.Func, arg msgpack.RawMessage, dst []byte, start time.Time) (out []byte, stack string, err error) {
+	returned := false
 	defer func() {
 		if r := recover(); r != nil {
 			out, stack, err = dst, string(debug.Stack()), &panicError{r}
+		} else if !returned {
+			s.goexited(start)
 		}
 	}()
 	out, err = fn(ctx, arg, dst)
+	returned = true
 	return out, "", err
 }
 

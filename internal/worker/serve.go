@@ -57,6 +57,9 @@ func Serve(reg *tasks.Registry) int {
 		unix.CloseOnExec(set.ControlFD)
 		st.Control = os.NewFile(uintptr(set.ControlFD), "control")
 	}
+	if set.ProgressFD > 0 {
+		st.Progress = mapProgress(set.ProgressFD)
+	}
 	s := newServer(reg, st, set)
 	s.capture, s.owner = std.capture, true
 	if profDir != "" {
@@ -73,6 +76,9 @@ type Streams struct {
 	Out     io.Writer // frames to the parent
 	Log     io.Writer // the worker's logs, hclog JSON lines; nil discards them
 	Control io.Reader // the parent's cancel frames, read beside the tasks; nil: none
+	// Progress, if set, is where the worker records which call of a chunk
+	// it runs, for the parent to read after its death.
+	Progress *Progress
 }
 
 // ServeConn runs the worker's loop over st, as Serve does over the
@@ -105,6 +111,8 @@ type server struct {
 	vals     []byte          // the values of a job's tasks, back to back; reused
 	base     context.Context // every task's context derives from it
 	control  *control        // nil: the parent cannot cancel
+	progress *Progress       // nil: the parent cannot see which call runs
+	job      jobRun          // the job running
 }
 
 func newServer(reg *tasks.Registry, st Streams, set Settings) *server {
@@ -126,6 +134,7 @@ func newServer(reg *tasks.Registry, st Streams, set Settings) *server {
 	if st.Control != nil {
 		s.control = newControl(st.Control)
 	}
+	s.progress = st.Progress
 	return s
 }
 

@@ -123,17 +123,25 @@ func (c *conn) send(id uint64, fn string, args ...any) {
 	}
 }
 
-// result reads the result of task id, which has n items.
+// result reads the result of task id, which has n items, in as many
+// frames as the worker wrote, and returns them as one.
 func (c *conn) result(id uint64, n int) ipc.Result {
 	c.t.Helper()
-	m := c.read()
-	if m.Kind != ipc.KindResult || m.Result.ID != id {
-		c.t.Fatalf("answer to task %d: %v of id %d", id, m.Kind, m.Result.ID)
+	all := ipc.Result{ID: id}
+	for len(all.Items) < n {
+		m := c.read()
+		if m.Kind != ipc.KindResult || m.Result.ID != id {
+			c.t.Fatalf("answer to task %d: %v of id %d", id, m.Kind, m.Result.ID)
+		}
+		if m.Result.From != len(all.Items) || len(m.Result.Items) == 0 {
+			c.t.Fatalf("task %d: a result of %d items from %d after %d items", id, len(m.Result.Items), m.Result.From, len(all.Items))
+		}
+		all.Items = append(all.Items, m.Result.Items...)
 	}
-	if len(m.Result.Items) != n {
-		c.t.Fatalf("task %d: %d items for %d arguments", id, len(m.Result.Items), n)
+	if len(all.Items) != n {
+		c.t.Fatalf("task %d: %d items for %d arguments", id, len(all.Items), n)
 	}
-	return m.Result
+	return all
 }
 
 // cancel writes a cancel frame for job id on the control stream.
