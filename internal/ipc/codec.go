@@ -61,10 +61,11 @@ func (w *Writer) WriteTask(t *Task) error {
 	if len(t.Args) == 0 {
 		return fmt.Errorf("%w: task %d has no arguments", ErrMalformed, t.ID)
 	}
-	w.begin(KindTask, 4)
+	w.begin(KindTask, 5)
 	w.enc.EncodeUint(t.ID)
 	w.enc.EncodeString(t.Func)
 	w.enc.EncodeInt(t.Timeout)
+	w.enc.EncodeBool(t.Eager)
 	if t.Calls == 0 {
 		w.enc.EncodeArrayLen(len(t.Args))
 		for i, a := range t.Args {
@@ -98,9 +99,10 @@ func (w *Writer) WriteTask(t *Task) error {
 // well-formed msgpack value. A result above the frame cap returns an error
 // wrapping ErrFrameTooLarge and writes nothing: the stream stays intact.
 func (w *Writer) WriteResult(r *Result) error {
-	w.begin(KindResult, 2)
+	w.begin(KindResult, 3)
 	w.body.Grow(24 * len(r.Items)) // most of it, at once: items of trivial results take about that
 	w.enc.EncodeUint(r.ID)
+	w.enc.EncodeUint(uint64(r.From))
 	w.enc.EncodeArrayLen(len(r.Items))
 	for i := range r.Items {
 		it := &r.Items[i]

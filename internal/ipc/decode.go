@@ -4,13 +4,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // fieldCount is the length of each kind's message array, the kind included;
 // 0 for a kind that does not exist.
-var fieldCount = [...]int{KindHello: 4, KindTask: 5, KindResult: 3, KindCancel: 2}
+var fieldCount = [...]int{KindHello: 4, KindTask: 6, KindResult: 4, KindCancel: 2}
 
 // minItemSize is the smallest encoding of a result item: a fixarray header
 // and six one-byte values.
@@ -150,6 +151,7 @@ func (c *cursor) task(t *Task) {
 	t.ID = c.uint("id")
 	t.Func = c.name("func")
 	t.Timeout = c.int64("timeout")
+	t.Eager = c.bool("eager")
 	n := c.arrayLen("args")
 	if c.err != nil {
 		return
@@ -169,6 +171,11 @@ func (c *cursor) task(t *Task) {
 
 func (c *cursor) result(res *Result) {
 	res.ID = c.uint("id")
+	if from := c.uint("from"); from > math.MaxInt32 {
+		c.fail("from", fmt.Errorf("%d is not an argument's index", from))
+	} else {
+		res.From = int(from)
+	}
 	n := c.arrayLen("items")
 	if c.err != nil || n == 0 {
 		return

@@ -4,7 +4,7 @@ import "github.com/vmihailenco/msgpack/v5"
 
 // ProtocolVersion is sent in every Hello; a worker of another version is
 // refused.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 // Kind is the first element of every frame.
 type Kind uint8
@@ -41,11 +41,12 @@ type Hello struct {
 }
 
 // Task asks a worker to run Func once for each of Args, in order, and to
-// answer with one Result holding one item per argument.
+// answer with Results holding one item per argument between them, in order.
 type Task struct {
 	ID      uint64
 	Func    string
 	Timeout int64 // nanoseconds per item, counted from the item's start; 0: none
+	Eager   bool  // report each item before the next starts (for calls that must not run twice)
 	Args    []msgpack.RawMessage
 
 	// Calls, when set, is the number of arguments in Args on the writer's
@@ -55,9 +56,15 @@ type Task struct {
 	Calls int
 }
 
-// Result answers the Task with the same ID.
+// Result answers the Task with the same ID: its items are those of the
+// task's arguments From, From+1, ...; the task is answered once its last
+// argument's item has come. A worker sends a Result for the items finished
+// so far before it starts the next one when a while has passed since its
+// last Result (or always, for an Eager task), so that a worker that dies
+// loses little finished work.
 type Result struct {
 	ID    uint64
+	From  int
 	Items []Item
 }
 
