@@ -467,6 +467,22 @@ func TestWriteTaskRefusesMalformedArgs(t *testing.T) {
 		}
 		assertStreamIntact(t, w, &buf)
 	})
+	froms := []int{-1, math.MinInt, math.MaxInt}
+	if big := int64(math.MaxInt32) + 1; int64(int(big)) == big { // where int has 64 bits
+		froms = append(froms, int(big))
+	}
+	for _, from := range froms {
+		t.Run(fmt.Sprintf("result from %d", from), func(t *testing.T) {
+			// The Reader would refuse the frame and give up on the stream.
+			var buf bytes.Buffer
+			w := NewWriter(&buf, 0)
+			err := w.WriteResult(&Result{ID: 9, From: from, Items: []Item{{OK: true, Value: mp(t, 1)}}})
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+			assertStreamIntact(t, w, &buf)
+		})
+	}
 	t.Run("malformed value", func(t *testing.T) {
 		var buf bytes.Buffer
 		w := NewWriter(&buf, 0)
