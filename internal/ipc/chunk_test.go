@@ -28,13 +28,16 @@ func TestWriteTaskCalls(t *testing.T) {
 	w := NewWriter(&buf, 0)
 	a := mustMarshal(t, 1, "two", []int{3})
 	b := mustMarshal(t, map[string]int{"four": 4}, 5.5)
-	if err := w.WriteTask(&Task{ID: 9, Func: "f", Args: []msgpack.RawMessage{a, b}, Calls: 5}); err != nil {
+	if err := w.WriteTask(&Task{ID: 9, Func: "f", Eager: true, Args: []msgpack.RawMessage{a, b}, Calls: 5}); err != nil {
 		t.Fatal(err)
 	}
 	w.Flush()
 	var m Message
 	if err := NewReader(&buf, 0).Read(&m); err != nil {
 		t.Fatal(err)
+	}
+	if m.Task.ID != 9 || m.Task.Func != "f" || !m.Task.Eager || m.Task.Calls != 0 {
+		t.Errorf("task %d %q eager %v calls %d, want 9 \"f\" eager true calls 0", m.Task.ID, m.Task.Func, m.Task.Eager, m.Task.Calls)
 	}
 	want := []any{1, "two", []int{3}, map[string]int{"four": 4}, 5.5}
 	if len(m.Task.Args) != len(want) {
@@ -98,7 +101,7 @@ func TestReadSharedReusesItems(t *testing.T) {
 			items = items[:1] // no stale error left from the message before
 			items[0].OK = false
 		}
-		if err := w.WriteResult(&Result{ID: id, Items: items}); err != nil {
+		if err := w.WriteResult(&Result{ID: id, From: int(id) * 2, Items: items}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,7 +118,7 @@ func TestReadSharedReusesItems(t *testing.T) {
 		} else if &m.Result.Items[0] != first {
 			t.Errorf("result %d: a new Items array", id)
 		}
-		if m.Result.ID != id || !bytes.Equal(m.Result.Items[0].Value, mustMarshal(t, id)) && id != 2 {
+		if m.Result.ID != id || m.Result.From != int(id)*2 || !bytes.Equal(m.Result.Items[0].Value, mustMarshal(t, id)) && id != 2 {
 			t.Errorf("result %d: %+v", id, m.Result)
 		}
 		if id == 2 && (len(m.Result.Items) != 1 || m.Result.Items[0].Err != nil || m.Result.Items[0].OK) {

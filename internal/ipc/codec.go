@@ -95,10 +95,15 @@ func (w *Writer) WriteTask(t *Task) error {
 	return w.commit()
 }
 
-// WriteResult buffers a Result frame. Each value must be empty (nil) or one
-// well-formed msgpack value. A result above the frame cap returns an error
-// wrapping ErrFrameTooLarge and writes nothing: the stream stays intact.
+// WriteResult buffers a Result frame. From must be an argument's index (0 to
+// math.MaxInt32), and each value empty (nil) or one well-formed msgpack
+// value; otherwise it returns an error wrapping ErrMalformed and writes
+// nothing. A result above the frame cap returns an error wrapping
+// ErrFrameTooLarge and writes nothing: the stream stays intact.
 func (w *Writer) WriteResult(r *Result) error {
+	if uint64(r.From) > math.MaxInt32 { // a negative From too: the Reader refuses both
+		return fmt.Errorf("%w: result %d: from %d is not an argument's index", ErrMalformed, r.ID, r.From)
+	}
 	w.begin(KindResult, 3)
 	w.body.Grow(24 * len(r.Items)) // most of it, at once: items of trivial results take about that
 	w.enc.EncodeUint(r.ID)

@@ -97,16 +97,18 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 	data := writeFrames(t, 0, func(w *Writer) error {
 		w.WriteHello(&Hello{PID: 77, Version: ProtocolVersion, Tasks: []string{"a", "b"}})
 		w.WriteHello(&Hello{PID: 78, Version: ProtocolVersion})
-		w.WriteTask(&Task{ID: math.MaxUint64, Func: "sq", Timeout: 2e9, Args: []msgpack.RawMessage{arg1, arg2}})
-		w.WriteResult(&Result{ID: 5, Items: []Item{
+		w.WriteTask(&Task{ID: math.MaxUint64, Func: "sq", Timeout: 2e9, Eager: true, Args: []msgpack.RawMessage{arg1, arg2}})
+		w.WriteResult(&Result{ID: 5, From: 2, Items: []Item{
 			{OK: true, Value: val, Output: []byte("out"), Start: 10, End: -20},
 			{OK: false, Err: &ErrorInfo{Kind: "panic", Message: "boom", Stack: "trace"}},
 		}})
+		w.WriteTask(&Task{ID: 6, Func: "sq", Args: []msgpack.RawMessage{arg1}})
+		w.WriteResult(&Result{ID: 6, From: math.MaxInt32})
 		return nil
 	})
 	b := bodies(t, data)
-	if len(b) != 4 {
-		t.Fatalf("%d frames, want 4", len(b))
+	if len(b) != 6 {
+		t.Fatalf("%d frames, want 6", len(b))
 	}
 
 	// Hello [1, pid, version, [task names...]]
@@ -120,27 +122,27 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		t.Errorf("hello without tasks: %#v, want an empty list", v)
 	}
 
-	// Task [2, id, func, timeout_ns, [args...]]
+	// Task [2, id, func, timeout_ns, eager, [args...]]
 	v = generic(t, b[2])
-	if len(v) != 5 || num(t, v[0]) != int64(KindTask) || unum(t, v[1]) != math.MaxUint64 || v[2] != "sq" || num(t, v[3]) != 2e9 {
+	if len(v) != 6 || num(t, v[0]) != int64(KindTask) || unum(t, v[1]) != math.MaxUint64 || v[2] != "sq" || num(t, v[3]) != 2e9 || v[4] != true {
 		t.Errorf("task: %#v", v)
 	}
-	args, ok := v[4].([]any)
+	args, ok := v[5].([]any)
 	if !ok || len(args) != 2 {
-		t.Fatalf("task args: %#v", v[4])
+		t.Fatalf("task args: %#v", v[5])
 	}
 	if !reflect.DeepEqual(args[0], map[string]any{"x": int8(3)}) || !reflect.DeepEqual(args[1], []any{"a", 1.5}) {
 		t.Errorf("task args are not the raw values: %#v", args)
 	}
 
-	// Result [3, id, [[ok, value, err, output, start_ns, end_ns]...]], err nil or [kind, message, stack]
+	// Result [3, id, from, [[ok, value, err, output, start_ns, end_ns]...]], err nil or [kind, message, stack, type, detail]
 	v = generic(t, b[3])
-	if len(v) != 3 || num(t, v[0]) != int64(KindResult) || num(t, v[1]) != 5 {
+	if len(v) != 4 || num(t, v[0]) != int64(KindResult) || num(t, v[1]) != 5 || unum(t, v[2]) != 2 {
 		t.Errorf("result: %#v", v)
 	}
-	items, ok := v[2].([]any)
+	items, ok := v[3].([]any)
 	if !ok || len(items) != 2 {
-		t.Fatalf("result items: %#v", v[2])
+		t.Fatalf("result items: %#v", v[3])
 	}
 	it0, _ := items[0].([]any)
 	if len(it0) != 6 || it0[0] != true || it0[1] != "value" || it0[2] != nil ||
@@ -151,6 +153,17 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 	if len(it1) != 6 || it1[0] != false || it1[1] != nil || !reflect.DeepEqual(it1[2], []any{"panic", "boom", "trace", "", nil}) ||
 		it1[3] != nil || num(t, it1[4]) != 0 || num(t, it1[5]) != 0 {
 		t.Errorf("result item 1: %#v", items[1])
+	}
+
+	// A task that is not eager says false (a bool, not nil); a result
+	// without items says its from all the same.
+	v = generic(t, b[4])
+	if len(v) != 6 || num(t, v[0]) != int64(KindTask) || num(t, v[1]) != 6 || v[4] != false {
+		t.Errorf("task, not eager: %#v", v)
+	}
+	v = generic(t, b[5])
+	if len(v) != 4 || num(t, v[0]) != int64(KindResult) || num(t, v[1]) != 6 || unum(t, v[2]) != math.MaxInt32 || !reflect.DeepEqual(v[3], []any{}) {
+		t.Errorf("result, largest from, no items: %#v", v)
 	}
 }
 
@@ -178,11 +191,27 @@ func TestReaderReadsOtherEncoders(t *testing.T) {
 	}{
 		{"hello/wide ints", []any{int64(1), int64(99), uint32(1), []string{"f"}},
 			Message{Kind: KindHello, Hello: Hello{PID: 99, Version: 1, Tasks: []string{"f"}}}},
-		{"task/wide ints", []any{uint64(2), int64(7), "f", int32(-5), []msgpack.RawMessage{arg}},
+		{"task/wide ints", []any{uint64(2), int64(7), "f", int32(-5), false, []msgpack.RawMessage{arg}},
 			Message{Kind: KindTask, Task: Task{ID: 7, Func: "f", Timeout: -5, Args: []msgpack.RawMessage{arg}}}},
-		{"task/uint16 kind", []any{uint16(2), uint8(7), "f", int8(0), []msgpack.RawMessage{arg}},
+		{"task/uint16 kind", []any{uint16(2), uint8(7), "f", int8(0), false, []msgpack.RawMessage{arg}},
 			Message{Kind: KindTask, Task: Task{ID: 7, Func: "f", Args: []msgpack.RawMessage{arg}}}},
-		{"result", []any{int16(3), uint64(8), []any{
+		{"task/eager", []any{int64(2), uint32(9), "g", int64(1e9), true, []msgpack.RawMessage{arg, arg}},
+			Message{Kind: KindTask, Task: Task{ID: 9, Func: "g", Timeout: 1e9, Eager: true, Args: []msgpack.RawMessage{arg, arg}}}},
+		{"task/eager, as_array struct", &taskV3{Kind: uint8(KindTask), ID: 10, Func: "h", Timeout: 7, Eager: true, Args: []msgpack.RawMessage{arg}},
+			Message{Kind: KindTask, Task: Task{ID: 10, Func: "h", Timeout: 7, Eager: true, Args: []msgpack.RawMessage{arg}}}},
+		{"result/from as int8", []any{uint8(3), uint8(9), int8(4), []any{}},
+			Message{Kind: KindResult, Result: Result{ID: 9, From: 4}}},
+		{"result/max from as int64", []any{int64(3), int64(9), int64(math.MaxInt32), []any{
+			[]any{true, msgpack.RawMessage(arg), nil, nil, uint8(0), uint8(0)},
+		}}, Message{Kind: KindResult, Result: Result{ID: 9, From: math.MaxInt32, Items: []Item{{OK: true, Value: arg}}}}},
+		{"result/max from as uint64", []any{uint64(3), uint64(9), uint64(math.MaxInt32), []any{}},
+			Message{Kind: KindResult, Result: Result{ID: 9, From: math.MaxInt32}}},
+		{"result/from, as_array struct", &resultV3{Kind: uint8(KindResult), ID: 11, From: 70000, Items: []any{
+			[]any{false, nil, []any{"timeout", "m", "", "", nil}, []byte("o"), int64(5), int64(6)},
+		}}, Message{Kind: KindResult, Result: Result{ID: 11, From: 70000, Items: []Item{
+			{Value: msgpackNil, Err: &ErrorInfo{Kind: "timeout", Message: "m"}, Output: []byte("o"), Start: 5, End: 6},
+		}}}},
+		{"result", []any{int16(3), uint64(8), uint32(0), []any{
 			[]any{true, msgpack.RawMessage(arg), nil, []byte("o"), int64(1), uint64(2)},
 			[]any{false, nil, []any{"k", "m", "s", "*fs.PathError", map[string]int{"code": 3}}, nil, int8(-1), int16(-2)},
 		}}, Message{Kind: KindResult, Result: Result{ID: 8, Items: []Item{
@@ -199,6 +228,57 @@ func TestReaderReadsOtherEncoders(t *testing.T) {
 			}
 			if !reflect.DeepEqual(m, tc.want) {
 				t.Fatalf("got  %s\nwant %s", describe(&m), describe(&tc.want))
+			}
+		})
+	}
+}
+
+// taskV3 and resultV3 are how a peer written with the msgpack library alone
+// would declare the messages of protocol 3.
+type taskV3 struct {
+	//lint:ignore U1000 the msgpack library reads its tag
+	_msgpack struct{} `msgpack:",as_array"`
+	Kind     uint8
+	ID       uint64
+	Func     string
+	Timeout  int64
+	Eager    bool
+	Args     []msgpack.RawMessage
+}
+
+type resultV3 struct {
+	//lint:ignore U1000 the msgpack library reads its tag
+	_msgpack struct{} `msgpack:",as_array"`
+	Kind     uint8
+	ID       uint64
+	From     uint32
+	Items    []any
+}
+
+// TestProtocol2FramesRefused: a task without eager and a result without
+// from, as a peer of protocol 2 sends them, are refused for their length.
+func TestProtocol2FramesRefused(t *testing.T) {
+	arg := mp(t, 1)
+	for _, tc := range []struct {
+		name string
+		body []any
+		want string
+	}{
+		{"task", []any{uint8(2), uint64(7), "f", int64(0), []msgpack.RawMessage{arg}}, "task message with 5 fields, want 6"},
+		{"result", []any{uint8(3), uint64(7), []any{}}, "result message with 3 fields, want 4"},
+		{"result with an item", []any{uint8(3), uint64(7), []any{
+			[]any{true, msgpack.RawMessage(arg), nil, nil, int64(0), int64(0)},
+		}}, "result message with 3 fields, want 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := encodeWidths(t, tc.body)
+			var m Message
+			err := NewReader(bytes.NewReader(frame(body)), 0).Read(&m)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("% x: got %v, want ErrMalformed for %q", body, err, tc.want)
+			}
+			if !isZero(&m) {
+				t.Fatalf("message not left zero: %s", describe(&m))
 			}
 		})
 	}

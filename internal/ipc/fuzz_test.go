@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -105,18 +106,29 @@ func FuzzReader(f *testing.F) {
 		rest := data
 		for i := range msgs {
 			// Cross-check with the msgpack library: the frame's kind and id,
-			// read generically, are what Read said.
+			// and a task's eager or a result's from, read generically, are
+			// what Read said.
 			n := int(binary.BigEndian.Uint32(rest))
 			body := rest[headerSize : headerSize+n]
 			rest = rest[headerSize+n:]
-			// Only the first two elements: msgpack refuses to decode
-			// unregistered ext types, which args and values may hold.
+			// Only the fields before the args or items: msgpack refuses to
+			// decode unregistered ext types, which args and values may hold.
 			dec := msgpack.NewDecoder(bytes.NewReader(body))
 			fields, err := dec.DecodeArrayLen()
 			if err != nil || fields < 1 {
 				t.Fatalf("message %d decoded, but msgpack reads no message array: %d, %v", i, fields, err)
 			}
-			v := make([]any, min(fields, 2))
+			scalars := 2 // kind, id (or pid)
+			switch msgs[i].Kind {
+			case KindTask:
+				scalars = 5 // kind, id, func, timeout, eager
+			case KindResult:
+				scalars = 3 // kind, id, from
+			}
+			if fields < scalars {
+				t.Fatalf("message %d decoded as %v, but the frame has %d fields", i, msgs[i].Kind, fields)
+			}
+			v := make([]any, scalars)
 			for j := range v {
 				if v[j], err = dec.DecodeInterface(); err != nil {
 					t.Fatalf("message %d decoded, but msgpack cannot read field %d: %v", i, j, err)
@@ -137,6 +149,17 @@ func FuzzReader(f *testing.F) {
 			if msgs[i].Kind != KindHello {
 				if got, ok := nonNegative(v[1]); !ok || got != id {
 					t.Fatalf("message %d decoded with id %d, but the frame says %#v", i, id, v[1])
+				}
+			}
+			switch msgs[i].Kind {
+			case KindTask:
+				if eager, ok := v[4].(bool); !ok || eager != msgs[i].Task.Eager {
+					t.Fatalf("message %d decoded with eager %v, but the frame says %#v", i, msgs[i].Task.Eager, v[4])
+				}
+			case KindResult:
+				from := msgs[i].Result.From
+				if got, ok := nonNegative(v[2]); !ok || got != uint64(from) || from < 0 || from > math.MaxInt32 {
+					t.Fatalf("message %d decoded with from %d, but the frame says %#v", i, from, v[2])
 				}
 			}
 

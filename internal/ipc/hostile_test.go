@@ -150,10 +150,10 @@ func TestTruncatedStreams(t *testing.T) {
 
 // Bytes of hand-made frames.
 var (
-	taskHead   = []byte{0x95, 0x02, 0x01, 0xa1, 'f', 0x00} // [2, 1, "f", 0, ...
-	resultHead = []byte{0x93, 0x03, 0x01}                  // [3, 1, ...
-	okItemHead = []byte{0x96, 0xc3}                        // [true, ...
-	fineTail   = []byte{0xc0, 0xc0, 0x00, 0x00}            // ... err nil, output nil, start 0, end 0]
+	taskHead   = []byte{0x96, 0x02, 0x01, 0xa1, 'f', 0x00, 0xc2} // [2, 1, "f", 0, false, ...
+	resultHead = []byte{0x94, 0x03, 0x01, 0x00}                  // [3, 1, 0, ...
+	okItemHead = []byte{0x96, 0xc3}                              // [true, ...
+	fineTail   = []byte{0xc0, 0xc0, 0x00, 0x00}                  // ... err nil, output nil, start 0, end 0]
 )
 
 // nested returns depth nested arrays around one nil.
@@ -172,7 +172,17 @@ func hostileBodies() []struct {
 	}
 	nilv := []byte{0xc0}
 	zero := []byte{0x00}
-	return []struct {
+	var fields []struct {
+		name string
+		body []byte
+	}
+	for _, tc := range newFieldHostiles() {
+		fields = append(fields, struct {
+			name string
+			body []byte
+		}{tc.name, tc.body})
+	}
+	return append([]struct {
 		name string
 		body []byte
 	}{
@@ -183,7 +193,7 @@ func hostileBodies() []struct {
 		{"text a task printed", []byte("hello from the task\n")},
 		{"trailing byte", []byte{0x94, 0x01, 0x01, 0x01, 0x90, 0x00}},
 		{"two messages in one frame", []byte{0x94, 0x01, 0x01, 0x01, 0x90, 0x94, 0x01, 0x01, 0x01, 0x90}},
-		{"truncated str", cat(taskHead[:3], []byte{0xa5, 'a', 'b'})},
+		{"truncated str", cat(taskHead[:3], []byte{0xa5, 'a', 'b', 'c'})}, // enough bytes for the 6 fields claimed: the str is what is short
 
 		// Lengths that claim more than the frame holds.
 		{"array32 of 10M as the message", cat([]byte{0xdd}, tenM, []byte{0x05, 0x05})},
@@ -193,8 +203,8 @@ func hostileBodies() []struct {
 		{"array32 of 10M inside an arg", cat(taskHead, []byte{0x91, 0xdd}, tenM, []byte{0x01})},
 		{"bin32 of 2 GiB as a value", item([]byte{0xc3}, cat([]byte{0xc6}, huge, []byte{1, 2, 3}), nilv, nilv, zero, zero)},
 		{"bin32 of 2 GiB as output", item([]byte{0xc3}, nilv, nilv, cat([]byte{0xc6}, huge, []byte{1}), zero, zero)},
-		{"str32 of 2 GiB as func", cat(taskHead[:3], []byte{0xdb}, huge, []byte{'f', 0x00, 0x91, 0x01})},
-		{"str32 of 4 GiB as func", cat(taskHead[:3], []byte{0xdb, 0xff, 0xff, 0xff, 0xff}, []byte{'f', 0x00, 0x91, 0x01})},
+		{"str32 of 2 GiB as func", cat(taskHead[:3], []byte{0xdb}, huge, []byte{'f', 0x00, 0xc2, 0x91, 0x01})},
+		{"str32 of 4 GiB as func", cat(taskHead[:3], []byte{0xdb, 0xff, 0xff, 0xff, 0xff}, []byte{'f', 0x00, 0xc2, 0x91, 0x01})},
 		{"map32 of 4G entries as an arg", cat(taskHead, []byte{0x91, 0xdf, 0xff, 0xff, 0xff, 0xff, 0x01, 0x01})},
 		{"ext32 of 2 GiB as an arg", cat(taskHead, []byte{0x91, 0xc9}, huge, []byte{0x01, 0x02})},
 		{"str16 past the end", cat(taskHead[:3], []byte{0xda, 0x01, 0x00, 'f'})},
@@ -210,9 +220,11 @@ func hostileBodies() []struct {
 		{"hello with 3 fields", []byte{0x93, 0x01, 0x01, 0x01}},
 		{"hello with 5 fields", []byte{0x95, 0x01, 0x01, 0x01, 0x90, 0x00}},
 		{"task with 4 fields", []byte{0x94, 0x02, 0x01, 0xa1, 'f', 0x91, 0x01}},
-		{"task with 6 fields", cat([]byte{0x96}, taskHead[1:], []byte{0x91, 0x01, 0x00})},
+		{"task with 5 fields (protocol 2, no eager)", []byte{0x95, 0x02, 0x01, 0xa1, 'f', 0x00, 0x91, 0x01}},
+		{"task with 7 fields", cat([]byte{0x97}, taskHead[1:], []byte{0x91, 0x01, 0x00})},
 		{"result with 2 fields", []byte{0x92, 0x03, 0x01}},
-		{"result with 4 fields", []byte{0x94, 0x03, 0x01, 0x90, 0x00}},
+		{"result with 3 fields (protocol 2, no from)", []byte{0x93, 0x03, 0x01, 0x90}},
+		{"result with 5 fields", []byte{0x95, 0x03, 0x01, 0x00, 0x90, 0x00}},
 		{"result item with 5 fields", cat(resultHead, []byte{0x91, 0x95, 0xc3, 0xc0, 0xc0, 0xc0, 0x00})},
 		{"result item with 7 fields", cat(resultHead, []byte{0x91, 0x97, 0xc3, 0xc0, 0xc0, 0xc0, 0x00, 0x00, 0x00})},
 		{"error with 2 fields", item([]byte{0xc2}, nilv, []byte{0x92, 0xa0, 0xa0}, nilv, zero, zero)},
@@ -227,8 +239,8 @@ func hostileBodies() []struct {
 		{"kind 6 (cancel) without its id", []byte{0x91, 0x06}},
 		{"kind 7", []byte{0x91, 0x07}},
 		{"kind 255", []byte{0x91, 0xcc, 0xff}},
-		{"kind 258 (uint16, 2 mod 256)", cat([]byte{0x95, 0xcd, 0x01, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
-		{"kind -254 (int16, 2 mod 256)", cat([]byte{0x95, 0xd1, 0xff, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
+		{"kind 258 (uint16, 2 mod 256)", cat([]byte{0x96, 0xcd, 0x01, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
+		{"kind -254 (int16, 2 mod 256)", cat([]byte{0x96, 0xd1, 0xff, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
 		{"kind -1", []byte{0x91, 0xff}},
 		{"kind nil", []byte{0x91, 0xc0}},
 		{"kind as a string", []byte{0x91, 0xa1, '5'}},
@@ -243,23 +255,23 @@ func hostileBodies() []struct {
 		{"hello names nil", []byte{0x94, 0x01, 0x01, 0x01, 0xc0}},
 		{"hello name an int", []byte{0x94, 0x01, 0x01, 0x01, 0x91, 0x01}},
 		{"hello name a bin", []byte{0x94, 0x01, 0x01, 0x01, 0x91, 0xc4, 0x01, 'a'}},
-		{"task id nil", cat([]byte{0x95, 0x02, 0xc0}, taskHead[3:], []byte{0x91, 0x01})},
-		{"task id -1", cat([]byte{0x95, 0x02, 0xff}, taskHead[3:], []byte{0x91, 0x01})},
-		{"task id int64 min", cat([]byte{0x95, 0x02, 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0}, taskHead[3:], []byte{0x91, 0x01})},
-		{"task id a string", cat([]byte{0x95, 0x02, 0xa1, '1'}, taskHead[3:], []byte{0x91, 0x01})},
-		{"task id a float", cat([]byte{0x95, 0x02, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0}, taskHead[3:], []byte{0x91, 0x01})},
-		{"task func nil", []byte{0x95, 0x02, 0x01, 0xc0, 0x00, 0x91, 0x01}},
-		{"task func a bin", []byte{0x95, 0x02, 0x01, 0xc4, 0x01, 'f', 0x00, 0x91, 0x01}},
-		{"task func an int", []byte{0x95, 0x02, 0x01, 0x07, 0x00, 0x91, 0x01}},
-		{"task timeout above int64", cat(taskHead[:5], []byte{0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x91, 0x01})},
-		{"task timeout a float", cat(taskHead[:5], []byte{0xca, 0, 0, 0, 0, 0x91, 0x01})},
-		{"task timeout nil", cat(taskHead[:5], []byte{0xc0, 0x91, 0x01})},
+		{"task id nil", cat([]byte{0x96, 0x02, 0xc0}, taskHead[3:], []byte{0x91, 0x01})},
+		{"task id -1", cat([]byte{0x96, 0x02, 0xff}, taskHead[3:], []byte{0x91, 0x01})},
+		{"task id int64 min", cat([]byte{0x96, 0x02, 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0}, taskHead[3:], []byte{0x91, 0x01})},
+		{"task id a string", cat([]byte{0x96, 0x02, 0xa1, '1'}, taskHead[3:], []byte{0x91, 0x01})},
+		{"task id a float", cat([]byte{0x96, 0x02, 0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0}, taskHead[3:], []byte{0x91, 0x01})},
+		{"task func nil", []byte{0x96, 0x02, 0x01, 0xc0, 0x00, 0xc2, 0x91, 0x01}},
+		{"task func a bin", []byte{0x96, 0x02, 0x01, 0xc4, 0x01, 'f', 0x00, 0xc2, 0x91, 0x01}},
+		{"task func an int", []byte{0x96, 0x02, 0x01, 0x07, 0x00, 0xc2, 0x91, 0x01}},
+		{"task timeout above int64", cat(taskHead[:5], []byte{0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0, 0xc2, 0x91, 0x01})},
+		{"task timeout a float", cat(taskHead[:5], []byte{0xca, 0, 0, 0, 0, 0xc2, 0x91, 0x01})},
+		{"task timeout nil", cat(taskHead[:5], []byte{0xc0, 0xc2, 0x91, 0x01})},
 		{"task args nil", cat(taskHead, []byte{0xc0})},
 		{"task args a map", cat(taskHead, []byte{0x81, 0x01, 0x01})},
 		{"task args a string", cat(taskHead, []byte{0xa1, 'x'})},
 		{"task without args", cat(taskHead, []byte{0x90})},
-		{"result id negative", []byte{0x93, 0x03, 0xd0, 0x80, 0x90}},
-		{"result items nil", []byte{0x93, 0x03, 0x01, 0xc0}},
+		{"result id negative", []byte{0x94, 0x03, 0xd0, 0x80, 0x00, 0x90}},
+		{"result items nil", []byte{0x94, 0x03, 0x01, 0x00, 0xc0}},
 		{"result item a map", cat(resultHead, []byte{0x91, 0x81, 0x00, 0x00})},
 		{"result item nil", cat(resultHead, []byte{0x91, 0xc0})},
 		{"ok nil", item(nilv, nilv, nilv, nilv, zero, zero)},
@@ -273,9 +285,51 @@ func hostileBodies() []struct {
 		{"start a float", item([]byte{0xc3}, nilv, nilv, nilv, []byte{0xca, 0, 0, 0, 0}, zero)},
 		{"start nil", item([]byte{0xc3}, nilv, nilv, nilv, nilv, zero)},
 		{"end above int64", item([]byte{0xc3}, nilv, nilv, nilv, zero, []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})},
-		{"result id a string", []byte{0x93, 0x03, 0xa0, 0x90}},
-		{"result id nil", []byte{0x93, 0x03, 0xc0, 0x90}},
-		{"result id a negative fixint", []byte{0x93, 0x03, 0xe0, 0x90}},
+		{"result id a string", []byte{0x94, 0x03, 0xa0, 0x00, 0x90}},
+		{"result id nil", []byte{0x94, 0x03, 0xc0, 0x00, 0x90}},
+		{"result id a negative fixint", []byte{0x94, 0x03, 0xe0, 0x00, 0x90}},
+	}, fields...)
+}
+
+// newFieldHostiles are frames whose only fault is in a field of protocol 3
+// (a task's eager, a result's from); what names the field in the error.
+func newFieldHostiles() []struct {
+	name string
+	body []byte
+	what string
+} {
+	eager := func(v ...byte) []byte { return cat(taskHead[:6], v, []byte{0x91, 0x01}) }
+	from := func(v ...byte) []byte { return cat(resultHead[:3], v, []byte{0x90}) }
+	fromItem := func(v ...byte) []byte {
+		return cat(resultHead[:3], v, []byte{0x91}, okItemHead, []byte{0xc0}, fineTail)
+	}
+	return []struct {
+		name string
+		body []byte
+		what string
+	}{
+		{"task eager nil", eager(0xc0), "task: eager:"},
+		{"task eager 0", eager(0x00), "task: eager:"},
+		{"task eager 1", eager(0x01), "task: eager:"},
+		{"task eager a string", eager(0xa4, 't', 'r', 'u', 'e'), "task: eager:"},
+		{"task eager an empty array", eager(0x90), "task: eager:"},
+		{"result from -1", from(0xff), "result: from:"},
+		{"result from -1 as int8", from(0xd0, 0xff), "result: from:"},
+		{"result from int32 min", from(0xd2, 0x80, 0, 0, 0), "result: from:"},
+		{"result from int64 min", from(0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0), "result: from:"},
+		{"result from max int32 + 1", from(0xce, 0x80, 0, 0, 0), "result: from:"},
+		{"result from max int32 + 1 as int64", from(0xd3, 0, 0, 0, 0, 0x80, 0, 0, 0), "result: from:"},
+		{"result from max uint32", from(0xce, 0xff, 0xff, 0xff, 0xff), "result: from:"},
+		{"result from max uint32 + 1", from(0xcf, 0, 0, 0, 0x01, 0, 0, 0, 0), "result: from:"},
+		{"result from max uint64", from(0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), "result: from:"},
+		{"result from max int32 + 1, with an item", fromItem(0xce, 0x80, 0, 0, 0), "result: from:"},
+		{"result from -1, with an item", fromItem(0xff), "result: from:"},
+		{"result from nil", from(0xc0), "result: from:"},
+		{"result from false", from(0xc2), "result: from:"},
+		{"result from a float", from(0xca, 0x3f, 0x80, 0, 0), "result: from:"},
+		{"result from a float64", from(0xcb, 0, 0, 0, 0, 0, 0, 0, 0), "result: from:"},
+		{"result from a string", from(0xa1, '0'), "result: from:"},
+		{"result from a bin", from(0xc4, 0x01, 0x00), "result: from:"},
 	}
 }
 
@@ -294,6 +348,19 @@ func TestHostileFrames(t *testing.T) {
 	}
 }
 
+// TestHostileNewFields: a frame whose only fault is its eager or its from is
+// refused for that field, not for another reason further on.
+func TestHostileNewFields(t *testing.T) {
+	for _, tc := range newFieldHostiles() {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := readOnce(frame(tc.body), 0)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.what) {
+				t.Fatalf("% x: got %v, want ErrMalformed for %q", tc.body, err, tc.what)
+			}
+		})
+	}
+}
+
 // TestHostileNearMisses: frames one step away from hostile ones (the good
 // frames they were made from, nesting at the limit), which decode.
 func TestHostileNearMisses(t *testing.T) {
@@ -307,15 +374,59 @@ func TestHostileNearMisses(t *testing.T) {
 		{"result item", cat(resultHead, []byte{0x91}, okItemHead, []byte{0xc0}, fineTail)},
 		{"result with no items", cat(resultHead, []byte{0x90})},
 		{"hello", []byte{0x94, 0x01, 0x01, 0x01, 0x90}},
-		{"kind 2 as uint16", cat([]byte{0x95, 0xcd, 0x00, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
-		{"kind 3 as int64", []byte{0x93, 0xd3, 0, 0, 0, 0, 0, 0, 0, 3, 0x01, 0x90}},
-		{"result id max uint64", []byte{0x93, 0x03, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x90}},
+		{"kind 2 as uint16", cat([]byte{0x96, 0xcd, 0x00, 0x02}, taskHead[2:], []byte{0x91, 0x01})},
+		{"kind 3 as int64", []byte{0x94, 0xd3, 0, 0, 0, 0, 0, 0, 0, 3, 0x01, 0x00, 0x90}},
+		{"result id max uint64", []byte{0x94, 0x03, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x90}},
 		{"error as nil", cat(resultHead, []byte{0x91}, okItemHead, []byte{0xc0, 0xc0, 0xc0, 0x00, 0x00})},
 		{"error with 4 strings and a nil detail", cat(resultHead, []byte{0x91, 0x96, 0xc2, 0xc0, 0x95, 0xa0, 0xa0, 0xa0, 0xa0, 0xc0, 0xc4, 0x00, 0x00, 0x00})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := readOnce(frame(tc.body), 0); err != nil {
 				t.Fatalf("% x: %v", tc.body, err)
+			}
+		})
+	}
+}
+
+// TestNewFieldNearMisses: the frames of TestHostileNewFields one step back
+// (a bool for eager; from at 0 and up to the largest int32, in any integer
+// encoding), which decode to the value they carry.
+func TestNewFieldNearMisses(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		body  []byte
+		eager bool // for a task
+		from  int  // for a result
+	}{
+		{"task eager false", cat(taskHead, []byte{0x91, 0x01}), false, 0},
+		{"task eager true", cat(taskHead[:6], []byte{0xc3, 0x91, 0x01}), true, 0},
+		{"result from 0", cat(resultHead, []byte{0x90}), false, 0},
+		{"result from 0 as int8", cat(resultHead[:3], []byte{0xd0, 0x00, 0x90}), false, 0},
+		{"result from 0 as int64", cat(resultHead[:3], []byte{0xd3, 0, 0, 0, 0, 0, 0, 0, 0, 0x90}), false, 0},
+		{"result from 127 as int8", cat(resultHead[:3], []byte{0xd0, 0x7f, 0x90}), false, 127},
+		{"result from 300 as uint16", cat(resultHead[:3], []byte{0xcd, 0x01, 0x2c, 0x90}), false, 300},
+		{"result from max int32", cat(resultHead[:3], []byte{0xce, 0x7f, 0xff, 0xff, 0xff, 0x90}), false, math.MaxInt32},
+		{"result from max int32 as int32", cat(resultHead[:3], []byte{0xd2, 0x7f, 0xff, 0xff, 0xff, 0x90}), false, math.MaxInt32},
+		{"result from max int32 as int64", cat(resultHead[:3], []byte{0xd3, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0x90}), false, math.MaxInt32},
+		{"result from max int32 as uint64", cat(resultHead[:3], []byte{0xcf, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0x90}), false, math.MaxInt32},
+		{"result from max int32, with an item", cat(resultHead[:3], []byte{0xce, 0x7f, 0xff, 0xff, 0xff, 0x91}, okItemHead, []byte{0xc0}, fineTail), false, math.MaxInt32},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m Message
+			if err := NewReader(bytes.NewReader(frame(tc.body)), 0).Read(&m); err != nil {
+				t.Fatalf("% x: %v", tc.body, err)
+			}
+			switch m.Kind {
+			case KindTask:
+				if m.Task.Eager != tc.eager {
+					t.Fatalf("% x: eager %v, want %v", tc.body, m.Task.Eager, tc.eager)
+				}
+			case KindResult:
+				if m.Result.From != tc.from {
+					t.Fatalf("% x: from %d, want %d", tc.body, m.Result.From, tc.from)
+				}
+			default:
+				t.Fatalf("% x: decoded as %s", tc.body, describe(&m))
 			}
 		})
 	}
@@ -356,6 +467,22 @@ func TestWriteTaskRefusesMalformedArgs(t *testing.T) {
 		}
 		assertStreamIntact(t, w, &buf)
 	})
+	froms := []int{-1, math.MinInt, math.MaxInt}
+	if big := int64(math.MaxInt32) + 1; int64(int(big)) == big { // where int has 64 bits
+		froms = append(froms, int(big))
+	}
+	for _, from := range froms {
+		t.Run(fmt.Sprintf("result from %d", from), func(t *testing.T) {
+			// The Reader would refuse the frame and give up on the stream.
+			var buf bytes.Buffer
+			w := NewWriter(&buf, 0)
+			err := w.WriteResult(&Result{ID: 9, From: from, Items: []Item{{OK: true, Value: mp(t, 1)}}})
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+			assertStreamIntact(t, w, &buf)
+		})
+	}
 	t.Run("malformed value", func(t *testing.T) {
 		var buf bytes.Buffer
 		w := NewWriter(&buf, 0)

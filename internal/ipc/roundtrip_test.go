@@ -56,6 +56,10 @@ func roundTripCases(t testing.TB) []struct {
 			want: &Message{Kind: KindTask, Task: Task{ID: 2, Func: "f", Args: []msgpack.RawMessage{msgpackNil, msgpackNil}}}},
 		{name: "task/chunk of 1000", msg: Message{Kind: KindTask, Task: Task{ID: 3, Func: "chunked", Timeout: 1, Args: manyArgs}}},
 		{name: "task/long func name", msg: Message{Kind: KindTask, Task: Task{ID: 4, Func: strings.Repeat("f", 300), Args: []msgpack.RawMessage{mp(t, true)}}}},
+		{name: "task/eager", msg: Message{Kind: KindTask, Task: Task{ID: 5, Func: "charge", Timeout: 3e9, Eager: true, Args: []msgpack.RawMessage{mp(t, 7)}}}},
+		{name: "task/eager chunk", msg: Message{Kind: KindTask, Task: Task{ID: 6, Func: "charge", Eager: true, Args: []msgpack.RawMessage{mp(t, 1), nil, mp(t, "three")}}},
+			want: &Message{Kind: KindTask, Task: Task{ID: 6, Func: "charge", Eager: true, Args: []msgpack.RawMessage{mp(t, 1), msgpackNil, mp(t, "three")}}}},
+		{name: "task/eager, max id", msg: Message{Kind: KindTask, Task: Task{ID: math.MaxUint64, Func: "f", Timeout: math.MaxInt64, Eager: true, Args: []msgpack.RawMessage{mp(t, "x")}}}},
 		{name: "result", msg: Message{Kind: KindResult, Result: Result{ID: 9, Items: items[:1]}}},
 		{name: "result/many items", msg: Message{Kind: KindResult, Result: Result{ID: 10, Items: items}}},
 		{name: "result/nil value", msg: Message{Kind: KindResult, Result: Result{ID: 11, Items: []Item{nilValue}}},
@@ -63,6 +67,13 @@ func roundTripCases(t testing.TB) []struct {
 		{name: "result/no items", msg: Message{Kind: KindResult, Result: Result{ID: 12, Items: []Item{}}},
 			want: &Message{Kind: KindResult, Result: Result{ID: 12}}},
 		{name: "result/max id", msg: Message{Kind: KindResult, Result: Result{ID: math.MaxUint64, Items: items[5:]}}},
+		{name: "result/from", msg: Message{Kind: KindResult, Result: Result{ID: 13, From: 7, Items: items[:2]}}},
+		{name: "result/from 1", msg: Message{Kind: KindResult, Result: Result{ID: 14, From: 1, Items: items[1:2]}}},
+		{name: "result/from above uint16", msg: Message{Kind: KindResult, Result: Result{ID: 15, From: 70000, Items: items[2:4]}}},
+		{name: "result/max from", msg: Message{Kind: KindResult, Result: Result{ID: 16, From: math.MaxInt32, Items: items[5:]}}},
+		{name: "result/max id and from", msg: Message{Kind: KindResult, Result: Result{ID: math.MaxUint64, From: math.MaxInt32, Items: items[:1]}}},
+		{name: "result/from, no items", msg: Message{Kind: KindResult, Result: Result{ID: 17, From: 3, Items: []Item{}}},
+			want: &Message{Kind: KindResult, Result: Result{ID: 17, From: 3}}},
 		{name: "cancel", msg: Message{Kind: KindCancel, Cancel: Cancel{ID: 77}}},
 		{name: "cancel/max id", msg: Message{Kind: KindCancel, Cancel: Cancel{ID: math.MaxUint64}}},
 	}
@@ -196,8 +207,8 @@ func TestLargeArgNearCap(t *testing.T) {
 		}
 		return &Task{ID: 1, Func: "big", Timeout: 0, Args: []msgpack.RawMessage{arg}}
 	}
-	// The frame around the argument: [2, 1, "big", 0, [arg]] is 1+1+1+4+1+1 = 9 bytes.
-	const overhead = 9
+	// The frame around the argument: [2, 1, "big", 0, false, [arg]] is 1+1+1+4+1+1+1 = 10 bytes.
+	const overhead = 10
 	data := writeFrames(t, maxFrame, func(w *Writer) error { return w.WriteTask(task(maxFrame - overhead)) })
 	if got := len(data) - headerSize; got != maxFrame {
 		t.Fatalf("frame is %d bytes, want exactly the cap %d", got, maxFrame)
