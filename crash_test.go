@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/poold/poold"
 )
@@ -215,5 +216,43 @@ func TestExitReportsTheTasksLastStderrLines(t *testing.T) {
 	if !said {
 		t.Errorf("what the task wrote to stderr before exiting is lost: WorkerExitError.Stderr %q, Result.Output %q, error %q",
 			we.Stderr, r.Output, err)
+	}
+}
+
+// A worker that does not read (stopped) does not block ApplyAsync, even for
+// an argument larger than its pipe; when it dies while the argument is on
+// its way, the task is worker_lost with that worker's PID, and retried as
+// any loss.
+func TestWorkerDiesMidWrite(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	for _, retries := range []int{0, 1} {
+		p := newPool(t, poold.WithWorkers(1), poold.WithRetries(retries))
+		pid := p.PIDs()[0]
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		big := strings.Repeat("x", 4<<20)
+		begin := time.Now()
+		a, err := echo.ApplyAsync(p, big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if el := time.Since(begin); el > 500*time.Millisecond {
+			t.Errorf("ApplyAsync of 4 MiB to a stopped worker took %v; it must return at once", el)
+		}
+		time.Sleep(50 * time.Millisecond) // the write is under way, blocked
+		syscall.Kill(pid, syscall.SIGKILL)
+		r, err := a.Get(ctx)
+		if retries == 0 {
+			var exit *poold.WorkerExitError
+			if !errors.Is(err, poold.KindWorkerLost) || !errors.As(err, &exit) || exit.PID != pid || r.PID != pid {
+				t.Errorf("no retries: %v, pid %d; want worker_lost from pid %d", err, r.PID, pid)
+			}
+			continue
+		}
+		if err != nil || r.Attempts != 2 || r.PID == pid {
+			t.Errorf("1 retry: %v after %d attempts on pid %d; want success on the replacement", err, r.Attempts, r.PID)
+		}
 	}
 }

@@ -143,6 +143,7 @@ type controlWriter struct {
 type outbox struct {
 	mu         sync.Mutex
 	jobs       []*Task
+	bytes      int  // about the frames' bytes in jobs
 	closeAfter bool // no job will follow: close stdin once jobs are written
 }
 

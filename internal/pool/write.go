@@ -22,6 +22,7 @@ import (
 func (p *Pool) sendLocked(w *worker, t *Task, idle bool) {
 	w.box.mu.Lock()
 	w.box.jobs = append(w.box.jobs, t)
+	w.box.bytes += t.size
 	w.box.mu.Unlock()
 	if idle {
 		p.markDirtyLocked(w)
@@ -46,12 +47,23 @@ func (p *Pool) takeDirtyLocked() []*worker {
 }
 
 // unlockAndFlush releases Pool.mu, then writes what was dispatched while it
-// was held. Every critical section that may dispatch ends with it.
+// was held. Every critical section that may dispatch ends with it. An
+// outbox that might not fit in its pipe is written on a goroutine of its
+// own: a worker that does not read (stopped, or dying) must not block the
+// caller, be it ApplyAsync, which returns at once, or the reader of another
+// worker's results.
 func (p *Pool) unlockAndFlush() {
 	dirty := p.takeDirtyLocked()
 	p.mu.Unlock()
 	for _, w := range dirty {
-		w.flush()
+		w.box.mu.Lock()
+		big := w.box.bytes > w.pipeCap/2
+		w.box.mu.Unlock()
+		if big {
+			go w.flush()
+		} else {
+			w.flush()
+		}
 	}
 }
 
@@ -94,6 +106,7 @@ func (w *worker) writeOutboxPipeLocked() (bad *refusal) {
 		jobs := w.box.jobs
 		if len(jobs) > 0 { // swap buffers; jobs is ours until it becomes the spare
 			w.box.jobs, pw.spare = pw.spare[:0], nil
+			w.box.bytes = 0
 		}
 		closeAfter := w.box.closeAfter
 		w.box.mu.Unlock()
