@@ -113,6 +113,15 @@ func decodeInt(t *testing.T, r poold.Raw) int {
 	return v
 }
 
+// errsOf runs an IMap and returns the errors it yielded.
+func errsOf[R any](it func(func(poold.Result[R], error) bool)) []error {
+	var errs []error
+	for _, err := range it {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
 // withErrs is an input that yields vals, then err if it is not nil, and
 // fails the test (by a panic the range statement reports) if it is read
 // after its error.

@@ -78,6 +78,9 @@ func noErrors[A any](args iter.Seq[A]) iter.Seq2[A, error] {
 func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq2[A, error], opts []CallOption, decode func(Raw, *R) error, ordered bool) iter.Seq2[Result[R], error] {
 	return func(yield func(Result[R], error) bool) {
 		c, err := newCall(p, name, opts, decode)
+		if err == nil && p.p.Closed() {
+			err = ErrPoolClosed // the input is not read: what it yields could not run
+		}
 		if err != nil {
 			yield(Result[R]{}, err)
 			return

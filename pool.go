@@ -132,7 +132,9 @@ func (p *Pool) MapAsync(name string, args []any, opts ...CallOption) (*MapResult
 // IMap runs name once for each value of args and yields the results in
 // input order. It reads args lazily, keeping at most a window of tasks in
 // flight or waiting to be yielded (see [Window]). The error of each pair is
-// the task's; a pool or context failure is yielded once, last.
+// the task's; a pool or context failure is yielded once, last. On a pool
+// that is closed or terminated, IMap yields ErrPoolClosed once and reads
+// nothing of args (Map, too, returns it, even for no input).
 func (p *Pool) IMap(ctx context.Context, name string, args iter.Seq[any], opts ...CallOption) iter.Seq2[Result[Raw], error] {
 	return imap(ctx, p, name, noErrors(args), opts, decodeRaw, true)
 }
