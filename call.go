@@ -46,6 +46,9 @@ func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw,
 	if c.cfg.chunkSet && c.cfg.chunk < 1 {
 		return fmt.Errorf("%w, not %d", ErrChunkSize, c.cfg.chunk)
 	}
+	if c.cfg.windowSet && c.cfg.window < 1 {
+		return fmt.Errorf("%w, not %d", ErrWindow, c.cfg.window)
+	}
 	c.timeout, c.retries = p.timeout, p.retries
 	if c.cfg.timeoutSet {
 		if c.cfg.timeout < 0 {

@@ -27,6 +27,8 @@ var (
 	ErrNotReady = errors.New("poold: result is not ready")
 	// ErrChunkSize: a chunk size below 1 (see [ChunkSize]).
 	ErrChunkSize = errors.New("poold: chunk size must be at least 1")
+	// ErrWindow: an IMap window below 1 (see [Window]).
+	ErrWindow = errors.New("poold: window must be at least 1")
 )
 
 // Kind says why a task failed. It is an error, so that errors.Is tests a

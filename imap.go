@@ -87,7 +87,7 @@ func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq2[A,
 		}
 		size := max(c.cfg.chunk, 1)
 		window := c.cfg.window
-		if window <= 0 {
+		if !c.cfg.windowSet {
 			window = 4 * p.Size() * size
 		}
 		// A chunk is submitted once full, so the items not yet submitted

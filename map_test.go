@@ -110,6 +110,26 @@ func TestMapBadChunkSize(t *testing.T) {
 	}
 }
 
+// A window below 1 is an error that names it, as a chunk size below 1 is.
+func TestIMapBadWindow(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	for _, n := range []int{0, -1, -5} {
+		for name, errs := range map[string][]error{
+			"IMap":          errsOf(square.IMap(ctx, p, slices.Values(ints(3)), poold.Window(n))),
+			"IMapUnordered": errsOf(p.IMapUnordered(ctx, "square", slices.Values([]any{1, 2}), poold.Window(n))),
+		} {
+			if len(errs) != 1 || !errors.Is(errs[0], poold.ErrWindow) || !strings.Contains(errs[0].Error(), fmt.Sprintf("not %d", n)) {
+				t.Errorf("%s with Window(%d) yielded %v; want ErrWindow, naming %d, once", name, n, errs, n)
+			}
+		}
+	}
+	if s := p.Stats(); s.TasksDone != 0 {
+		t.Errorf("%d tasks ran", s.TasksDone)
+	}
+}
+
 func TestChunkSizeErrorNamesTheSize(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)

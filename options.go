@@ -198,7 +198,8 @@ type callConfig struct {
 	chunk      int
 	chunkSet   bool // false: the call's default
 	window     int
-	onSuccess  any // func(Result[R]), checked against R at the call
+	windowSet  bool // false: the call's default
+	onSuccess  any  // func(Result[R]), checked against R at the call
 	onError    func(error)
 }
 
@@ -233,9 +234,10 @@ func ChunkSize(n int) CallOption {
 
 // Window bounds how many tasks of an IMap are in flight (and buffered for
 // ordering) at once; the input is read no faster. Default: 4 × workers ×
-// chunk size.
+// chunk size; a window smaller than the chunk size is taken as the chunk
+// size; below 1 is an error (ErrWindow).
 func Window(n int) CallOption {
-	return callOptionFunc(func(c *callConfig) { c.window = n })
+	return callOptionFunc(func(c *callConfig) { c.window, c.windowSet = n, true })
 }
 
 // OnSuccess calls fn with each successful result of an async call, before
