@@ -90,13 +90,19 @@ func (c *call[R]) settle(o *pool.Outcome, index int, dst *Result[R], done func()
 	})
 }
 
-// fire runs the callback that r's outcome asks for.
-func (c *call[R]) fire(r *Result[R]) {
+// fire runs the callback that r's outcome asks for. If it panics, r.Err
+// becomes the *CallbackError, which fire returns.
+func (c *call[R]) fire(r *Result[R]) *CallbackError {
+	var cbErr *CallbackError
 	if r.Err == nil && c.onSuccess != nil {
-		c.onSuccess(*r)
+		cbErr = c.p.guard(c.name, "OnSuccess", nil, func() { c.onSuccess(*r) })
 	} else if r.Err != nil && c.cfg.onError != nil {
-		c.cfg.onError(r.Err)
+		cbErr = c.p.guard(c.name, "OnError", r.Err, func() { c.cfg.onError(r.Err) })
 	}
+	if cbErr != nil {
+		r.Err = cbErr
+	}
+	return cbErr
 }
 
 // submit hands t to the executor.
@@ -170,7 +176,7 @@ func asyncDone[R any](t *pool.Task) {
 	}
 	c.p.cb.run(func() {
 		r := a.result()
-		c.fire(&r)
+		a.cbErr = c.fire(&r)
 		a.complete()
 	})
 }

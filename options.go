@@ -250,7 +250,9 @@ func OnSuccess[R any](fn func(Result[R])) CallOption {
 
 // OnError calls fn with the error of each failed task of an async call, before
 // the result's Get returns. Exactly one of OnSuccess and OnError fires per
-// task.
+// task. A callback that panics ends neither the process nor the other
+// callbacks: the panic is logged on the pool's logger, and its result's
+// error becomes a *[CallbackError] (see [ErrCallbackPanic]).
 func OnError(fn func(error)) CallOption {
 	return callOptionFunc(func(c *callConfig) { c.onError = fn })
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/poold/poold/internal/pool"
 	"github.com/poold/poold/internal/worker"
 )
@@ -21,6 +23,7 @@ type Pool struct {
 	retries int           // a task's retries unless its call says otherwise
 	retryOn []pool.Kind   // the kinds a task is retried for unless its call says otherwise
 	cb      callbacks
+	log     hclog.Logger // the pool's (WithLogger); nil: none
 }
 
 // executor is what runs a Pool's tasks: today worker processes
@@ -63,7 +66,7 @@ func New(ctx context.Context, opts ...Option) (*Pool, error) {
 	if retryOn == nil {
 		retryOn = defaultRetryOn()
 	}
-	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries, retryOn: poolKinds(retryOn)}, nil
+	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries, retryOn: poolKinds(retryOn), log: cfg.logger}, nil
 }
 
 // Size is the number of worker processes the pool keeps.
