@@ -22,26 +22,50 @@ type call[R any] struct {
 	retryOn   []pool.Kind   // every task's, resolved
 	decode    func(Raw, *R) error
 	onSuccess func(Result[R])
+	onMap     func([]Result[R]) // OnMapSuccess
 }
 
-func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) (*call[R], error) {
+// verb is what a call is, for the options that only some verbs take.
+type verb string
+
+const (
+	verbApply verb = "Apply" // Apply, ApplyAsync
+	verbMap   verb = "Map"   // Map, MapAsync
+	verbIMap  verb = "IMap"  // IMap, IMapUnordered, and their Err forms
+)
+
+func newCall[R any](p *Pool, v verb, name string, opts []CallOption, decode func(Raw, *R) error) (*call[R], error) {
 	c := new(call[R])
-	return c, c.init(p, name, opts, decode)
+	return c, c.init(p, v, name, opts, decode)
+}
+
+// typed is the callback fn that option opt set (an any, for its type names
+// the call's R) as an F, the callback type of a call whose results are
+// Result[R]: nil if fn is nil, an error if fn is of another type.
+func typed[F, R any](opt string, fn any) (F, error) {
+	f, ok := fn.(F)
+	if fn != nil && !ok {
+		return f, errorf("%s callback is a %T; this call's results are %T", opt, fn, Result[R]{})
+	}
+	return f, nil
 }
 
 // init applies opts and resolves what a task gets: this is the one place
 // where a call's defaults are decided.
-func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) error {
+func (c *call[R]) init(p *Pool, v verb, name string, opts []CallOption, decode func(Raw, *R) error) error {
 	c.p, c.name, c.decode = p, name, decode
 	for _, o := range opts {
 		o.applyCall(&c.cfg)
 	}
-	if c.cfg.onSuccess != nil {
-		fn, ok := c.cfg.onSuccess.(func(Result[R]))
-		if !ok {
-			return errorf("OnSuccess callback is a %T; this call's results are %T", c.cfg.onSuccess, Result[R]{})
-		}
-		c.onSuccess = fn
+	var err error
+	if c.onSuccess, err = typed[func(Result[R]), R]("OnSuccess", c.cfg.onSuccess); err != nil {
+		return err
+	}
+	if v != verbMap && (c.cfg.onMapSuccess != nil || c.cfg.onMapError != nil) {
+		return errorf("OnMapSuccess and OnMapError are callbacks of a whole Map or MapAsync, not of %s", v)
+	}
+	if c.onMap, err = typed[func([]Result[R]), R]("OnMapSuccess", c.cfg.onMapSuccess); err != nil {
+		return err
 	}
 	if c.cfg.chunkSet && c.cfg.chunk < 1 {
 		return fmt.Errorf("%w, not %d", ErrChunkSize, c.cfg.chunk)
@@ -144,7 +168,7 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 	// arguments: a pool's throughput of single tasks is bounded by the
 	// memory each one costs.
 	a := new(AsyncResult[R])
-	if err := a.c.init(p, name, opts, decode); err != nil {
+	if err := a.c.init(p, verbApply, name, opts, decode); err != nil {
 		return nil, err
 	}
 	buf, err := appendArg(a.arg[:0], any(args))

@@ -29,8 +29,9 @@ var (
 	ErrChunkSize = errors.New("poold: chunk size must be at least 1")
 	// ErrWindow: an IMap window below 1 (see [Window]).
 	ErrWindow = errors.New("poold: window must be at least 1")
-	// ErrCallbackPanic: a result callback ([OnSuccess], [OnError])
-	// panicked; the error is a *[CallbackError].
+	// ErrCallbackPanic: a result callback ([OnSuccess], [OnError],
+	// [OnMapSuccess], [OnMapError]) panicked; the error is a
+	// *[CallbackError].
 	ErrCallbackPanic = errors.New("poold: callback panicked")
 )
 
@@ -114,13 +115,15 @@ func (e *TaskError) Unwrap() error {
 // process lives on, the panic is logged on the pool's logger, and the
 // result (its Err, and what Get returns) carries this error instead of the
 // task's own, which it wraps; the result's Value stays. It matches
-// [ErrCallbackPanic] with errors.Is, and the task's error's kind too.
+// [ErrCallbackPanic] with errors.Is, and the task's error's kind too. A
+// Map whose OnMapSuccess or OnMapError panicked returns one from Get, with
+// its results.
 type CallbackError struct {
 	Func     string // the task's name
-	Callback string // the callback that panicked: "OnSuccess" or "OnError"
+	Callback string // the callback that panicked: "OnSuccess", "OnError", "OnMapSuccess" or "OnMapError"
 	Value    any    // what it panicked with
 	Stack    string // its goroutine's stack at the panic
-	Err      error  // the task's own error (what OnError was given); nil after OnSuccess
+	Err      error  // the task's own error, or the Map's (what OnError or OnMapError was given); nil after a success
 }
 
 // Error says "poold: <Callback> callback of task <Func> panicked: <Value>",

@@ -77,7 +77,7 @@ func noErrors[A any](args iter.Seq[A]) iter.Seq2[A, error] {
 // one that can, which ends where its first error is.
 func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq2[A, error], opts []CallOption, decode func(Raw, *R) error, ordered bool) iter.Seq2[Result[R], error] {
 	return func(yield func(Result[R], error) bool) {
-		c, err := newCall(p, name, opts, decode)
+		c, err := newCall(p, verbIMap, name, opts, decode)
 		if err == nil && p.p.Closed() {
 			err = ErrPoolClosed // the input is not read: what it yields could not run
 		}

@@ -133,18 +133,28 @@ func (a *AsyncResult[R]) Successful() (bool, error) {
 type MapResult[R any] struct {
 	done    chan struct{}
 	results []Result[R]
+	cbErr   *CallbackError // its whole-call callback's panic, its error if not nil (set before done)
 }
 
 // Get waits for every task and returns the results in input order, with the
-// first failure in input order as the error. If ctx ends first it returns
-// ctx.Err(); the tasks go on.
+// first failure in input order as the error (or, if OnMapSuccess or
+// OnMapError panicked, a *CallbackError wrapping it). If ctx ends first it
+// returns ctx.Err(); the tasks go on.
 func (m *MapResult[R]) Get(ctx context.Context) ([]Result[R], error) {
 	select {
 	case <-m.done:
-		return m.results, firstErr(m.results)
+		return m.results, m.err()
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// err is the error of a Map that is done.
+func (m *MapResult[R]) err() error {
+	if m.cbErr != nil {
+		return m.cbErr
+	}
+	return firstErr(m.results)
 }
 
 // Wait waits until every task is done or ctx ends.
@@ -176,7 +186,7 @@ func (m *MapResult[R]) Successful() (bool, error) {
 	if !m.Ready() {
 		return false, ErrNotReady
 	}
-	return firstErr(m.results) == nil, nil
+	return m.err() == nil, nil
 }
 
 func firstErr[R any](rs []Result[R]) error {
