@@ -336,7 +336,7 @@ func TestMapWholeCallCallbacks(t *testing.T) {
 		poold.OnMapSuccess(func([]poold.Result[int]) {}),
 		poold.OnMapError(func(error) {}),
 	} {
-		if _, err := square.Apply(ctx, p, 1, opt); err == nil || !strings.Contains(err.Error(), "Map") {
+		if _, err := square.Apply(ctx, p, 1, opt); err == nil || !strings.Contains(err.Error(), "not of Apply") {
 			t.Errorf("Apply with a whole-Map callback: %v, want an error", err)
 		}
 		if a, err := square.ApplyAsync(p, 1, opt); err == nil || a != nil {
@@ -347,7 +347,7 @@ func TestMapWholeCallCallbacks(t *testing.T) {
 			"IMapUnordered": func() []error { return errsOf(square.IMapUnordered(ctx, p, slices.Values([]int{1}), opt)) },
 			"IMapErr":       func() []error { return errsOf(square.IMapErr(ctx, p, withErrs([]int{1}, nil), opt)) },
 		} {
-			if errs := it(); len(errs) != 1 || errs[0] == nil || !strings.Contains(errs[0].Error(), "Map") {
+			if errs := it(); len(errs) != 1 || errs[0] == nil || !strings.Contains(errs[0].Error(), "not of IMap") {
 				t.Errorf("%s with a whole-Map callback yielded %v, want one error", name, errs)
 			}
 		}
