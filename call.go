@@ -22,29 +22,56 @@ type call[R any] struct {
 	retryOn   []pool.Kind   // every task's, resolved
 	decode    func(Raw, *R) error
 	onSuccess func(Result[R])
+	onMap     func([]Result[R]) // OnMapSuccess
 }
 
-func newCall[R any](p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) (*call[R], error) {
+// verb is what a call is, for the options that only some verbs take.
+type verb string
+
+const (
+	verbApply verb = "Apply" // Apply, ApplyAsync
+	verbMap   verb = "Map"   // Map, MapAsync
+	verbIMap  verb = "IMap"  // IMap, IMapUnordered, and their Err forms
+)
+
+func newCall[R any](p *Pool, v verb, name string, opts []CallOption, decode func(Raw, *R) error) (*call[R], error) {
 	c := new(call[R])
-	return c, c.init(p, name, opts, decode)
+	return c, c.init(p, v, name, opts, decode)
+}
+
+// typed is the callback fn that option opt set (an any, for its type names
+// the call's R) as an F, the callback type of a call whose results are
+// Result[R]: nil if fn is nil, an error if fn is of another type.
+func typed[F, R any](opt string, fn any) (F, error) {
+	f, ok := fn.(F)
+	if fn != nil && !ok {
+		return f, errorf("%s callback is a %T; this call's results are %T", opt, fn, Result[R]{})
+	}
+	return f, nil
 }
 
 // init applies opts and resolves what a task gets: this is the one place
 // where a call's defaults are decided.
-func (c *call[R]) init(p *Pool, name string, opts []CallOption, decode func(Raw, *R) error) error {
+func (c *call[R]) init(p *Pool, v verb, name string, opts []CallOption, decode func(Raw, *R) error) error {
 	c.p, c.name, c.decode = p, name, decode
 	for _, o := range opts {
 		o.applyCall(&c.cfg)
 	}
-	if c.cfg.onSuccess != nil {
-		fn, ok := c.cfg.onSuccess.(func(Result[R]))
-		if !ok {
-			return errorf("OnSuccess callback is a %T; this call's results are %T", c.cfg.onSuccess, Result[R]{})
-		}
-		c.onSuccess = fn
+	var err error
+	if c.onSuccess, err = typed[func(Result[R]), R]("OnSuccess", c.cfg.onSuccess); err != nil {
+		return err
+	}
+	if v != verbMap && (c.cfg.onMapSuccess != nil || c.cfg.onMapError != nil) {
+		return errorf("OnMapSuccess and OnMapError are callbacks of a whole Map or MapAsync, not of %s", v)
+	}
+	if c.onMap, err = typed[func([]Result[R]), R]("OnMapSuccess", c.cfg.onMapSuccess); err != nil {
+		return err
 	}
 	if c.cfg.chunkSet && c.cfg.chunk < 1 {
 		return fmt.Errorf("%w, not %d", ErrChunkSize, c.cfg.chunk)
+	}
+	if c.cfg.windowSet && c.cfg.window < 1 {
+		return fmt.Errorf("%w, not %d", ErrWindow, c.cfg.window)
 	}
 	c.timeout, c.retries = p.timeout, p.retries
 	if c.cfg.timeoutSet {
@@ -88,13 +115,19 @@ func (c *call[R]) settle(o *pool.Outcome, index int, dst *Result[R], done func()
 	})
 }
 
-// fire runs the callback that r's outcome asks for.
-func (c *call[R]) fire(r *Result[R]) {
+// fire runs the callback that r's outcome asks for. If it panics, r.Err
+// becomes the *CallbackError, which fire returns.
+func (c *call[R]) fire(r *Result[R]) *CallbackError {
+	var cbErr *CallbackError
 	if r.Err == nil && c.onSuccess != nil {
-		c.onSuccess(*r)
+		cbErr = c.p.guard(c.name, "OnSuccess", nil, func() { c.onSuccess(*r) })
 	} else if r.Err != nil && c.cfg.onError != nil {
-		c.cfg.onError(r.Err)
+		cbErr = c.p.guard(c.name, "OnError", r.Err, func() { c.cfg.onError(r.Err) })
 	}
+	if cbErr != nil {
+		r.Err = cbErr
+	}
+	return cbErr
 }
 
 // submit hands t to the executor.
@@ -136,7 +169,7 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 	// arguments: a pool's throughput of single tasks is bounded by the
 	// memory each one costs.
 	a := new(AsyncResult[R])
-	if err := a.c.init(p, name, opts, decode); err != nil {
+	if err := a.c.init(p, verbApply, name, opts, decode); err != nil {
 		return nil, err
 	}
 	buf, err := appendArg(a.arg[:0], any(args))
@@ -168,7 +201,7 @@ func asyncDone[R any](t *pool.Task) {
 	}
 	c.p.cb.run(func() {
 		r := a.result()
-		c.fire(&r)
+		a.cbErr = c.fire(&r)
 		a.complete()
 	})
 }

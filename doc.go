@@ -34,9 +34,13 @@
 // ([ErrPoolClosed], ...).
 //
 // [New] takes [Option] values ([WithWorkers], [WithTimeout], ...); each call
-// takes [CallOption] values ([Timeout], [ChunkSize], [OnSuccess], ...).
+// takes [CallOption] values ([Timeout], [ChunkSize], [OnSuccess],
+// [OnMapSuccess], ...). A callback that panics is recovered and logged,
+// and its result's error is a [CallbackError].
 //
 // The verbs are Python's: [Pool.Apply], [Pool.ApplyAsync], [Pool.Map],
 // [Pool.MapAsync], [Pool.IMap], [Pool.IMapUnordered], [Pool.Close],
-// [Pool.Terminate], [Pool.Join]; the typed [Func] has the same ones.
+// [Pool.Terminate], [Pool.Join]; the typed [Func] has the same ones. Beside
+// them, [Pool.IMapErr] and [Pool.IMapUnorderedErr] take an input that can
+// fail midway.
 package poold

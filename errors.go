@@ -27,6 +27,12 @@ var (
 	ErrNotReady = errors.New("poold: result is not ready")
 	// ErrChunkSize: a chunk size below 1 (see [ChunkSize]).
 	ErrChunkSize = errors.New("poold: chunk size must be at least 1")
+	// ErrWindow: an IMap window below 1 (see [Window]).
+	ErrWindow = errors.New("poold: window must be at least 1")
+	// ErrCallbackPanic: a result callback ([OnSuccess], [OnError],
+	// [OnMapSuccess], [OnMapError]) panicked; the error is a
+	// *[CallbackError].
+	ErrCallbackPanic = errors.New("poold: callback panicked")
 )
 
 // Kind says why a task failed. It is an error, so that errors.Is tests a
@@ -104,6 +110,37 @@ func (e *TaskError) Unwrap() error {
 	}
 	return e.Exit
 }
+
+// CallbackError is the error of a result whose callback panicked: the
+// process lives on, the panic is logged on the pool's logger, and the
+// result (its Err, and what Get returns) carries this error instead of the
+// task's own, which it wraps; the result's Value stays. It matches
+// [ErrCallbackPanic] with errors.Is, and the task's error's kind too. A
+// Map whose OnMapSuccess or OnMapError panicked returns one from Get, with
+// its results.
+type CallbackError struct {
+	Func     string // the task's name
+	Callback string // the callback that panicked: "OnSuccess", "OnError", "OnMapSuccess" or "OnMapError"
+	Value    any    // what it panicked with
+	Stack    string // its goroutine's stack at the panic
+	Err      error  // the task's own error, or the Map's (what OnError or OnMapError was given); nil after a success
+}
+
+// Error says "poold: <Callback> callback of task <Func> panicked: <Value>",
+// then the task's error if it had one.
+func (e *CallbackError) Error() string {
+	s := fmt.Sprintf("poold: %s callback of task %s panicked: %v", e.Callback, e.Func, e.Value)
+	if e.Err != nil {
+		s += "; the task's error: " + e.Err.Error()
+	}
+	return s
+}
+
+// Is reports whether target is ErrCallbackPanic.
+func (e *CallbackError) Is(target error) bool { return target == ErrCallbackPanic }
+
+// Unwrap returns the task's own error, or nil.
+func (e *CallbackError) Unwrap() error { return e.Err }
 
 // WorkerExitError says how a worker process ended.
 type WorkerExitError struct {

@@ -1,12 +1,15 @@
 package poold_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/poold/poold"
 )
@@ -105,6 +108,93 @@ func ExampleFunc_IMap() {
 	// 2 9
 	// 3 16
 	// 4 25
+}
+
+func ExampleFunc_IMapErr() {
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+
+	// Numbers read from a file, one a line: the input can fail midway
+	// (here at "x"). IMapErr reads no further, yields the results of the
+	// lines before it, then the input's error, last.
+	file := strings.NewReader("1\n2\n3\nx\n5\n")
+	numbers := func(yield func(int, error) bool) {
+		lines := bufio.NewScanner(file)
+		for lines.Scan() {
+			n, err := strconv.Atoi(lines.Text())
+			if !yield(n, err) {
+				return
+			}
+		}
+		if err := lines.Err(); err != nil {
+			yield(0, err)
+		}
+	}
+	for r, err := range square.IMapErr(ctx, p, numbers) {
+		if err != nil {
+			fmt.Println(err)
+			fmt.Println("a syntax error:", errors.Is(err, strconv.ErrSyntax))
+			continue
+		}
+		fmt.Println(r.Value)
+	}
+	// Output:
+	// 1
+	// 4
+	// 9
+	// poold: the input failed after 3 values: strconv.Atoi: parsing "x": invalid syntax
+	// a syntax error: true
+}
+
+func ExampleOnMapSuccess() {
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithWorkers(2))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+
+	// Python's map_async(callback=, error_callback=): one callback for the
+	// whole Map, with every result, or with its first error.
+	sum := poold.OnMapSuccess(func(rs []poold.Result[int]) {
+		total := 0
+		for _, r := range rs {
+			total += r.Value
+		}
+		fmt.Println("callback: the squares add up to", total)
+	})
+	failed := poold.OnMapError(func(err error) {
+		fmt.Println("error callback: bad arguments:", errors.Is(err, poold.KindBadArgs))
+	})
+
+	m, err := square.MapAsync(p, []int{1, 2, 3, 4}, sum, failed)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rs, err := m.Get(ctx) // the callback has run by now
+	fmt.Println("get:", len(rs), "results, error", err)
+
+	// The untyped methods' results are Raw, and so are their callbacks'.
+	raw, err := p.MapAsync("square", []any{1, "two", 3},
+		poold.OnMapSuccess(func([]poold.Result[poold.Raw]) { fmt.Println("callback") }), failed)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, err = raw.Get(ctx)
+	fmt.Println("get: bad arguments:", errors.Is(err, poold.KindBadArgs))
+	// Output:
+	// callback: the squares add up to 30
+	// get: 4 results, error <nil>
+	// error callback: bad arguments: true
+	// get: bad arguments: true
 }
 
 func ExamplePool_ApplyAsync() {

@@ -3,6 +3,7 @@ package poold_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"syscall"
@@ -110,4 +111,29 @@ func decodeInt(t *testing.T, r poold.Raw) int {
 		t.Fatalf("decoding %x: %v", []byte(r), err)
 	}
 	return v
+}
+
+// errsOf runs an IMap and returns the errors it yielded.
+func errsOf[R any](it func(func(poold.Result[R], error) bool)) []error {
+	var errs []error
+	for _, err := range it {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// withErrs is an input that yields vals, then err if it is not nil, and
+// fails the test (by a panic the range statement reports) if it is read
+// after its error.
+func withErrs[A any](vals []A, err error) func(func(A, error) bool) {
+	return func(yield func(A, error) bool) {
+		for _, v := range vals {
+			if !yield(v, nil) {
+				return
+			}
+		}
+		if err != nil && yield(*new(A), err) {
+			panic(fmt.Sprintf("the input was read on after its error %v", err))
+		}
+	}
 }

@@ -18,6 +18,7 @@ type imapped[R any] struct {
 // goroutine, even if the consumer stops early and never reads again.
 type imapper[R any] struct {
 	c        *call[R]
+	k        chunker[R] // makes and submits its chunk tasks
 	window   int
 	ordered  bool
 	finished chan imapped[R]
@@ -61,16 +62,32 @@ func (im *imapper[R]) receive(ctx context.Context, yield func(Result[R], error) 
 	}
 }
 
-func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq[A], opts []CallOption, decode func(Raw, *R) error, ordered bool) iter.Seq2[Result[R], error] {
+// noErrors is args as an input that never fails.
+func noErrors[A any](args iter.Seq[A]) iter.Seq2[A, error] {
+	return func(yield func(A, error) bool) {
+		for a := range args {
+			if !yield(a, nil) {
+				return
+			}
+		}
+	}
+}
+
+// imap is every IMap: of an input that never fails (see noErrors) or of
+// one that can, which ends where its first error is.
+func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq2[A, error], opts []CallOption, decode func(Raw, *R) error, ordered bool) iter.Seq2[Result[R], error] {
 	return func(yield func(Result[R], error) bool) {
-		c, err := newCall(p, name, opts, decode)
+		c, err := newCall(p, verbIMap, name, opts, decode)
+		if err == nil && p.p.Closed() {
+			err = ErrPoolClosed // the input is not read: what it yields could not run
+		}
 		if err != nil {
 			yield(Result[R]{}, err)
 			return
 		}
 		size := max(c.cfg.chunk, 1)
 		window := c.cfg.window
-		if window <= 0 {
+		if !c.cfg.windowSet {
 			window = 4 * p.Size() * size
 		}
 		// A chunk is submitted once full, so the items not yet submitted
@@ -81,9 +98,15 @@ func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq[A],
 		if ordered {
 			im.parked = make([]*Result[R], window)
 		}
-		k := &chunker[R]{c: c, size: size, each: im.each}
+		im.k = chunker[R]{c: c, size: size, each: im.each}
+		k := &im.k
 		taken := 0
-		for a := range args {
+		var inputErr error // the input's, yielded last
+		for a, err := range args {
+			if err != nil {
+				inputErr = errorf("the input failed after %d values: %w", taken, err)
+				break
+			}
 			index := k.next()
 			encErr, err := k.add(any(a))
 			if err != nil {
@@ -108,6 +131,9 @@ func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq[A],
 			if !im.receive(ctx, yield) {
 				return
 			}
+		}
+		if inputErr != nil {
+			yield(Result[R]{}, inputErr)
 		}
 	}
 }

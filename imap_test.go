@@ -228,3 +228,76 @@ func TestIMapBreakThenClose(t *testing.T) {
 		t.Errorf("%d values pulled, %d tasks done; want them equal, at most 9", pulled, s.TasksDone)
 	}
 }
+
+// An input that fails midway (lines read from a file, say): IMapErr reads
+// no further, yields what was submitted (in order, for the ordered form),
+// then the input's error once, last, wrapped.
+func TestIMapErr(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	errRead := errors.New("read error")
+	// Earlier tasks take longer, so that they finish out of order.
+	slow := make([]slowArgs, 6)
+	for i := range slow {
+		slow[i] = slowArgs{I: i, MS: (len(slow) - i) * 20}
+	}
+	for _, c := range []struct {
+		name    string
+		ordered bool
+		it      iter.Seq2[poold.Result[int], error]
+	}{
+		{"IMapErr", true, slowEcho.IMapErr(ctx, p, withErrs(slow, errRead), poold.Window(4))},
+		{"IMapErr, chunks of 4", true, slowEcho.IMapErr(ctx, p, withErrs(slow, errRead), poold.ChunkSize(4))},
+		{"IMapUnorderedErr", false, slowEcho.IMapUnorderedErr(ctx, p, withErrs(slow, errRead), poold.Window(4))},
+	} {
+		var vals []int
+		var errs []error
+		for r, err := range c.it {
+			if len(errs) > 0 {
+				t.Fatalf("%s: yielded again after %v", c.name, errs)
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			vals = append(vals, r.Value)
+		}
+		if !c.ordered {
+			slices.Sort(vals)
+		}
+		if !slices.Equal(vals, ints(len(slow))) {
+			t.Errorf("%s: values %v before the error; want 0..%d, in order", c.name, vals, len(slow)-1)
+		}
+		if len(errs) != 1 || !errors.Is(errs[0], errRead) {
+			t.Errorf("%s: errors %v; want the input's once, last", c.name, errs)
+		}
+	}
+
+	// The untyped forms; an input that fails at once; no error at all.
+	for _, c := range []struct {
+		name string
+		it   iter.Seq2[poold.Result[poold.Raw], error]
+		vals []int
+		err  error
+	}{
+		{"Pool.IMapErr", p.IMapErr(ctx, "square", withErrs([]any{1, 2, 3}, errRead)), []int{1, 4, 9}, errRead},
+		{"Pool.IMapUnorderedErr", p.IMapUnorderedErr(ctx, "square", withErrs([]any{4}, errRead)), []int{16}, errRead},
+		{"failing at once", p.IMapErr(ctx, "square", withErrs([]any{}, errRead)), nil, errRead},
+		{"not failing", p.IMapErr(ctx, "square", withErrs([]any{5, 6}, nil)), []int{25, 36}, nil},
+	} {
+		var vals []int
+		var errs []error
+		for r, err := range c.it {
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				vals = append(vals, decodeInt(t, r.Value))
+			}
+		}
+		slices.Sort(vals)
+		if !slices.Equal(vals, c.vals) || (c.err == nil) != (len(errs) == 0) || (c.err != nil && (len(errs) != 1 || !errors.Is(errs[0], c.err))) {
+			t.Errorf("%s: %v, %v; want %v, then %v", c.name, vals, errs, c.vals, c.err)
+		}
+	}
+}

@@ -93,17 +93,16 @@ func TestSubmitAfterStop(t *testing.T) {
 			if m, err := p.MapAsync("square", []any{1}); !errors.Is(err, poold.ErrPoolClosed) || m != nil {
 				t.Errorf("MapAsync: %v", err)
 			}
-			for _, unordered := range []bool{false, true} {
-				it := square.IMap
-				if unordered {
-					it = square.IMapUnordered
-				}
-				var errs []error
-				for _, err := range it(ctx, p, slices.Values(ints(5))) {
-					errs = append(errs, err)
-				}
-				if len(errs) != 1 || !errors.Is(errs[0], poold.ErrPoolClosed) {
-					t.Errorf("IMap (unordered %v) yielded %v; want ErrPoolClosed once", unordered, errs)
+			for _, n := range []int{5, 0} {
+				for name, errs := range map[string][]error{
+					"IMap":             errsOf(square.IMap(ctx, p, slices.Values(ints(n)))),
+					"IMapUnordered":    errsOf(square.IMapUnordered(ctx, p, slices.Values(ints(n)))),
+					"IMapErr":          errsOf(square.IMapErr(ctx, p, withErrs(ints(n), nil))),
+					"IMapUnorderedErr": errsOf(square.IMapUnorderedErr(ctx, p, withErrs(ints(n), nil))),
+				} {
+					if len(errs) != 1 || !errors.Is(errs[0], poold.ErrPoolClosed) {
+						t.Errorf("%s of %d values yielded %v; want ErrPoolClosed once", name, n, errs)
+					}
 				}
 			}
 		})

@@ -56,12 +56,31 @@ func (mp *mapper[R]) finishOne() { mp.countDown(1) }
 
 func (mp *mapper[R]) countDown(n int) {
 	if mp.left.Add(-int64(n)) == 0 {
-		close(mp.m.done)
+		mp.finish()
 	}
 }
 
+// finish ends a Map whose every result is in: it is done, once its
+// whole-call callback has run, after the per-task ones, if it has one.
+func (mp *mapper[R]) finish() {
+	c, m := mp.c, mp.m
+	if c.onMap == nil && c.cfg.onMapError == nil {
+		close(m.done)
+		return
+	}
+	c.p.cb.run(func() {
+		err := firstErr(m.results)
+		if err == nil && c.onMap != nil {
+			m.cbErr = c.p.guard(c.name, "OnMapSuccess", nil, func() { c.onMap(m.results) })
+		} else if err != nil && c.cfg.onMapError != nil {
+			m.cbErr = c.p.guard(c.name, "OnMapError", err, func() { c.cfg.onMapError(err) })
+		}
+		close(m.done)
+	})
+}
+
 func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decode func(Raw, *R) error) (*MapResult[R], error) {
-	c, err := newCall(p, name, opts, decode)
+	c, err := newCall(p, verbMap, name, opts, decode)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +89,7 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 		if p.p.Closed() {
 			return nil, ErrPoolClosed
 		}
-		close(mp.m.done)
+		mp.finish()
 		return mp.m, nil
 	}
 	mp.left.Store(int64(len(args)))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +104,26 @@ func TestMapBadChunkSize(t *testing.T) {
 		}
 		if len(errs) != 1 || !errors.Is(errs[0], poold.ErrChunkSize) {
 			t.Errorf("IMap with ChunkSize(%d) yielded %v; want ErrChunkSize once", n, errs)
+		}
+	}
+	if s := p.Stats(); s.TasksDone != 0 {
+		t.Errorf("%d tasks ran", s.TasksDone)
+	}
+}
+
+// A window below 1 is an error that names it, as a chunk size below 1 is.
+func TestIMapBadWindow(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	for _, n := range []int{0, -1, -5} {
+		for name, errs := range map[string][]error{
+			"IMap":          errsOf(square.IMap(ctx, p, slices.Values(ints(3)), poold.Window(n))),
+			"IMapUnordered": errsOf(p.IMapUnordered(ctx, "square", slices.Values([]any{1, 2}), poold.Window(n))),
+		} {
+			if len(errs) != 1 || !errors.Is(errs[0], poold.ErrWindow) || !strings.Contains(errs[0].Error(), fmt.Sprintf("not %d", n)) {
+				t.Errorf("%s with Window(%d) yielded %v; want ErrWindow, naming %d, once", name, n, errs, n)
+			}
 		}
 	}
 	if s := p.Stats(); s.TasksDone != 0 {
@@ -225,4 +246,112 @@ func TestMapAsync(t *testing.T) {
 	if el >= 6*200*time.Millisecond {
 		t.Errorf("6 tasks of 200 ms on 2 workers took %v: in series", el)
 	}
+}
+
+// OnMapSuccess and OnMapError are Python's map_async callback and
+// error_callback: one of them fires once per Map, before Get returns,
+// after the per-task callbacks.
+func TestMapWholeCallCallbacks(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+
+	var mu sync.Mutex
+	var events []string
+	var whole []poold.Result[int]
+	var wholeErr error
+	record := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	opts := []poold.CallOption{
+		poold.ChunkSize(2),
+		poold.OnSuccess(func(r poold.Result[int]) { record("success") }),
+		poold.OnError(func(error) { record("error") }),
+		// Slow, so that Get would overtake it if it did not wait.
+		poold.OnMapSuccess(func(rs []poold.Result[int]) {
+			time.Sleep(100 * time.Millisecond)
+			whole = rs
+			record("map success")
+		}),
+		poold.OnMapError(func(err error) {
+			time.Sleep(100 * time.Millisecond)
+			wholeErr = err
+			record("map error")
+		}),
+	}
+	check := func(what string, want []string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(events, want) {
+			t.Errorf("%s: callbacks %v, want %v", what, events, want)
+		}
+		events = nil
+	}
+
+	m, err := square.MapAsync(p, []int{1, 2, 3, 4, 5}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := m.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("MapAsync", []string{"success", "success", "success", "success", "success", "map success"})
+	if len(whole) != 5 || &whole[0] != &rs[0] {
+		t.Errorf("OnMapSuccess got %d results, not the slice Get returns", len(whole))
+	}
+
+	// The first error in input order, as Get returns it.
+	_, err = p.Map(ctx, "square", []any{1, "x", 3, "y"},
+		poold.OnMapSuccess(func([]poold.Result[poold.Raw]) { record("map success") }),
+		poold.OnMapError(func(err error) { wholeErr = err; record("map error") }))
+	if !errors.Is(err, poold.KindBadArgs) || wholeErr != err {
+		t.Errorf("Map: error %v, OnMapError got %v; want the same bad_args", err, wholeErr)
+	}
+	check("Map with failures", []string{"map error"})
+
+	// An empty Map succeeds, once.
+	if _, err := square.Map(ctx, p, nil, opts...); err != nil {
+		t.Fatal(err)
+	}
+	check("empty Map", []string{"map success"})
+
+	// A whole-call callback that panics: Get returns the results and a
+	// *CallbackError, which wraps the Map's error if it had one.
+	rs, err = square.Map(ctx, p, []int{2, 3}, poold.OnMapSuccess(func([]poold.Result[int]) { panic("whole") }))
+	var ce *poold.CallbackError
+	if !errors.As(err, &ce) || ce.Callback != "OnMapSuccess" || ce.Value != "whole" || ce.Err != nil || len(rs) != 2 || rs[1].Value != 9 {
+		t.Errorf("OnMapSuccess panicked: %v, %v; want the results and a *CallbackError", rs, err)
+	}
+	_, err = p.Map(ctx, "square", []any{"x"}, poold.OnMapError(func(error) { panic("whole") }))
+	if !errors.Is(err, poold.ErrCallbackPanic) || !errors.Is(err, poold.KindBadArgs) {
+		t.Errorf("OnMapError panicked: %v; want ErrCallbackPanic wrapping bad_args", err)
+	}
+
+	// They are checked against the results' type, and refused on calls
+	// that are not a Map.
+	if _, err := square.MapAsync(p, []int{1}, poold.OnMapSuccess(func([]poold.Result[string]) {})); err == nil || !strings.Contains(err.Error(), "OnMapSuccess") {
+		t.Errorf("OnMapSuccess of the wrong type: %v, want an error naming it", err)
+	}
+	for _, opt := range []poold.CallOption{
+		poold.OnMapSuccess(func([]poold.Result[int]) {}),
+		poold.OnMapError(func(error) {}),
+	} {
+		if _, err := square.Apply(ctx, p, 1, opt); err == nil || !strings.Contains(err.Error(), "not of Apply") {
+			t.Errorf("Apply with a whole-Map callback: %v, want an error", err)
+		}
+		if a, err := square.ApplyAsync(p, 1, opt); err == nil || a != nil {
+			t.Errorf("ApplyAsync with a whole-Map callback: %v, want an error", err)
+		}
+		for name, it := range map[string]func() []error{
+			"IMap":          func() []error { return errsOf(square.IMap(ctx, p, slices.Values([]int{1}), opt)) },
+			"IMapUnordered": func() []error { return errsOf(square.IMapUnordered(ctx, p, slices.Values([]int{1}), opt)) },
+			"IMapErr":       func() []error { return errsOf(square.IMapErr(ctx, p, withErrs([]int{1}, nil), opt)) },
+		} {
+			if errs := it(); len(errs) != 1 || errs[0] == nil || !strings.Contains(errs[0].Error(), "not of IMap") {
+				t.Errorf("%s with a whole-Map callback yielded %v, want one error", name, errs)
+			}
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	check("refused calls", nil)
 }

@@ -188,19 +188,22 @@ type callOptionFunc func(*callConfig)
 func (f callOptionFunc) applyCall(c *callConfig) { f(c) }
 
 type callConfig struct {
-	timeout    time.Duration
-	timeoutSet bool // false: the pool's default
-	retries    int
-	retriesSet bool // false: the pool's default
-	retryOn    []Kind
-	retryOnSet bool // false: the pool's default
-	retryOnErr error
-	atMostOnce bool
-	chunk      int
-	chunkSet   bool // false: the call's default
-	window     int
-	onSuccess  any // func(Result[R]), checked against R at the call
-	onError    func(error)
+	timeout      time.Duration
+	timeoutSet   bool // false: the pool's default
+	retries      int
+	retriesSet   bool // false: the pool's default
+	retryOn      []Kind
+	retryOnSet   bool // false: the pool's default
+	retryOnErr   error
+	atMostOnce   bool
+	chunk        int
+	chunkSet     bool // false: the call's default
+	window       int
+	windowSet    bool // false: the call's default
+	onSuccess    any  // func(Result[R]), checked against R at the call
+	onError      func(error)
+	onMapSuccess any // func([]Result[R]), checked against R at the call
+	onMapError   func(error)
 }
 
 // Timeout sets this call's per-task time limit (see [WithTimeout]); 0 means
@@ -245,9 +248,10 @@ func ChunkSize(n int) CallOption {
 
 // Window bounds how many tasks of an IMap are in flight (and buffered for
 // ordering) at once; the input is read no faster. Default: 4 × workers ×
-// chunk size.
+// chunk size; a window smaller than the chunk size is taken as the chunk
+// size; below 1 is an error (ErrWindow).
 func Window(n int) CallOption {
-	return callOptionFunc(func(c *callConfig) { c.window = n })
+	return callOptionFunc(func(c *callConfig) { c.window, c.windowSet = n, true })
 }
 
 // OnSuccess calls fn with each successful result of an async call, before
@@ -260,9 +264,36 @@ func OnSuccess[R any](fn func(Result[R])) CallOption {
 
 // OnError calls fn with the error of each failed task of an async call, before
 // the result's Get returns. Exactly one of OnSuccess and OnError fires per
-// task.
+// task. A callback that panics ends neither the process nor the other
+// callbacks: the panic is logged on the pool's logger, and its result's
+// error becomes a *[CallbackError] (see [ErrCallbackPanic]).
 func OnError(fn func(error)) CallOption {
 	return callOptionFunc(func(c *callConfig) { c.onError = fn })
+}
+
+// OnMapSuccess calls fn once with the results of a Map or MapAsync whose
+// every task succeeded, in input order (the slice that Get returns; empty
+// for no input), before Get returns: it is the callback of Python's
+// map_async. It runs on the pool goroutine that runs the per-task
+// callbacks, after them. R must be the call's result type (Raw for the
+// untyped methods), else the call fails; so does a call that is not a Map.
+//
+// The names say what the callbacks are called for: OnSuccess and OnError
+// for each task, OnMapSuccess and OnMapError for the whole Map; a call may
+// have both pairs. Exactly one of OnMapSuccess and OnMapError fires per Map
+// that was submitted. One that panics is recovered and logged as a
+// per-task callback is; Get then returns the results with a
+// *[CallbackError] wrapping the Map's error, if it had one.
+func OnMapSuccess[R any](fn func([]Result[R])) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.onMapSuccess = fn })
+}
+
+// OnMapError calls fn once with the error of a Map or MapAsync some of
+// whose tasks failed, before Get returns: the first in input order, which
+// Get returns (Python's map_async error_callback gets the first to
+// happen). See [OnMapSuccess].
+func OnMapError(fn func(error)) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.onMapError = fn })
 }
 
 func encodeArgs(v any) (Raw, error) {

@@ -124,6 +124,11 @@ func TestLargeOutput(t *testing.T) {
 	}
 }
 
+// jsonLogger logs everything to buf, a JSON object a line.
+func jsonLogger(buf *syncBuffer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug, JSONFormat: true})
+}
+
 // syncBuffer is a bytes.Buffer safe for the pool's logging goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -146,8 +151,7 @@ func TestLogger(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	var buf syncBuffer
-	logger := hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Debug, JSONFormat: true})
-	p := newPool(t, poold.WithWorkers(1), poold.WithLogger(logger))
+	p := newPool(t, poold.WithWorkers(1), poold.WithLogger(jsonLogger(&buf)))
 	first := p.PIDs()[0]
 	if _, err := exitWith.Apply(ctx, p, 3); !errors.Is(err, poold.KindWorkerLost) {
 		t.Fatalf("%v", err)
@@ -173,8 +177,7 @@ func TestLogger(t *testing.T) {
 
 	// A worker's own log lines reach the parent's logger with its pid.
 	var wbuf syncBuffer
-	wlogger := hclog.New(&hclog.LoggerOptions{Output: &wbuf, Level: hclog.Debug, JSONFormat: true})
-	q, err := poold.New(ctx, poold.WithWorkers(1), poold.WithLogger(wlogger),
+	q, err := poold.New(ctx, poold.WithWorkers(1), poold.WithLogger(jsonLogger(&wbuf)),
 		poold.WithInitializer("init_fail", initArgs{Msg: "no database"}))
 	if q != nil {
 		terminate(t, q)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/poold/poold/internal/pool"
 	"github.com/poold/poold/internal/worker"
 )
@@ -21,6 +23,7 @@ type Pool struct {
 	retries int           // a task's retries unless its call says otherwise
 	retryOn []pool.Kind   // the kinds a task is retried for unless its call says otherwise
 	cb      callbacks
+	log     hclog.Logger // the pool's (WithLogger); nil: none
 }
 
 // executor is what runs a Pool's tasks: today worker processes
@@ -63,7 +66,7 @@ func New(ctx context.Context, opts ...Option) (*Pool, error) {
 	if retryOn == nil {
 		retryOn = defaultRetryOn()
 	}
-	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries, retryOn: poolKinds(retryOn)}, nil
+	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries, retryOn: poolKinds(retryOn), log: cfg.logger}, nil
 }
 
 // Size is the number of worker processes the pool keeps.
@@ -132,13 +135,29 @@ func (p *Pool) MapAsync(name string, args []any, opts ...CallOption) (*MapResult
 // IMap runs name once for each value of args and yields the results in
 // input order. It reads args lazily, keeping at most a window of tasks in
 // flight or waiting to be yielded (see [Window]). The error of each pair is
-// the task's; a pool or context failure is yielded once, last.
+// the task's; a pool or context failure is yielded once, last. On a pool
+// that is closed or terminated, IMap yields ErrPoolClosed once and reads
+// nothing of args (Map, too, returns it, even for no input).
 func (p *Pool) IMap(ctx context.Context, name string, args iter.Seq[any], opts ...CallOption) iter.Seq2[Result[Raw], error] {
-	return imap(ctx, p, name, args, opts, decodeRaw, true)
+	return imap(ctx, p, name, noErrors(args), opts, decodeRaw, true)
 }
 
 // IMapUnordered is IMap yielding results as they finish.
 func (p *Pool) IMapUnordered(ctx context.Context, name string, args iter.Seq[any], opts ...CallOption) iter.Seq2[Result[Raw], error] {
+	return imap(ctx, p, name, noErrors(args), opts, decodeRaw, false)
+}
+
+// IMapErr is IMap over an input that can fail midway, as reading lines
+// from a file can: a pair of args with a non-nil error ends the input (its
+// value is not run, and args is read no further). The results of what was
+// submitted before it are yielded, then that error, once, last, wrapped
+// (errors.Is finds it).
+func (p *Pool) IMapErr(ctx context.Context, name string, args iter.Seq2[any, error], opts ...CallOption) iter.Seq2[Result[Raw], error] {
+	return imap(ctx, p, name, args, opts, decodeRaw, true)
+}
+
+// IMapUnorderedErr is IMapErr yielding results as they finish.
+func (p *Pool) IMapUnorderedErr(ctx context.Context, name string, args iter.Seq2[any, error], opts ...CallOption) iter.Seq2[Result[Raw], error] {
 	return imap(ctx, p, name, args, opts, decodeRaw, false)
 }
 
@@ -171,10 +190,20 @@ func (f Func[A, R]) MapAsync(p *Pool, args []A, opts ...CallOption) (*MapResult[
 
 // IMap runs the task once for each value of args, lazily; see [Pool.IMap].
 func (f Func[A, R]) IMap(ctx context.Context, p *Pool, args iter.Seq[A], opts ...CallOption) iter.Seq2[Result[R], error] {
-	return imap(ctx, p, f.name, args, opts, decodeTyped[R], true)
+	return imap(ctx, p, f.name, noErrors(args), opts, decodeTyped[R], true)
 }
 
 // IMapUnordered is IMap yielding results as they finish.
 func (f Func[A, R]) IMapUnordered(ctx context.Context, p *Pool, args iter.Seq[A], opts ...CallOption) iter.Seq2[Result[R], error] {
+	return imap(ctx, p, f.name, noErrors(args), opts, decodeTyped[R], false)
+}
+
+// IMapErr is IMap over an input that can fail midway; see [Pool.IMapErr].
+func (f Func[A, R]) IMapErr(ctx context.Context, p *Pool, args iter.Seq2[A, error], opts ...CallOption) iter.Seq2[Result[R], error] {
+	return imap(ctx, p, f.name, args, opts, decodeTyped[R], true)
+}
+
+// IMapUnorderedErr is IMapErr yielding results as they finish.
+func (f Func[A, R]) IMapUnorderedErr(ctx context.Context, p *Pool, args iter.Seq2[A, error], opts ...CallOption) iter.Seq2[Result[R], error] {
 	return imap(ctx, p, f.name, args, opts, decodeTyped[R], false)
 }

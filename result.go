@@ -39,8 +39,9 @@ func (r Result[R]) Duration() time.Duration { return r.End.Sub(r.Start) }
 
 // AsyncResult is a task in flight, like Python's AsyncResult.
 type AsyncResult[R any] struct {
-	task  pool.Task // its outcome is the result, decoded when asked for
-	err   error     // the outcome's error, made once (set before ready)
+	task  pool.Task      // its outcome is the result, decoded when asked for
+	err   error          // the outcome's error, made once (set before ready)
+	cbErr *CallbackError // its callback's panic, the result's error if not nil (set before ready)
 	c     call[R]
 	arg   [32]byte // holds the encoded arguments when they fit
 	ready atomic.Bool
@@ -80,7 +81,11 @@ func (a *AsyncResult[R]) Get(ctx context.Context) (Result[R], error) {
 // result decodes the task's outcome. It is not kept: 100,000 tasks in
 // flight would hold 100,000 decoded copies beside their outcomes.
 func (a *AsyncResult[R]) result() Result[R] {
-	return resultOf(&a.task.Outcome, a.err, a.c.name, 0, a.c.decode)
+	r := resultOf(&a.task.Outcome, a.err, a.c.name, 0, a.c.decode)
+	if a.cbErr != nil {
+		r.Err = a.cbErr
+	}
+	return r
 }
 
 // Wait waits until the task is done or ctx ends.
@@ -128,18 +133,28 @@ func (a *AsyncResult[R]) Successful() (bool, error) {
 type MapResult[R any] struct {
 	done    chan struct{}
 	results []Result[R]
+	cbErr   *CallbackError // its whole-call callback's panic, its error if not nil (set before done)
 }
 
 // Get waits for every task and returns the results in input order, with the
-// first failure in input order as the error. If ctx ends first it returns
-// ctx.Err(); the tasks go on.
+// first failure in input order as the error (or, if OnMapSuccess or
+// OnMapError panicked, a *CallbackError wrapping it). If ctx ends first it
+// returns ctx.Err(); the tasks go on.
 func (m *MapResult[R]) Get(ctx context.Context) ([]Result[R], error) {
 	select {
 	case <-m.done:
-		return m.results, firstErr(m.results)
+		return m.results, m.err()
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// err is the error of a Map that is done.
+func (m *MapResult[R]) err() error {
+	if m.cbErr != nil {
+		return m.cbErr
+	}
+	return firstErr(m.results)
 }
 
 // Wait waits until every task is done or ctx ends.
@@ -171,7 +186,7 @@ func (m *MapResult[R]) Successful() (bool, error) {
 	if !m.Ready() {
 		return false, ErrNotReady
 	}
-	return firstErr(m.results) == nil, nil
+	return m.err() == nil, nil
 }
 
 func firstErr[R any](rs []Result[R]) error {
@@ -233,37 +248,3 @@ func unixTime(ns int64) time.Time {
 func decodeRaw(raw Raw, v *Raw) error { *v = bytes.Clone(raw); return nil }
 
 func decodeTyped[R any](raw Raw, v *R) error { return tasks.Unmarshal(raw, v) }
-
-// callbacks runs a pool's result callbacks one at a time, in completion
-// order, on a goroutine that exists only while there are callbacks to run.
-type callbacks struct {
-	mu      sync.Mutex
-	queue   []func()
-	running bool
-}
-
-func (c *callbacks) run(fn func()) {
-	c.mu.Lock()
-	c.queue = append(c.queue, fn)
-	if c.running {
-		c.mu.Unlock()
-		return
-	}
-	c.running = true
-	c.mu.Unlock()
-	go func() {
-		for {
-			c.mu.Lock()
-			if len(c.queue) == 0 {
-				c.running = false
-				c.mu.Unlock()
-				return
-			}
-			fn := c.queue[0]
-			c.queue[0] = nil
-			c.queue = c.queue[1:]
-			c.mu.Unlock()
-			fn()
-		}
-	}()
-}
