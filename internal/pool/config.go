@@ -56,6 +56,9 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("%s must not be negative, not %d", name, v)
 		}
 	}
+	if err := checkMemoryLimit(c.MaxWorkerMemory); err != nil {
+		return c, err
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}

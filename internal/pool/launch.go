@@ -11,8 +11,6 @@ import (
 	"sync"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	child "github.com/poold/poold/internal/worker"
 )
 
@@ -68,7 +66,8 @@ type Process interface {
 
 // execLauncher starts each worker as a child process: the program and its
 // arguments (this binary, re-executed, by default), in its own process
-// group, dying with the spawner's thread.
+// group, dying with the spawner's thread (where the system has Pdeathsig:
+// see workerProcAttr).
 type execLauncher struct {
 	command []string // empty: this binary
 	env     []string // added to this process's environment
@@ -83,7 +82,8 @@ func (l *execLauncher) Close() { l.spawner.stop() }
 
 // Launch starts a worker process. It is in its own process group (so that
 // killing the group ends whatever its task started), dies with the
-// spawner's thread (Pdeathsig), and learns it is a worker from its
+// spawner's thread (Pdeathsig, on Linux; FreeBSD's follows the parent
+// process, darwin has none), and learns it is a worker from its
 // environment.
 func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	var cmd *exec.Cmd
@@ -100,9 +100,7 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 		s.ProgressFD = 4 // cmd.ExtraFiles[1]
 	}
 	cmd.Env = append(append(os.Environ(), s.Environ()...), l.env...)
-	// SIGTERM, not SIGKILL, at the parent's death: the worker catches it and
-	// kills its whole process group, so that what its tasks started dies too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = workerProcAttr()
 
 	// Plain pipes rather than cmd.StdoutPipe: Wait must not close what the
 	// reader goroutines still read.
@@ -151,9 +149,7 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	ctlR.Close()
 
 	c := &Conn{PID: cmd.Process.Pid, Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Progress: readProgress, Proc: &execProcess{cmd: cmd, pid: cmd.Process.Pid}}
-	if n, err := unix.FcntlInt(inW.Fd(), unix.F_GETPIPE_SZ, 0); err == nil && n > 0 {
-		c.PipeCap = n
-	}
+	c.PipeCap = pipeCap(inW)
 	return c, nil
 }
 
@@ -184,13 +180,7 @@ func (e *execProcess) Signal(sig Signal) {
 // Exited waits for the exit without reaping, so that the worker's pid still
 // names its process group: whatever its tasks started dies with it.
 func (e *execProcess) Exited() {
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, e.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	waitExit(e.pid)
 	syscall.Kill(-e.pid, syscall.SIGKILL)
 }
 
@@ -234,20 +224,4 @@ func selfExe() string {
 		return os.Args[0]
 	}
 	return exe
-}
-
-// blockingPipe returns a pipe whose ends stay in blocking mode. Each end has
-// one goroutine of ours at a time, so a read or write parked in the kernel
-// costs a thread, not a netpoller round: a result reaches its reader one
-// scheduler hop sooner (measured against the netpoller in the bench
-// harness's ping-pong rows 3a and 3e).
-func blockingPipe() (r, w *os.File, err error) {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
-		return nil, nil, err
-	}
-	// A larger pipe lets a chunk's frame, or a burst of results, pass in one
-	// write. Best effort: the system may cap it.
-	unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, 1<<20)
-	return os.NewFile(uintptr(fds[0]), "|0"), os.NewFile(uintptr(fds[1]), "|1"), nil
 }

@@ -9,7 +9,8 @@ import (
 // thread. Pdeathsig is delivered when the *thread* that forked a child exits,
 // not the process (golang/go#27505): started from ordinary goroutines, workers
 // would be killed whenever the runtime retired a thread. The spawner's thread
-// lives until the pool has reaped its last worker.
+// lives until the pool has reaped its last worker. Elsewhere the lock is
+// harmless: FreeBSD's Pdeathsig follows the parent process, darwin has none.
 type spawner struct {
 	reqs chan spawnReq
 }

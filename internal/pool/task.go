@@ -123,19 +123,6 @@ func (t *Task) failAll(f *Failure, pid, slot, from int) {
 	}
 }
 
-// split cuts t into parts of one call each, in order. The parts deliver
-// their outcomes to t; t itself no longer runs.
-func (t *Task) split() []*Task {
-	parts := make([]*Task, 0, t.Calls)
-	off := 0
-	for i := range t.Calls {
-		end := off + valueLen(t.Args[off:])
-		parts = append(parts, t.part(i, i+1, t.Args[off:end:end]))
-		off = end
-	}
-	return parts
-}
-
 // splitAt cuts t into its first k calls and the rest (0 < k < t.Calls).
 func (t *Task) splitAt(k int) (head, tail *Task) {
 	off := argsLen(t.Args, k)

@@ -1,0 +1,76 @@
+//go:build !linux
+
+package worker
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// openOutput creates the file that fd 1 will point at. There is no
+// memfd_create here (darwin has none; x/sys has none for FreeBSD), so it is
+// a temporary file in os.TempDir(), unlinked at once: nothing is left on
+// disk when the worker dies, and since take empties it after each task what
+// tasks print seldom leaves the page cache. Capturing into a file keeps the
+// promise that Output holds what the task printed; a worker that cannot
+// create one (an unwritable TMPDIR) fails its start and says why.
+func openOutput() (int, error) {
+	f, err := os.CreateTemp("", "poold-task-output-*")
+	if err != nil {
+		return -1, fmt.Errorf("output capture file: %w", err)
+	}
+	defer f.Close()
+	if err := os.Remove(f.Name()); err != nil {
+		return -1, fmt.Errorf("output capture file: %w", err)
+	}
+	// A descriptor of our own, close-on-exec: f's closes with f.
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return -1, fmt.Errorf("output capture file: dup: %w", err)
+	}
+	return fd, nil
+}
+
+// capture reads back what tasks wrote to fd 1. Fd 1 and the capture's own
+// descriptor share one file offset, so the offset is how much was written
+// since the last take.
+//
+// On Linux the file's first page stays mapped, so that a task that printed
+// nothing costs no syscall. Here the kernel is asked after every task (one
+// lseek): that trick relies on write(2) and a shared mapping of the file
+// agreeing at once, which POSIX does not promise for a regular file, and
+// which cannot be tested where these systems are only cross-compiled.
+type capture struct {
+	fd  int
+	max int
+}
+
+func newCapture(fd, max int) (*capture, error) {
+	return &capture{fd: fd, max: max}, nil
+}
+
+// take returns what was written since the last take. Its argument, whether
+// to ask the kernel, does not matter here: the kernel is always asked. A nil
+// capture (ServeConn's) has nothing to give.
+func (c *capture) take(_ bool) []byte {
+	if c == nil {
+		return nil
+	}
+	n, err := unix.Seek(c.fd, 0, io.SeekCurrent)
+	if err != nil || n == 0 {
+		return nil
+	}
+	keep := min(n, int64(c.max))
+	buf := make([]byte, keep)
+	got, _ := unix.Pread(c.fd, buf, 0)
+	buf = buf[:max(got, 0)]
+	if n > keep {
+		buf = fmt.Appendf(buf, "\n[poold: output truncated: %d of %d bytes kept]\n", keep, n)
+	}
+	unix.Ftruncate(c.fd, 0) // drop what was read, and start again at offset 0
+	unix.Seek(c.fd, 0, io.SeekStart)
+	return buf
+}
