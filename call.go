@@ -161,7 +161,11 @@ func apply[A, R any](ctx context.Context, p *Pool, name string, args A, opts []C
 	if err != nil {
 		return Result[R]{}, err
 	}
-	return a.Get(ctx)
+	r, err := a.Get(ctx)
+	if ctx.Err() != nil && err == ctx.Err() {
+		a.Cancel() // nobody can collect this result now
+	}
+	return r, err
 }
 
 func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decode func(Raw, *R) error) (*AsyncResult[R], error) {

@@ -14,6 +14,9 @@ type chunker[R any] struct {
 	size int
 	each func(*pool.Task, int, *pool.Outcome) // every chunk's; Tag is the index of its first item
 	done func(*pool.Task)
+	// group ties the chunks together: cancelling it cancels them all,
+	// those not yet submitted included.
+	group pool.Group
 
 	buf   []byte
 	hint  int // the size of the next chunk's buffer, made when its first item comes
@@ -56,7 +59,7 @@ func (k *chunker[R]) flush() error {
 	}
 	t := new(pool.Task)
 	k.c.fill(t, k.buf, k.n)
-	t.Tag, t.Each, t.Done = k.first, k.each, k.done
+	t.Tag, t.Each, t.Done, t.Group = k.first, k.each, k.done, &k.group
 	if err := k.c.submit(t); err != nil {
 		return err
 	}

@@ -78,6 +78,10 @@ func (e *inlineExecutor) Submit(t *pool.Task) error {
 	return nil
 }
 
+// Cancel and CancelGroup do nothing: the double runs every task at once.
+func (e *inlineExecutor) Cancel(*pool.Task)       {}
+func (e *inlineExecutor) CancelGroup(*pool.Group) {}
+
 func (e *inlineExecutor) Size() int   { return e.size }
 func (e *inlineExecutor) PIDs() []int { return []int{os.Getpid()} }
 func (e *inlineExecutor) Stats() pool.Stats {

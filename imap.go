@@ -101,6 +101,13 @@ func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq2[A,
 		im.k = chunker[R]{c: c, size: size, each: im.each}
 		k := &im.k
 		taken := 0
+		// However the loop ends (the consumer breaks, ctx ends, the pool
+		// stops), nothing of this IMap is left running or queued.
+		defer func() {
+			if im.yielded < taken || k.n > 0 {
+				p.p.CancelGroup(&k.group)
+			}
+		}()
 		var inputErr error // the input's, yielded last
 		for a, err := range args {
 			if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -219,13 +221,83 @@ func TestIMapBreakThenClose(t *testing.T) {
 			break
 		}
 	}
-	// The tasks still in flight finish; the pool then closes cleanly.
+	// The tasks still in flight are cancelled; the pool then closes
+	// cleanly.
 	p.Close()
 	if err := p.Join(ctx); err != nil {
 		t.Fatalf("Join after an IMap was abandoned: %v", err)
 	}
-	if s := p.Stats(); s.TasksDone != pulled || pulled > 3+6 {
-		t.Errorf("%d values pulled, %d tasks done; want them equal, at most 9", pulled, s.TasksDone)
+	if s := p.Stats(); s.TasksDone > pulled || pulled > 3+6 {
+		t.Errorf("%d values pulled, %d tasks done; want at most as many done, at most 9 pulled", pulled, s.TasksDone)
+	}
+}
+
+// Breaking out of an IMap cancels what it has in flight: the next Apply
+// does not wait behind it, and the workers, whose tasks watched their
+// context, are the same.
+func TestIMapBreakCancels(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(2))
+	before := p.PIDs()
+	for _, err := range sleep.IMap(ctx, p, slices.Values([]int{1, 5000, 5000, 5000, 5000, 5000}), poold.Window(6)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	begin := time.Now()
+	if _, err := square.Apply(ctx, p, 3); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(begin); el > time.Second {
+		t.Errorf("the next Apply took %v: the abandoned IMap's tasks still ran", el)
+	}
+	if after := p.PIDs(); !slices.Equal(before, after) {
+		t.Errorf("workers %v, then %v: a cancelled task that watches its context keeps its worker", before, after)
+	}
+}
+
+// A cancelled MapAsync, and an AsyncResult: what is queued never runs,
+// what runs is cancelled, and each result says canceled.
+func TestCancelAsync(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	log := filepath.Join(t.TempDir(), "runs")
+	running, err := sleep.ApplyAsync(p, 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := work.ApplyAsync(p, workArgs{I: 1, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued.Cancel()
+	if _, err := queued.Get(ctx); !errors.Is(err, poold.KindCanceled) {
+		t.Errorf("a cancelled queued task: %v, want KindCanceled", err)
+	}
+	begin := time.Now()
+	running.Cancel()
+	if _, err := running.Get(ctx); !errors.Is(err, poold.KindCanceled) || time.Since(begin) > time.Second {
+		t.Errorf("a cancelled running task: %v after %v", err, time.Since(begin))
+	}
+	m, err := work.MapAsync(p, []workArgs{{I: 2, Log: log, MS: 300}, {I: 3, Log: log}, {I: 4, Log: log}}, poold.ChunkSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	m.Cancel()
+	rs, _ := m.Get(ctx)
+	// Item 0 ran: it ignores its context and ends within the kill grace, so
+	// it keeps its result. The others never started.
+	for i, r := range rs[1:] {
+		if !errors.Is(r.Err, poold.KindCanceled) {
+			t.Errorf("Map item %d: %v, want KindCanceled", i+1, r.Err)
+		}
+	}
+	if b, _ := os.ReadFile(log); string(b) != "2\n" {
+		t.Errorf("side effects %q: only the Map's first task started", b)
 	}
 }
 

@@ -22,7 +22,11 @@ func mapSync[A, R any](ctx context.Context, p *Pool, name string, args []A, opts
 	if err != nil {
 		return nil, err
 	}
-	return m.Get(ctx)
+	rs, err := m.Get(ctx)
+	if ctx.Err() != nil && err == ctx.Err() {
+		m.Cancel() // nobody can collect these results now
+	}
+	return rs, err
 }
 
 // mapper is a Map in flight: each result lands in its place in m.results.
@@ -98,6 +102,7 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 		size = DefaultChunkSize(len(args), p.Size())
 	}
 	k := &chunker[R]{c: c, size: size, each: mp.each}
+	mp.m.exec, mp.m.group = p.p, &k.group
 	if !c.callbacks() {
 		k.each, k.done = mp.eachQuiet, mp.doneQuiet
 	}

@@ -33,6 +33,8 @@ type Pool struct {
 type executor interface {
 	Submit(t *pool.Task) error
 	Accepts(fn string) error // the error Submit would return for a task of fn
+	Cancel(t *pool.Task)     // stops what of t has not finished (see pool.Pool.Cancel)
+	CancelGroup(g *pool.Group)
 	Size() int
 	PIDs() []int
 	Stats() pool.Stats

@@ -117,6 +117,14 @@ func (a *AsyncResult[R]) Done() <-chan struct{} {
 	return a.ch
 }
 
+// Cancel stops the task unless it has finished: if it is still queued it
+// never starts; if it runs, its context is cancelled, and its worker is
+// killed if it has not returned after the kill grace. It then ends with a
+// *TaskError of kind canceled (a task that finishes first keeps its
+// result). Get, Wait and the callbacks see the outcome as usual. Safe to
+// repeat.
+func (a *AsyncResult[R]) Cancel() { a.c.p.p.Cancel(&a.task) }
+
 // Ready reports whether the task is done.
 func (a *AsyncResult[R]) Ready() bool { return a.ready.Load() }
 
@@ -133,7 +141,10 @@ func (a *AsyncResult[R]) Successful() (bool, error) {
 type MapResult[R any] struct {
 	done    chan struct{}
 	results []Result[R]
-	cbErr   *CallbackError // its whole-call callback's panic, its error if not nil (set before done)
+	exec    executor    // nil for a Map of nothing
+	group   *pool.Group // its chunks'
+
+	cbErr *CallbackError // its whole-call callback's panic, its error if not nil (set before done)
 }
 
 // Get waits for every task and returns the results in input order, with the
@@ -164,6 +175,15 @@ func (m *MapResult[R]) Wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// Cancel stops the tasks of the Map that have not finished, as
+// AsyncResult.Cancel does each: they end with kind canceled. Safe to
+// repeat.
+func (m *MapResult[R]) Cancel() {
+	if m.exec != nil {
+		m.exec.CancelGroup(m.group)
 	}
 }
 

@@ -17,17 +17,36 @@ import (
 // with kind canceled. A call that finishes first keeps its outcome. Safe
 // to repeat, and a no-op for a task that has settled.
 func (p *Pool) Cancel(t *Task) {
+	p.mu.Lock()
+	t.cancel = true // parts cut from t later, after a loss, see it
+	p.cancelLocked(func(x *Task) bool { return x.root() == t })
+}
+
+// Group ties tasks together for CancelGroup: the chunks of one Map, say.
+type Group struct {
+	cancelled bool // guarded by Pool.mu
+}
+
+// CancelGroup cancels, as Cancel does, every task whose Group is g, and the
+// tasks of g submitted later.
+func (p *Pool) CancelGroup(g *Group) {
+	p.mu.Lock()
+	g.cancelled = true
+	p.cancelLocked(func(x *Task) bool { return x.root().Group == g })
+}
+
+// cancelLocked cancels the queued and dispatched tasks that match, and
+// releases Pool.mu.
+func (p *Pool) cancelLocked(match func(*Task) bool) {
 	var failed []settlement
 	type note struct {
 		w  *worker
 		id uint64
 	}
 	var notes []note
-	p.mu.Lock()
-	t.cancel = true // parts cut from t later, after a loss, see it
 	kept := p.queue[:p.qhead]
 	for _, x := range p.queue[p.qhead:] {
-		if x.root() == t {
+		if match(x) {
 			failed = append(failed, settlement{x, &Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0})
 			continue
 		}
@@ -37,7 +56,7 @@ func (p *Pool) Cancel(t *Task) {
 	p.queue = kept
 	for _, w := range p.workers {
 		for i, x := range w.inflight {
-			if x.root() != t || x.cancelSent {
+			if !match(x) || x.cancelSent {
 				continue
 			}
 			x.cancelSent = true
@@ -94,9 +113,12 @@ func (w *worker) closeControl() {
 	}
 }
 
-// cancelledLocked reports whether t, or the task it was cut from, was
-// cancelled.
-func (t *Task) cancelledLocked() bool { return t.cancel || t.root().cancel }
+// cancelledLocked reports whether t, the task it was cut from, or their
+// group was cancelled.
+func (t *Task) cancelledLocked() bool {
+	r := t.root()
+	return t.cancel || r.cancel || (r.Group != nil && r.Group.cancelled)
+}
 
 // root is the task as its caller submitted it.
 func (t *Task) root() *Task {

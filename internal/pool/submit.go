@@ -28,6 +28,11 @@ func (p *Pool) Submit(t *Task) error {
 		t.failAll(&Failure{Kind: kind.Encode, Message: msg}, 0, 0, 0)
 		return nil
 	}
+	if t.Group != nil && t.Group.cancelled {
+		p.mu.Unlock()
+		t.failAll(&Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0)
+		return nil
+	}
 	for _, part := range p.fit(t) {
 		p.pushLocked(part)
 	}

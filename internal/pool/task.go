@@ -40,8 +40,9 @@ type Task struct {
 	// Done is called exactly once, from a pool goroutine, after the outcome
 	// of every call has been delivered. It must not block.
 	Done  func(*Task)
-	Tag   int // the caller's, untouched: lets one Each serve many tasks
-	Owner any // the caller's, untouched: lets Done be a function rather than a closure
+	Group *Group // if set, CancelGroup of it cancels this task too
+	Tag   int    // the caller's, untouched: lets one Each serve many tasks
+	Owner any    // the caller's, untouched: lets Done be a function rather than a closure
 
 	Outcome // of the single call of a Task without Each, when Done is called
 
