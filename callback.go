@@ -23,21 +23,33 @@ func (c *callbacks) run(fn func()) {
 	}
 	c.running = true
 	c.mu.Unlock()
-	go func() {
-		for {
-			c.mu.Lock()
-			if len(c.queue) == 0 {
-				c.running = false
-				c.mu.Unlock()
-				return
-			}
-			fn := c.queue[0]
-			c.queue[0] = nil
-			c.queue = c.queue[1:]
-			c.mu.Unlock()
-			fn()
+	go c.drain()
+}
+
+// drain runs the queued callbacks until none is left. A callback that ends
+// its goroutine (runtime.Goexit, as t.FailNow does) hands the rest to a
+// new one, so that later callbacks still run.
+func (c *callbacks) drain() {
+	returned := false
+	defer func() {
+		if !returned {
+			go c.drain()
 		}
 	}()
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.running = false
+			c.mu.Unlock()
+			returned = true
+			return
+		}
+		fn := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+		fn()
+	}
 }
 
 // guard calls callback, the callback which of a call of task fn. A panic

@@ -164,15 +164,22 @@ func (s *server) run(startErr error) int {
 	// task's own time limit cancels its context in the worker, and the
 	// parent ends a worker by closing its input (or by a signal).
 	ppid := os.Getppid()
-	parentDied := func() bool { return s.owner && os.Getppid() != ppid }
+	// parentDied reports whether the parent is gone, and then takes the
+	// worker's group down with it: what its tasks started must not outlive
+	// it (Pdeathsig does this on Linux; elsewhere only this does).
+	parentDied := func() bool {
+		died := s.owner && os.Getppid() != ppid
+		if died && unix.Getpgrp() == os.Getpid() {
+			unix.Kill(0, unix.SIGKILL)
+		}
+		return died
+	}
 	var m ipc.Message
 	for {
 		// Shared: a job is done and answered before the next read.
 		if err := s.rd.ReadShared(&m); err != nil {
 			if errors.Is(err, io.EOF) {
-				if parentDied() && unix.Getpgrp() == os.Getpid() {
-					unix.Kill(0, unix.SIGKILL) // the parent died: take our group down
-				}
+				parentDied()
 				return 0 // the parent closed our input
 			}
 			s.log.Error("bad frame from the parent; exiting", "error", err.Error())
