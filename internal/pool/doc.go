@@ -41,13 +41,26 @@
 //     once no more results are buffered, so one write carries a burst.
 //  6. The root package decodes the value and builds its Result.
 //
-// When a worker dies instead, its stdout ends: readLoop reaps it
-// (lifecycle.go, onExit) and settleLostLocked (settle.go) fails the head
-// job with the kind the pool blamed (timeout, memory_limit, protocol) or
-// worker_lost, or queues it again under its retries; a chunk is split into
-// single calls and queued again, so that only the culprit fails; the jobs
-// behind the head never started and go back to the front of the queue. The
-// slot gets a new worker.
+// A chunk's calls may come back in several results (the worker writes its
+// finished calls before the next once a millisecond has passed, or before
+// every call for an AtMostOnce task): takeLocked checks that each goes on
+// where the last ended, and the job leaves the in-flight list with its
+// last call.
+//
+// When a worker dies instead, its stdout ends: readLoop reaps it, reads
+// where it was (the job and call it recorded in memory shared with the
+// parent, see Conn.Progress), and onExit (lifecycle.go) hands its jobs to
+// settleLostLocked (settle.go): the running call fails with the kind the
+// pool blamed (timeout, memory_limit, protocol, canceled) or worker_lost,
+// or is queued again under its retries; calls of the chunk that ran but
+// whose results were lost run again and count it; calls that never started
+// go back to the queue uncounted, as do the jobs behind the head. The slot
+// gets a new worker.
+//
+// Cancel (cancel.go) fails queued calls at once, and sends a worker a
+// cancel frame on its control stream for a job it was given: the worker
+// cancels the running call's context and skips calls not yet started; a
+// kill after the grace ends a task that ignores it.
 //
 // # Seams
 //
