@@ -3,7 +3,6 @@ package worker
 import (
 	"encoding/binary"
 	"fmt"
-	"io"
 
 	"golang.org/x/sys/unix"
 )
@@ -73,21 +72,11 @@ func (c *capture) take(check bool) []byte {
 	if c == nil || !check && !c.printed() {
 		return nil
 	}
-	n, err := unix.Seek(c.fd, 0, io.SeekCurrent)
-	if err != nil || n == 0 {
-		return nil
+	buf := readBack(c.fd, c.max)
+	if buf != nil {
+		// Back to an all-zero first page at offset 0 (readBack's truncation
+		// dropped the written bytes; growing again brings zeros).
+		unix.Ftruncate(c.fd, capturePage)
 	}
-	keep := min(n, int64(c.max))
-	buf := make([]byte, keep)
-	got, _ := unix.Pread(c.fd, buf, 0)
-	buf = buf[:max(got, 0)]
-	if n > keep {
-		buf = fmt.Appendf(buf, "\n[poold: output truncated: %d of %d bytes kept]\n", keep, n)
-	}
-	// Back to an all-zero first page at offset 0 (truncating drops the
-	// written bytes; growing again brings zeros).
-	unix.Ftruncate(c.fd, 0)
-	unix.Ftruncate(c.fd, capturePage)
-	unix.Seek(c.fd, 0, io.SeekStart)
 	return buf
 }

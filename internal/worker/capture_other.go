@@ -4,7 +4,6 @@ package worker
 
 import (
 	"fmt"
-	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -34,11 +33,8 @@ func openOutput() (int, error) {
 	return fd, nil
 }
 
-// capture reads back what tasks wrote to fd 1. Fd 1 and the capture's own
-// descriptor share one file offset, so the offset is how much was written
-// since the last take.
-//
-// On Linux the file's first page stays mapped, so that a task that printed
+// capture reads back what tasks wrote to fd 1 (see readBack). On Linux
+// the file's first page stays mapped, so that a task that printed
 // nothing costs no syscall. Here the kernel is asked after every task (one
 // lseek): that trick relies on write(2) and a shared mapping of the file
 // agreeing at once, which POSIX does not promise for a regular file, and
@@ -59,18 +55,5 @@ func (c *capture) take(_ bool) []byte {
 	if c == nil {
 		return nil
 	}
-	n, err := unix.Seek(c.fd, 0, io.SeekCurrent)
-	if err != nil || n == 0 {
-		return nil
-	}
-	keep := min(n, int64(c.max))
-	buf := make([]byte, keep)
-	got, _ := unix.Pread(c.fd, buf, 0)
-	buf = buf[:max(got, 0)]
-	if n > keep {
-		buf = fmt.Appendf(buf, "\n[poold: output truncated: %d of %d bytes kept]\n", keep, n)
-	}
-	unix.Ftruncate(c.fd, 0) // drop what was read, and start again at offset 0
-	unix.Seek(c.fd, 0, io.SeekStart)
-	return buf
+	return readBack(c.fd, c.max)
 }
