@@ -16,21 +16,22 @@ import (
 // tasks print seldom leaves the page cache. Capturing into a file keeps the
 // promise that Output holds what the task printed; a worker that cannot
 // create one (an unwritable TMPDIR) fails its start and says why.
-func openOutput() (int, error) {
+func openOutput() (fd int, err error) {
+	defer func() {
+		if err != nil {
+			fd, err = -1, fmt.Errorf("output capture file: %w", err)
+		}
+	}()
 	f, err := os.CreateTemp("", "poold-task-output-*")
 	if err != nil {
-		return -1, fmt.Errorf("output capture file: %w", err)
+		return -1, err
 	}
 	defer f.Close()
 	if err := os.Remove(f.Name()); err != nil {
-		return -1, fmt.Errorf("output capture file: %w", err)
+		return -1, err
 	}
 	// A descriptor of our own, close-on-exec: f's closes with f.
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return -1, fmt.Errorf("output capture file: dup: %w", err)
-	}
-	return fd, nil
+	return unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
 }
 
 // capture reads back what tasks wrote to fd 1 (see readBack). On Linux
