@@ -146,16 +146,22 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 TASKFILE is a JSON array of tasks and map entries (or {"tasks": [...]}):
   [{"id": "a", "func": "echo", "args": {"value": 1}, "timeout": "5s", "retries": 1},
    {"id": "sq", "map": "pow", "args": [{"base": 2, "exp": 2}, {"base": 3, "exp": 2}], "chunksize": 1}]
-Tasks: %s.
+A task or map entry may also have "retry_on": ["exit_status", ...], as --retry-on.
+Tasks: %s;
+'poold help tasks' describes their arguments and results.
 
 With --jsonl (or a name ending in .jsonl), TASKFILE holds one such entry per
 line, blank lines skipped; it is read as the tasks run, in bounded memory. A
 line that is wrong fails as its entry's result, kind bad_task (status 1).
-`, strings.Join(newRegistry().Names(), ", "))
+
+%s`, taskNames(), wrap("KINDS to retry: "+kindList(retryableKinds)+"; with --worker-cmd, also kinds of the worker program's own.", 0, helpWidth))
 	fmt.Fprint(w, `
 Exit status: 0 when every task succeeded, 1 when any failed (or the workers
 could not start), 2 for a usage or task-file error (nothing is run), 130 or
 143 when interrupted by SIGINT or SIGTERM.
+
+The README of github.com/poold/poold describes the task files, the output
+and the exit status in full.
 `)
 }
 

@@ -21,8 +21,8 @@ import (
 // SHA256Args are the arguments of "sha256": exactly one of Data (hash these
 // bytes) and Path (hash this file). Pointers tell "" from absent.
 type SHA256Args struct {
-	Data *string `json:"data,omitempty" default:"one of data, path" doc:"hash these bytes (the string's UTF-8)"`
-	Path *string `json:"path,omitempty" default:"one of data, path" doc:"hash this file, on the worker's machine"`
+	Data *string `json:"data,omitempty" default:"none" doc:"hash these bytes (the string's UTF-8); give exactly one of data and path"`
+	Path *string `json:"path,omitempty" default:"none" doc:"hash this file, on the worker's machine"`
 }
 
 func sha256Task(ctx context.Context, a SHA256Args) (string, error) {
