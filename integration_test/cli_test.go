@@ -207,8 +207,8 @@ func checkCrash(t *testing.T, c crashCase, rec *record, pooldPID int) {
 		if c.mode == "fatal" {
 			want = "fatal error: "
 		}
-		if !slices.ContainsFunc(e.Stderr, func(l string) bool { return strings.Contains(l, want) }) {
-			t.Errorf("crash %s: the error's stderr lines %q lack %q", c.mode, e.Stderr, want)
+		if !slices.ContainsFunc(e.Stderr.Lines, func(l string) bool { return strings.Contains(l, want) }) {
+			t.Errorf("crash %s: the error's stderr lines %q lack %q", c.mode, e.Stderr.Lines, want)
 		}
 	}
 }
