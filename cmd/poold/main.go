@@ -197,11 +197,14 @@ func noteSlow(w io.Writer, after time.Duration, line string) *slowNote {
 func (n *slowNote) elapsed() time.Duration { return time.Since(n.start) }
 
 // stop ends the wait; if the first line was printed, line follows it
-// (unless it is "").
+// (unless it is ""). Only the first stop counts.
 func (n *slowNote) stop(line string) {
 	n.timer.Stop()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.done {
+		return
+	}
 	n.done = true
 	if n.printed && line != "" {
 		fmt.Fprintln(n.w, line)
