@@ -444,8 +444,9 @@ func TestBadInput(t *testing.T) {
 	t.Run("spy control", func(t *testing.T) {
 		t.Parallel()
 		spyLog := filepath.Join(t.TempDir(), "spy.log")
+		// Two tasks: poold starts no more workers than there are tasks.
 		r := runPoold(t, runOpts{env: []string{"SPY_LOG=" + spyLog, "SPY_WORKER=" + workerBin}},
-			"--worker-cmd", spyBin, "-n", "2", writeFile(t, "tasks.json", good))
+			"--worker-cmd", spyBin, "-n", "2", writeFile(t, "tasks.json", `[{"func": "echo", "args": {"value": 1}}, {"func": "echo"}]`))
 		if r.Code != 0 {
 			t.Fatalf("exit status %d with a good file; stderr:\n%s", r.Code, r.Stderr)
 		}
