@@ -49,6 +49,7 @@ const (
 	KindEncode         Kind = "encode"           // the arguments or the result could not be encoded or decoded
 	KindResultTooLarge Kind = "result_too_large" // the result did not fit in a frame
 	KindCanceled       Kind = "canceled"         // the task returned after its context was cancelled
+	KindExitStatus     Kind = "exit_status"      // a command the task ran exited non-zero or was killed by a signal (the built-in exec)
 
 	KindWorkerLost  Kind = "worker_lost"  // the worker died while running the task
 	KindTimeout     Kind = "timeout"      // the task ran past its time limit

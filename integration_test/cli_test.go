@@ -207,8 +207,8 @@ func checkCrash(t *testing.T, c crashCase, rec *record, pooldPID int) {
 		if c.mode == "fatal" {
 			want = "fatal error: "
 		}
-		if !slices.ContainsFunc(e.Stderr, func(l string) bool { return strings.Contains(l, want) }) {
-			t.Errorf("crash %s: the error's stderr lines %q lack %q", c.mode, e.Stderr, want)
+		if !slices.ContainsFunc(e.Stderr.Lines, func(l string) bool { return strings.Contains(l, want) }) {
+			t.Errorf("crash %s: the error's stderr lines %q lack %q", c.mode, e.Stderr.Lines, want)
 		}
 	}
 }
@@ -444,8 +444,9 @@ func TestBadInput(t *testing.T) {
 	t.Run("spy control", func(t *testing.T) {
 		t.Parallel()
 		spyLog := filepath.Join(t.TempDir(), "spy.log")
+		// Two tasks: poold starts no more workers than there are tasks.
 		r := runPoold(t, runOpts{env: []string{"SPY_LOG=" + spyLog, "SPY_WORKER=" + workerBin}},
-			"--worker-cmd", spyBin, "-n", "2", writeFile(t, "tasks.json", good))
+			"--worker-cmd", spyBin, "-n", "2", writeFile(t, "tasks.json", `[{"func": "echo", "args": {"value": 1}}, {"func": "echo"}]`))
 		if r.Code != 0 {
 			t.Fatalf("exit status %d with a good file; stderr:\n%s", r.Code, r.Stderr)
 		}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,8 +299,10 @@ type runResult struct {
 // runOpts adjusts a run.
 type runOpts struct {
 	stdin   string
+	stdinR  io.Reader // instead of stdin
 	env     []string
 	timeout time.Duration // default 60 s: a hung poold fails the test
+	nofile  int           // if not 0, poold's limit of open files (ulimit -n)
 }
 
 // runPoold runs the built poold with args and waits for it.
@@ -326,10 +329,17 @@ func startPoold(t *testing.T, o runOpts, args ...string) *pooldCmd {
 	t.Helper()
 	tag := newTag(t)
 	cmd := exec.Command(pooldBin, args...)
+	if o.nofile > 0 {
+		// The shell sets the limit, then becomes poold (same pid).
+		cmd = exec.Command("/bin/sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, o.nofile), pooldBin}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), debugEnv, tagVar+"="+tag)
 	cmd.Env = append(cmd.Env, o.env...)
 	if o.stdin != "" {
 		cmd.Stdin = strings.NewReader(o.stdin)
+	}
+	if o.stdinR != nil {
+		cmd.Stdin = o.stdinR
 	}
 	c := &pooldCmd{cmd: cmd, tag: tag, stderr: &syncBuffer{}, lines: make(chan string, 1<<16), readDone: make(chan struct{}), timeout: o.timeout}
 	if c.timeout == 0 {
@@ -475,15 +485,33 @@ type record struct {
 }
 
 type recordError struct {
-	Kind     string   `json:"kind"`
-	Message  string   `json:"message"`
-	PID      int      `json:"pid"`
-	ExitCode *int     `json:"exit_code"`
-	Signal   string   `json:"signal"`
-	CoreDump bool     `json:"core_dump"`
-	Reason   string   `json:"reason"`
-	Stderr   []string `json:"stderr"`
-	Stack    string   `json:"stack"`
+	Kind     string          `json:"kind"`
+	Message  string          `json:"message"`
+	PID      int             `json:"pid"`
+	ExitCode *int            `json:"exit_code"`
+	Signal   string          `json:"signal"`
+	CoreDump bool            `json:"core_dump"`
+	Reason   string          `json:"reason"`
+	Stdout   *string         `json:"stdout"` // kind exit_status: the command's
+	Stderr   stderrField     `json:"stderr"`
+	Stack    string          `json:"stack"`
+	Type     string          `json:"type"`
+	Detail   json.RawMessage `json:"detail"`
+}
+
+// stderrField is an error's "stderr": the last lines of a worker that
+// ended under the task (an array), or, for kind exit_status, what the
+// command wrote (a string).
+type stderrField struct {
+	Lines []string // the worker's
+	Text  *string  // the command's
+}
+
+func (f *stderrField) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, &f.Text)
+	}
+	return json.Unmarshal(b, &f.Lines)
 }
 
 func (r *record) ok() bool { return r.OK != nil && *r.OK }

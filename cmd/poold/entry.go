@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/poold/poold"
 )
 
 // Entry is one entry of a task file: a single task, or a map entry that
@@ -21,9 +23,12 @@ type Entry struct {
 	Args    any   // a task's arguments; nil when none were given
 	MapArgs []any // a map entry's argument values, one task each
 
-	Timeout    time.Duration // 0: the pool's default
+	Timeout    time.Duration // meaningful when HasTimeout; 0: no limit
+	HasTimeout bool          // else the pool's default (--timeout)
 	Retries    int           // meaningful when HasRetries
 	HasRetries bool
+	RetryOn    []poold.Kind // meaningful when HasRetryOn; empty: retry none
+	HasRetryOn bool
 	ChunkSize  int // a map entry's chunk size; 0: the pool's default
 
 	First int // the output index of the entry's first result
@@ -53,8 +58,8 @@ func (e *Entry) ResultID(i int) string {
 
 // Keys of task-file objects.
 var (
-	taskKeys = []string{"id", "func", "args", "timeout", "retries"}
-	mapKeys  = []string{"id", "map", "args", "chunksize", "timeout", "retries"}
+	taskKeys = []string{"id", "func", "args", "timeout", "retries", "retry_on"}
+	mapKeys  = []string{"id", "map", "args", "chunksize", "timeout", "retries", "retry_on"}
 )
 
 // parser checks entries one by one and collects the problems.
@@ -156,9 +161,9 @@ func (p *parser) args(where string, e *Entry, obj map[string]any) {
 			return
 		}
 		for i := range list {
-			c, err := convert(list[i])
+			c, err := convertAt(list[i], "args["+strconv.Itoa(i)+"]")
 			if err != nil {
-				p.addf(where, "args[%d]: %v", i, err)
+				p.addf(where, "%v", err)
 				return
 			}
 			list[i] = c
@@ -168,7 +173,7 @@ func (p *parser) args(where string, e *Entry, obj map[string]any) {
 	}
 	c, err := convert(v)
 	if err != nil {
-		p.addf(where, "args: %v", err)
+		p.addf(where, "%v", err)
 		return
 	}
 	e.Args = c
@@ -183,10 +188,10 @@ func (p *parser) options(where string, e *Entry, obj map[string]any) {
 			p.addf(where, `"timeout" must be a duration string such as "500ms" or "2m", got %s`, describe(v))
 		case err != nil:
 			p.addf(where, `"timeout": %q is not a duration such as "500ms" or "2m"`, s)
-		case d <= 0:
-			p.addf(where, `"timeout" must be positive, got %q`, s)
+		case d < 0:
+			p.addf(where, `"timeout" must not be negative, got %q ("0" means no limit)`, s)
 		default:
-			e.Timeout = d
+			e.Timeout, e.HasTimeout = d, true
 		}
 	}
 	if v, ok := obj["retries"]; ok {
@@ -196,6 +201,9 @@ func (p *parser) options(where string, e *Entry, obj map[string]any) {
 			p.addf(where, `"retries" must be an integer of at least 0, got %s`, describe(v))
 		}
 	}
+	if v, ok := obj["retry_on"]; ok {
+		p.retryOn(where, e, v)
+	}
 	if v, ok := obj["chunksize"]; ok && e.IsMap {
 		if n, ok := intValue(v); ok && n >= 1 {
 			e.ChunkSize = n
@@ -203,6 +211,31 @@ func (p *parser) options(where string, e *Entry, obj map[string]any) {
 			p.addf(where, `"chunksize" must be an integer of at least 1, got %s`, describe(v))
 		}
 	}
+}
+
+// retryOn reads "retry_on": an array of kinds, checked as --retry-on's.
+// Without known task names (a --worker-cmd), a worker's own kinds are
+// allowed too.
+func (p *parser) retryOn(where string, e *Entry, v any) {
+	list, ok := v.([]any)
+	if !ok {
+		p.addf(where, `"retry_on" must be an array of failure kinds such as ["exit_status", "timeout"], got %s`, describe(v))
+		return
+	}
+	kinds := make([]poold.Kind, 0, len(list))
+	for i, x := range list {
+		k, ok := x.(string)
+		if !ok {
+			p.addf(where, `"retry_on"[%d] must be a kind name, got %s`, i, describe(x))
+			return
+		}
+		if err := checkRetryKind(k, p.known == nil); err != nil {
+			p.addf(where, `"retry_on": %v`, err)
+			return
+		}
+		kinds = append(kinds, poold.Kind(k))
+	}
+	e.RetryOn, e.HasRetryOn = kinds, true
 }
 
 // checkIDs refuses two results with the same id, including the generated

@@ -22,12 +22,15 @@ type config struct {
 	workerCmd string
 	timeout   time.Duration
 	retries   int
+	retryOn   string // the kinds retried, comma-separated and checked; "": none
 	maxTasks  int
 	maxMemory int64
 	version   bool
 	jsonl     bool   // read the task file as JSON Lines, whatever its name
 	window    int    // most tasks in flight; 0: the default
 	taskFile  string // "-" for standard input
+
+	startTimeout time.Duration // from a worker's start to its hello
 }
 
 // usageError is a mistake on the command line: exit status 2.
@@ -60,11 +63,13 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
 	fs.StringVar(&cfg.workerCmd, "worker-cmd", "", "run `PATH` as the worker program instead of this binary (cmd/worker is one)")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "limit each task to `DURATION` unless it says otherwise, e.g. 30s (0: no limit)")
-	fs.IntVar(&cfg.retries, "retries", 0, "retry a task up to `N` times when its worker dies or it times out")
+	fs.IntVar(&cfg.retries, "retries", 0, "retry a task up to `N` times when it fails with a kind of --retry-on")
+	retryOn := fs.String("retry-on", defaultRetryOn, "retry failures of these `KINDS`, comma-separated (see --retries)")
 	fs.IntVar(&cfg.maxTasks, "max-tasks-per-worker", 0, "replace each worker after `N` tasks (0: never)")
 	maxMemory := fs.String("max-worker-memory", "", "kill a worker whose memory passes `SIZE`, e.g. 512M, 1.5GiB (0: no limit)")
 	fs.BoolVar(&cfg.jsonl, "jsonl", false, "read TASKFILE as JSON Lines, one entry a line, as it runs (the default for a name ending in .jsonl)")
 	fs.IntVar(&cfg.window, "window", 0, "keep at most `N` tasks in flight, reading on as results come back (default 64 × workers for JSON Lines, no limit for JSON)")
+	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "give up on a worker that has not said hello after `DURATION`")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 
 	positional, err := parseInterspersed(fs, args)
@@ -86,6 +91,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 			return nil, usagef("--max-worker-memory: %v", err)
 		}
 	}
+	if cfg.retryOn, err = parseRetryOn(*retryOn, cfg.workerCmd != ""); err != nil {
+		return nil, usagef("--retry-on: %v", err)
+	}
 	switch {
 	case cfg.workers < 1:
 		return nil, usagef("-n must be at least 1, not %d", cfg.workers)
@@ -97,6 +105,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		return nil, usagef("--max-tasks-per-worker must not be negative, not %d", cfg.maxTasks)
 	case cfg.window < 0:
 		return nil, usagef("--window must not be negative, not %d", cfg.window)
+	case cfg.startTimeout <= 0:
+		return nil, usagef("--start-timeout must be positive, not %v", cfg.startTimeout)
 	case len(positional) == 0:
 		return nil, usagef("no task file given (use - for standard input)")
 	case len(positional) > 1:
@@ -136,16 +146,22 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 TASKFILE is a JSON array of tasks and map entries (or {"tasks": [...]}):
   [{"id": "a", "func": "echo", "args": {"value": 1}, "timeout": "5s", "retries": 1},
    {"id": "sq", "map": "pow", "args": [{"base": 2, "exp": 2}, {"base": 3, "exp": 2}], "chunksize": 1}]
-Tasks: %s.
+A task or map entry may also have "retry_on": ["exit_status", ...], as --retry-on.
+Tasks: %s;
+'poold help tasks' describes their arguments and results.
 
 With --jsonl (or a name ending in .jsonl), TASKFILE holds one such entry per
 line, blank lines skipped; it is read as the tasks run, in bounded memory. A
 line that is wrong fails as its entry's result, kind bad_task (status 1).
-`, strings.Join(newRegistry().Names(), ", "))
+
+%s`, taskNames(), wrap("KINDS to retry: "+kindList(retryableKinds)+"; with --worker-cmd, also kinds of the worker program's own.", 0, helpWidth))
 	fmt.Fprint(w, `
 Exit status: 0 when every task succeeded, 1 when any failed (or the workers
 could not start), 2 for a usage or task-file error (nothing is run), 130 or
 143 when interrupted by SIGINT or SIGTERM.
+
+The README of github.com/poold/poold describes the task files, the output
+and the exit status in full.
 `)
 }
 

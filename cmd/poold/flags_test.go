@@ -5,11 +5,14 @@ import (
 	"errors"
 	"flag"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/poold/poold"
 )
 
 func TestParseSize(t *testing.T) {
@@ -49,7 +52,8 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.workers != runtime.NumCPU() || cfg.json || cfg.logLevel != hclog.Warn || cfg.taskFile != "tasks.json" ||
-		cfg.timeout != 0 || cfg.retries != 0 || cfg.maxTasks != 0 || cfg.maxMemory != 0 || cfg.workerCmd != "" {
+		cfg.timeout != 0 || cfg.retries != 0 || cfg.maxTasks != 0 || cfg.maxMemory != 0 || cfg.workerCmd != "" ||
+		cfg.retryOn != "worker_lost,timeout" || cfg.startTimeout != 10*time.Second {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -60,7 +64,8 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{workers: 3, json: true, logLevel: hclog.Debug, workerCmd: "/bin/w", timeout: time.Minute,
-		retries: 2, maxTasks: 10, maxMemory: 1 << 30, jsonl: true, window: 100, taskFile: "tasks.json"}
+		retries: 2, retryOn: "worker_lost,timeout", maxTasks: 10, maxMemory: 1 << 30, jsonl: true, window: 100, taskFile: "tasks.json",
+		startTimeout: 10 * time.Second}
 	if *cfg != want {
 		t.Errorf("got %+v\nwant %+v", *cfg, want)
 	}
@@ -104,6 +109,12 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--max-worker-memory", "-1", "f"}, `--max-worker-memory: "-1" is not a size`},
 		{[]string{"--log-level", "verbose", "f"}, `unknown level "verbose"`},
 		{[]string{"--window", "-1", "f"}, "--window must not be negative, not -1"},
+		{[]string{"--start-timeout", "0", "f"}, "--start-timeout must be positive, not 0s"},
+		{[]string{"--start-timeout", "-1s", "f"}, "--start-timeout must be positive, not -1s"},
+		{[]string{"--retry-on", "timout", "f"}, `--retry-on: unknown kind "timout"; the kinds that can be retried: worker_lost, timeout, memory_limit, protocol, exit_status, error, panic, bad_args, encode, result_too_large, canceled`},
+		{[]string{"--retry-on", "timeout,,error", "f"}, `--retry-on: an empty kind in "timeout,,error"`},
+		{[]string{"--retry-on", "start", "f"}, "--retry-on: kind start cannot be retried"},
+		{[]string{"--retry-on", "rate_limited", "f"}, `unknown kind "rate_limited"`}, // allowed only with --worker-cmd
 		{[]string{"--what", "f"}, "flag provided but not defined: -what"},
 		{nil, "no task file given"},
 		{[]string{"a", "b"}, "one task file expected, got 2: a b"},
@@ -116,12 +127,37 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 }
 
+func TestParseRetryOn(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--retry-on", "exit_status", "f"}, "exit_status"},
+		{[]string{"--retry-on", " exit_status , timeout,exit_status", "f"}, "exit_status,timeout"},
+		{[]string{"--retry-on", "", "f"}, ""},
+		{[]string{"--retry-on", "rate_limited,timeout", "--worker-cmd", "w", "f"}, "rate_limited,timeout"},
+	} {
+		cfg, err := parseFlags(tt.args, nil)
+		if err != nil || cfg.retryOn != tt.want {
+			t.Errorf("%q: %+v, %v; want retryOn %q", tt.args, cfg, err, tt.want)
+		}
+	}
+	if got := retryKinds("exit_status,timeout"); !slices.Equal(got, []poold.Kind{poold.KindExitStatus, poold.KindTimeout}) {
+		t.Errorf("retryKinds: %v", got)
+	}
+	if got := retryKinds(""); len(got) != 0 {
+		t.Errorf("retryKinds of none: %v", got)
+	}
+}
+
 func TestParseFlagsHelpAndVersion(t *testing.T) {
 	var out bytes.Buffer
 	if _, err := parseFlags([]string{"--help"}, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
 	}
-	for _, w := range []string{"usage: poold [flags] TASKFILE", "-max-worker-memory SIZE", "-worker-cmd PATH", "-window N", "-jsonl", "JSON Lines", "Exit status"} {
+	for _, w := range []string{"usage: poold [flags] TASKFILE", "-max-worker-memory SIZE", "-worker-cmd PATH", "-window N", "-jsonl", "JSON Lines", "Exit status",
+		"-retry-on KINDS", `(default "worker_lost,timeout")`, "-start-timeout DURATION", "(default 10s)", "poold help tasks", "README",
+		"Tasks: crash, echo, exec, pi, pow, primes, print, sha256, sleep;"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("usage lacks %q:\n%s", w, out.String())
 		}

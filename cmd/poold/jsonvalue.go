@@ -3,20 +3,31 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // convert turns a value decoded with UseNumber into what msgpack encodes
 // naturally: integers as int64 (uint64 above its range), other numbers as
-// float64, objects as map[string]any, arrays as []any.
-func convert(v any) (any, error) {
+// float64, objects as map[string]any, arrays as []any. An integer beyond 64
+// bits is an error, not a float: a float would round it. The error names
+// where the value is ("args.n", "args[2]").
+func convert(v any) (any, error) { return convertAt(v, "args") }
+
+func convertAt(v any, at string) (any, error) {
 	switch v := v.(type) {
 	case json.Number:
-		return number(v)
+		x, err := number(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", at, err)
+		}
+		return x, nil
 	case []any:
 		for i := range v {
-			c, err := convert(v[i])
+			c, err := convertAt(v[i], at+"["+strconv.Itoa(i)+"]")
 			if err != nil {
 				return nil, err
 			}
@@ -25,9 +36,9 @@ func convert(v any) (any, error) {
 		return v, nil
 	case map[string]any:
 		for k, x := range v {
-			c, err := convert(x)
+			c, err := convertAt(x, at+keyPath(k))
 			if err != nil {
-				return nil, err
+				return nil, firstError(v, at)
 			}
 			v[k] = c
 		}
@@ -37,6 +48,30 @@ func convert(v any) (any, error) {
 	}
 }
 
+// firstError converts the values of m in the order of their keys and
+// returns the first error, so that a message does not depend on the order
+// of a map. The values converted already stay as they are.
+func firstError(m map[string]any, at string) error {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		c, err := convertAt(m[k], at+keyPath(k))
+		if err != nil {
+			return err
+		}
+		m[k] = c
+	}
+	return nil
+}
+
+// keyPath is ".k", or [\"k\"] when k is not a plain name.
+func keyPath(k string) string {
+	if k != "" && strings.IndexFunc(k, func(r rune) bool {
+		return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}) < 0 {
+		return "." + k
+	}
+	return "[" + strconv.Quote(k) + "]"
+}
+
 func number(n json.Number) (any, error) {
 	if i, err := n.Int64(); err == nil {
 		return i, nil
@@ -44,9 +79,12 @@ func number(n json.Number) (any, error) {
 	if u, err := strconv.ParseUint(string(n), 10, 64); err == nil {
 		return u, nil
 	}
+	if !strings.ContainsAny(string(n), ".eE") {
+		return nil, fmt.Errorf("the integer %s does not fit in 64 bits (-2^63 to 2^64-1), and would be rounded: pass it as a string, \"%s\"", n, n)
+	}
 	f, err := n.Float64()
 	if err != nil || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("number %s is out of range", n)
+		return nil, fmt.Errorf("the number %s is out of range", n)
 	}
 	return f, nil
 }

@@ -14,9 +14,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/poold/poold"
 )
@@ -29,11 +35,14 @@ const (
 	exitUsage  = 2 // a usage or task-file error; nothing was started
 )
 
+// started is when poold started: the wall time counts from here.
+var started = time.Now()
+
 func main() {
 	// The pool's workers are this binary re-executed: in a worker, Init
 	// serves tasks and exits, so it must run before anything else.
 	poold.Init(newRegistry())
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(runAt(started, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // newRegistry returns the tasks poold's workers know: the built-ins.
@@ -46,7 +55,18 @@ func newRegistry() *poold.Registry {
 // run is the command without the process around it, so that tests can call
 // it; it returns the exit status.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runAt(time.Now(), args, stdin, stdout, stderr)
+}
+
+// runAt is run for a command that started at start.
+func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "help" {
+		return help(args[1:], stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stdout)
+	if err == nil && !cfg.version {
+		err = checkWorkerCmd(cfg.workerCmd)
+	}
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
@@ -61,13 +81,49 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if isStream(cfg) {
 		j, err = openStream(cfg, stdin)
 	} else {
-		j, err = loadTaskFile(cfg, stdin)
+		j, err = loadTaskFile(cfg, stdin, stderr)
 	}
 	if err != nil {
 		printError(stderr, err)
 		return exitUsage
 	}
-	return execute(cfg, j, stdout, stderr)
+	if j.tf != nil {
+		// The count is known: a worker more than there are tasks would
+		// have nothing to do.
+		cfg.workers = min(cfg.workers, j.tf.Results)
+	}
+	if err := checkLimits(cfg.workers); err != nil {
+		j.src.Stop()
+		fmt.Fprintf(stderr, "poold: %v\n", err)
+		return exitFailed
+	}
+	return execute(cfg, j, start, stdout, stderr)
+}
+
+// checkWorkerCmd checks that the --worker-cmd program exists and can be
+// run, so that a typo is a usage error before anything starts.
+func checkWorkerCmd(name string) error {
+	if name == "" {
+		return nil
+	}
+	if !strings.Contains(name, "/") {
+		if _, err := exec.LookPath(name); err != nil {
+			return usagef("--worker-cmd %s: no such program in $PATH", name)
+		}
+		return nil
+	}
+	fi, err := os.Stat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usagef("--worker-cmd %s: no such file", name)
+	case err != nil:
+		return usagef("--worker-cmd %s: %v", name, err)
+	case fi.IsDir():
+		return usagef("--worker-cmd %s: is a directory, not a program", name)
+	case fi.Mode()&0o111 == 0 || unix.Access(name, unix.X_OK) != nil:
+		return usagef("--worker-cmd %s: not executable (%v)", name, fi.Mode())
+	}
+	return nil
 }
 
 // knownNames lists the task names the workers will know, for checking task
@@ -82,25 +138,77 @@ func knownNames(cfg *config) []string {
 }
 
 // loadTaskFile reads and checks the JSON task file named on the command
-// line.
-func loadTaskFile(cfg *config, stdin io.Reader) (*job, error) {
+// line. If that takes more than slowLoad, it says so on stderr, then how
+// many tasks it found.
+func loadTaskFile(cfg *config, stdin io.Reader, stderr io.Writer) (*job, error) {
 	name := cfg.taskFile
-	var data []byte
-	var err error
 	if name == "-" {
 		name = "stdin"
+	}
+	n := noteSlow(stderr, slowLoad, "poold: reading "+name+"…")
+	var data []byte
+	var err error
+	if cfg.taskFile == "-" {
 		data, err = io.ReadAll(stdin)
 	} else {
 		data, err = os.ReadFile(name)
 	}
 	if err != nil {
+		n.stop("")
 		return nil, fmt.Errorf("reading the task file: %w", err)
 	}
 	tf, err := ParseTaskFile(name, data, knownNames(cfg))
 	if err != nil {
+		n.stop("")
 		return nil, err
 	}
+	n.stop(fmt.Sprintf("poold: %s: %s, read in %s", name, plural(tf.Results, "task"), n.elapsed().Round(time.Millisecond)))
 	return &job{src: sliceSource(tf.Entries), tf: tf, window: cfg.window}, nil
+}
+
+// slowLoad is how long reading a task file may take before poold says
+// that it is at it.
+const slowLoad = time.Second
+
+// slowNote prints a line if something takes longer than a while, and
+// another when it is done, if it printed the first.
+type slowNote struct {
+	mu      sync.Mutex
+	w       io.Writer
+	start   time.Time
+	timer   *time.Timer
+	printed bool
+	done    bool
+}
+
+func noteSlow(w io.Writer, after time.Duration, line string) *slowNote {
+	n := &slowNote{w: w, start: time.Now()}
+	n.timer = time.AfterFunc(after, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if !n.done {
+			fmt.Fprintln(n.w, line)
+			n.printed = true
+		}
+	})
+	return n
+}
+
+func (n *slowNote) elapsed() time.Duration { return time.Since(n.start) }
+
+// stop ends the wait; if the first line was printed, line follows it
+// (unless it is ""). Only the first stop counts.
+func (n *slowNote) stop(line string) {
+	n.timer.Stop()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.done {
+		return
+	}
+	n.done = true
+	if n.printed && line != "" {
+		fmt.Fprintln(n.w, line)
+	}
 }
 
 // defaultWindowPerWorker sets a stream's default window: enough tasks in

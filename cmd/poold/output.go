@@ -135,19 +135,34 @@ type jsonRecord struct {
 	Output     string          `json:"output,omitempty"`
 }
 
-// jsonError is a failure; the worker-exit fields appear when the worker
-// running the task died or was killed.
+// jsonError is a failure. The worker-exit fields appear when the worker
+// running the task died or was killed; for kind exit_status (a command
+// that failed), exit_code or signal, stdout and stderr say how the command
+// ended and what it wrote.
 type jsonError struct {
-	Kind     string   `json:"kind"`
-	Message  string   `json:"message"`
-	PID      int      `json:"pid,omitempty"`
-	ExitCode *int     `json:"exit_code,omitempty"`
-	Signal   string   `json:"signal,omitempty"`
-	CoreDump bool     `json:"core_dump,omitempty"`
-	Reason   string   `json:"reason,omitempty"`
-	Stderr   []string `json:"stderr,omitempty"`
-	Stack    string   `json:"stack,omitempty"`
-	Type     string   `json:"type,omitempty"` // the Go type of the task's error or panic value
+	Kind     string  `json:"kind"`
+	Message  string  `json:"message"`
+	PID      int     `json:"pid,omitempty"`
+	ExitCode *int    `json:"exit_code,omitempty"`
+	Signal   string  `json:"signal,omitempty"`
+	CoreDump bool    `json:"core_dump,omitempty"`
+	Reason   string  `json:"reason,omitempty"`
+	Stdout   *string `json:"stdout,omitempty"` // exit_status: the command's
+	// Stderr is the worker's last lines ([]string) when it ended under the
+	// task, the command's stderr (a string) for exit_status.
+	Stderr any             `json:"stderr,omitempty"`
+	Stack  string          `json:"stack,omitempty"`
+	Type   string          `json:"type,omitempty"`   // the Go type of the task's error or panic value
+	Detail json.RawMessage `json:"detail,omitempty"` // what else the task's error said, as JSON
+}
+
+// exitDetail is the detail of an exit_status failure, as the built-in
+// exec sends it.
+type exitDetail struct {
+	ExitCode *int    `msgpack:"exit_code"`
+	Signal   string  `msgpack:"signal"`
+	Stdout   *string `msgpack:"stdout"`
+	Stderr   *string `msgpack:"stderr"`
 }
 
 func (r *jsonReporter) Result(o outcome) {
@@ -183,10 +198,16 @@ func newJSONError(err error) *jsonError {
 	var te *poold.TaskError
 	if errors.As(err, &te) {
 		je.Stack, je.Type = te.Stack, te.Type
+		if len(te.Detail) > 0 && !(te.Kind == poold.KindExitStatus && je.exitStatus(te.Detail)) {
+			je.Detail = resultJSON(te.Detail)
+		}
 	}
 	var we *poold.WorkerExitError
 	if errors.As(err, &we) {
-		je.PID, je.CoreDump, je.Reason, je.Stderr = we.PID, we.CoreDump, we.Reason, we.Stderr
+		je.PID, je.CoreDump, je.Reason = we.PID, we.CoreDump, we.Reason
+		if len(we.Stderr) > 0 {
+			je.Stderr = we.Stderr
+		}
 		if we.Signal != 0 {
 			je.Signal = signalName(we.Signal)
 		} else {
@@ -194,6 +215,23 @@ func newJSONError(err error) *jsonError {
 		}
 	}
 	return je
+}
+
+// exitStatus fills the fields of an exit_status failure from its detail;
+// false if the detail does not have their shape (a worker program's own
+// exit_status, say), which is then shown as it is.
+func (je *jsonError) exitStatus(detail poold.Raw) bool {
+	var d exitDetail
+	if detail.Decode(&d) != nil || d.Stdout == nil || d.Stderr == nil || (d.ExitCode == nil && d.Signal == "") {
+		return false
+	}
+	if d.Signal != "" {
+		je.Signal = d.Signal
+	} else {
+		je.ExitCode = d.ExitCode
+	}
+	je.Stdout, je.Stderr = d.Stdout, *d.Stderr
+	return true
 }
 
 func signalName(sig syscall.Signal) string {

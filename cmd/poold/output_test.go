@@ -202,3 +202,32 @@ func TestErrorKindOfOtherErrors(t *testing.T) {
 		t.Errorf("plain error: %s, %q", errorKind(plain), errorMessage(plain))
 	}
 }
+
+// TestJSONErrorDetail: an exit_status failure spreads its detail into the
+// error (exit_code or signal, the program's stdout and stderr); any other
+// detail is shown whole, as JSON.
+func TestJSONErrorDetail(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  *poold.TaskError
+		want string
+	}{
+		{"exit code", &poold.TaskError{Kind: poold.KindExitStatus, Message: "exit status 3: err", Type: "*tasks.ExitError",
+			Detail: raw(t, map[string]any{"exit_code": 3, "stdout": "out\n", "stderr": "err\n"})},
+			`{"kind":"exit_status","message":"exit status 3: err","exit_code":3,"stdout":"out\n","stderr":"err\n","type":"*tasks.ExitError"}`},
+		{"signal", &poold.TaskError{Kind: poold.KindExitStatus, Message: "killed by signal SIGKILL",
+			Detail: raw(t, map[string]any{"exit_code": -1, "signal": "SIGKILL", "stdout": "", "stderr": ""})},
+			`{"kind":"exit_status","message":"killed by signal SIGKILL","signal":"SIGKILL","stdout":"","stderr":""}`},
+		{"exit_status of another shape", &poold.TaskError{Kind: poold.KindExitStatus, Message: "failed", Detail: raw(t, map[string]any{"code": 2})},
+			`{"kind":"exit_status","message":"failed","detail":{"code":2}}`},
+		{"a kind of the worker's own", &poold.TaskError{Kind: "rate_limited", Message: "slow down", Detail: raw(t, map[string]any{"retry_after": 1.5})},
+			`{"kind":"rate_limited","message":"slow down","detail":{"retry_after":1.5}}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := json.Marshal(newJSONError(tt.err))
+			if err != nil || string(got) != tt.want {
+				t.Errorf("got %s, %v\nwant %s", got, err, tt.want)
+			}
+		})
+	}
+}

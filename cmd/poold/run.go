@@ -28,8 +28,8 @@ type job struct {
 }
 
 // execute runs a job's entries on a new pool and reports every result.
-func execute(cfg *config, j *job, stdout, stderr io.Writer) int {
-	start := time.Now()
+// start is when poold started, for the wall time.
+func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int {
 	defer j.src.Stop()
 	// The logger (from pool goroutines) and the reporter share stderr.
 	stderr = &lockedWriter{w: stderr}
@@ -51,10 +51,7 @@ func execute(cfg *config, j *job, stdout, stderr io.Writer) int {
 	in := watchSignals()
 	defer in.stop()
 
-	r := &runner{
-		cfg: cfg, rep: rep, out: out, window: j.window,
-		log: hclog.New(&hclog.LoggerOptions{Name: "poold", Level: cfg.logLevel, Output: stderr}),
-	}
+	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr)}
 	r.run(in.ctx, j.src)
 	if r.startErr != nil {
 		out.Flush()
@@ -85,8 +82,28 @@ func execute(cfg *config, j *job, stdout, stderr io.Writer) int {
 	}
 }
 
+// newLogger is the pool's logger: its messages of cfg's level and above go
+// to w. Below debug, it leaves out the pool's line for each worker that
+// failed to start: when they all fail (no such program, no file
+// descriptors left), poold says why in one line, and a failure that the
+// pool gets over is no news.
+func newLogger(cfg *config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name: "poold", Level: cfg.logLevel, Output: w,
+		Exclude: func(level hclog.Level, msg string, _ ...any) bool {
+			return cfg.logLevel > hclog.Debug && msg == startFailedMsg
+		},
+	})
+}
+
+// startFailedMsg is how the pool logs a worker that failed to start.
+const startFailedMsg = "worker failed to start"
+
 func poolOptions(cfg *config, logger hclog.Logger) []poold.Option {
-	opts := []poold.Option{poold.WithWorkers(cfg.workers), poold.WithLogger(logger)}
+	opts := []poold.Option{
+		poold.WithWorkers(cfg.workers), poold.WithLogger(logger),
+		poold.WithRetryOn(retryKinds(cfg.retryOn)...), poold.WithStartTimeout(cfg.startTimeout),
+	}
 	if cfg.workerCmd != "" {
 		opts = append(opts, poold.WithWorkerCommand(cfg.workerCmd))
 	}
@@ -283,11 +300,14 @@ func (r *runner) join() {
 func (r *runner) submit(e *Entry) error {
 	pos := e.Pos
 	var opts []poold.CallOption
-	if e.Timeout > 0 {
-		opts = append(opts, poold.Timeout(e.Timeout))
+	if e.HasTimeout {
+		opts = append(opts, poold.Timeout(e.Timeout)) // 0: no limit, whatever --timeout says
 	}
 	if e.HasRetries {
 		opts = append(opts, poold.Retries(e.Retries))
+	}
+	if e.HasRetryOn {
+		opts = append(opts, poold.RetryOn(e.RetryOn...))
 	}
 	f := &flight{e: e}
 	if !e.IsMap {

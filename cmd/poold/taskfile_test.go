@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poold/poold"
 )
 
 var testKnown = []string{"crash", "echo", "pow", "sleep"}
@@ -37,9 +39,9 @@ func TestParseTaskFileErrors(t *testing.T) {
 		{"id null", `[{"id": null, "func": "echo"}]`, []string{`"id" must be a non-empty string, got null`}},
 		{"id empty", `[{"id": "", "func": "echo"}]`, []string{`"id" must be a non-empty string, got the string ""`}},
 		{"id an object", `[{"id": {}, "func": "echo"}]`, []string{`got an object`}},
-		{"unknown key", `[{"func": "echo", "agrs": {}}]`, []string{`unknown key "agrs"; a task has id, func, args, timeout, retries`}},
+		{"unknown key", `[{"func": "echo", "agrs": {}}]`, []string{`unknown key "agrs"; a task has id, func, args, timeout, retries, retry_on`}},
 		{"chunksize on a task", `[{"func": "echo", "chunksize": 2}]`, []string{`unknown key "chunksize" ("chunksize" is for map entries`}},
-		{"unknown key in a map", `[{"map": "echo", "args": [], "func2": 1}]`, []string{`unknown key "func2"; a map entry has id, map, args, chunksize, timeout, retries`}},
+		{"unknown key in a map", `[{"map": "echo", "args": [], "func2": 1}]`, []string{`unknown key "func2"; a map entry has id, map, args, chunksize, timeout, retries, retry_on`}},
 		{"func and map", `[{"func": "echo", "map": "echo"}]`, []string{`has both "func" and "map"`}},
 		{"map without args", `[{"map": "echo"}]`, []string{`a map entry needs "args"`}},
 		{"map args not a list", `[{"map": "echo", "args": {"value": 1}}]`, []string{`a map entry's "args" must be an array`}},
@@ -48,13 +50,23 @@ func TestParseTaskFileErrors(t *testing.T) {
 		{"chunksize string", `[{"map": "echo", "args": [1], "chunksize": "2"}]`, []string{`got the string "2"`}},
 		{"bad timeout", `[{"func": "echo", "timeout": "soon"}]`, []string{`"timeout": "soon" is not a duration`}},
 		{"numeric timeout", `[{"func": "echo", "timeout": 5}]`, []string{`"timeout" must be a duration string such as "500ms"`}},
-		{"zero timeout", `[{"func": "echo", "timeout": "0s"}]`, []string{`"timeout" must be positive`}},
+		{"negative timeout", `[{"func": "echo", "timeout": "-1s"}]`, []string{`"timeout" must not be negative, got "-1s" ("0" means no limit)`}},
 		{"negative retries", `[{"func": "echo", "retries": -1}]`, []string{`"retries" must be an integer of at least 0, got the number -1`}},
 		{"fractional retries", `[{"func": "echo", "retries": 1.5}]`, []string{`got the number 1.5`}},
 		{"duplicate ids", `[{"id": "a", "func": "echo"}, {"id": "a", "func": "echo"}]`, []string{`entry 1 (id "a", line 1): duplicate id "a", also used by entry 0`}},
 		{"default id collides", `[{"id": "1", "func": "echo"}, {"func": "echo"}]`, []string{`duplicate id "1"`}},
 		{"map id collides", `[{"id": "m[1]", "func": "echo"}, {"id": "m", "map": "echo", "args": [1, 2]}]`, []string{`duplicate id "m[1]"`}},
-		{"number out of range", `[{"func": "echo", "args": {"value": 1e999}}]`, []string{"args: number 1e999 is out of range"}},
+		{"number out of range", `[{"func": "echo", "args": {"value": 1e999}}]`, []string{"args.value: the number 1e999 is out of range"}},
+		{"integer beyond 64 bits", `[{"func": "echo", "args": {"value": [1, {"n": 123456789012345678901234567890}]}}]`,
+			[]string{`entry 0 (line 1): args.value[1].n: the integer 123456789012345678901234567890 does not fit in 64 bits (-2^63 to 2^64-1), and would be rounded: pass it as a string, "123456789012345678901234567890"`}},
+		{"integer beyond 64 bits in a map entry", `[{"map": "echo", "args": [1, {"a b": -18446744073709551616}]}]`,
+			[]string{`args[1]["a b"]: the integer -18446744073709551616 does not fit in 64 bits`}},
+		{"the first key in order", `[{"func": "echo", "args": {"z": 1e999, "b": 99999999999999999999, "a": 1}}]`, []string{`args.b: the integer`}},
+		{"retry_on not a list", `[{"func": "echo", "retry_on": "timeout"}]`, []string{`"retry_on" must be an array of failure kinds such as ["exit_status", "timeout"], got the string "timeout"`}},
+		{"retry_on not strings", `[{"func": "echo", "retry_on": ["timeout", 3]}]`, []string{`"retry_on"[1] must be a kind name, got the number 3`}},
+		{"retry_on unknown kind", `[{"map": "echo", "args": [1], "retry_on": ["timout"]}]`,
+			[]string{`entry 0 (line 1): "retry_on": unknown kind "timout"; the kinds that can be retried: worker_lost, timeout, memory_limit, protocol, exit_status, error, panic, bad_args, encode, result_too_large, canceled`}},
+		{"retry_on a kind of the pool", `[{"func": "echo", "retry_on": ["terminated"]}]`, []string{`"retry_on": kind terminated cannot be retried`}},
 		{"every problem reported", `[{"func": "nope"}, {"func": "echo", "x": 1}]`, []string{`entry 0 (line 1): unknown task "nope"`, `entry 1 (line 1): unknown key "x"`}},
 	}
 	for _, tt := range tests {
@@ -117,7 +129,7 @@ func TestParseTaskFile(t *testing.T) {
 	if e0.ID != "0" || e0.Func != "echo" || e0.IsMap || e0.Line != 2 || e0.First != 0 || !reflect.DeepEqual(e0.Args, wantArgs) {
 		t.Errorf("entry 0 = %+v\nargs %#v", e0, e0.Args)
 	}
-	if e0.Timeout != 0 || e0.HasRetries {
+	if e0.Timeout != 0 || e0.HasTimeout || e0.HasRetries || e0.HasRetryOn {
 		t.Errorf("entry 0 has options it was not given: %+v", e0)
 	}
 	wantMap := []any{map[string]any{"base": int64(2), "exp": int64(3)}, nil}
@@ -136,6 +148,37 @@ func TestParseTaskFile(t *testing.T) {
 	}
 	if null.Args != nil || null.First != 4 || null.ID != "4" || null.Line != 6 {
 		t.Errorf("entry 4 = %+v", null)
+	}
+}
+
+// TestParseTaskFileOptions: a timeout of 0 is no limit, set (unlike no
+// timeout, the pool's default); retry_on lists kinds, [] none.
+func TestParseTaskFileOptions(t *testing.T) {
+	data := `[
+	  {"func": "echo", "timeout": "0"},
+	  {"func": "echo", "timeout": "0s", "retry_on": ["exit_status", "timeout"]},
+	  {"map": "echo", "args": [1], "retry_on": []},
+	  {"func": "echo"}
+	]`
+	tf, err := ParseTaskFile("t.json", []byte(data), testKnown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := tf.Entries
+	if !e[0].HasTimeout || e[0].Timeout != 0 || !e[1].HasTimeout || e[1].Timeout != 0 || e[3].HasTimeout {
+		t.Errorf("timeouts: %+v, %+v, %+v", e[0], e[1], e[3])
+	}
+	if !e[1].HasRetryOn || !reflect.DeepEqual(e[1].RetryOn, []poold.Kind{poold.KindExitStatus, poold.KindTimeout}) ||
+		!e[2].HasRetryOn || len(e[2].RetryOn) != 0 || e[0].HasRetryOn {
+		t.Errorf("retry_on: %+v, %+v, %+v", e[0], e[1], e[2])
+	}
+	// With --worker-cmd (no known names), the worker's own kinds go.
+	tf, err = ParseTaskFile("t.json", []byte(`[{"func": "custom", "retry_on": ["rate_limited"]}]`), nil)
+	if err != nil || !reflect.DeepEqual(tf.Entries[0].RetryOn, []poold.Kind{"rate_limited"}) {
+		t.Errorf("a custom kind with --worker-cmd: %+v, %v", tf, err)
+	}
+	if _, err := ParseTaskFile("t.json", []byte(`[{"func": "custom", "retry_on": ["Bad Kind"]}]`), nil); err == nil {
+		t.Errorf("a kind that is not a kind name was accepted")
 	}
 }
 

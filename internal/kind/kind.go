@@ -18,6 +18,7 @@ const (
 	Encode         Kind = "encode"           // worker or parent: the arguments or the result could not be encoded
 	ResultTooLarge Kind = "result_too_large" // worker: the result did not fit in a frame
 	Canceled       Kind = "canceled"         // worker: the task returned after its context was cancelled
+	ExitStatus     Kind = "exit_status"      // worker: a command the task ran exited non-zero or was killed by a signal (the built-in exec)
 
 	WorkerLost  Kind = "worker_lost"  // parent: the worker died while running the task
 	Timeout     Kind = "timeout"      // parent, or the worker when the task's context ran out: the task ran past its time limit

@@ -154,7 +154,11 @@ func decodeValue(raw msgpack.RawMessage, v reflect.Value) error {
 		return fmt.Errorf("want %s: %v", want, err)
 	}
 	if got == "float" {
-		got = fmt.Sprintf("float %v", floatOf(raw))
+		f := floatOf(raw)
+		got = fmt.Sprintf("float %v", f)
+		if isInteger(t.Kind()) && f == math.Trunc(f) && math.Abs(f) > maxExactFloat {
+			got += " (a float beyond 2^53 may be a rounded integer: write the integer itself)"
+		}
 	}
 	return fmt.Errorf("want %s, got %s", want, got)
 }
@@ -163,22 +167,29 @@ func isInteger(k reflect.Kind) bool {
 	return reflect.Int <= k && k <= reflect.Uintptr
 }
 
+// maxExactFloat is 2**53: up to it, a float64 holds every integer exactly;
+// past it, a float may be an integer rounded on the way (a JSON number
+// 12345678901234567.0 arrives as 12345678901234568), so it is not taken for
+// an integer.
+const maxExactFloat = 1 << 53
+
 // integralFloat converts raw, a msgpack float with an integral value that
-// fits t (an integer type), to a value of type t.
+// fits t (an integer type), to a value of type t. A float beyond
+// ±maxExactFloat is refused: it may not be the integer that was meant.
 func integralFloat(raw []byte, t reflect.Type) (reflect.Value, bool) {
 	f := floatOf(raw)
-	if math.IsNaN(f) || f != math.Trunc(f) {
+	if math.IsNaN(f) || f != math.Trunc(f) || math.Abs(f) > maxExactFloat {
 		return reflect.Value{}, false
 	}
 	x := reflect.New(t).Elem()
+	// Within ±2**53, the conversions below are exact.
 	if x.CanInt() {
-		// 2**63 itself is a float64 but not an int64.
-		if f < math.MinInt64 || f >= math.MaxInt64 || x.OverflowInt(int64(f)) {
+		if x.OverflowInt(int64(f)) {
 			return reflect.Value{}, false
 		}
 		x.SetInt(int64(f))
 	} else {
-		if f < 0 || f >= math.MaxUint64 || x.OverflowUint(uint64(f)) {
+		if f < 0 || x.OverflowUint(uint64(f)) {
 			return reflect.Value{}, false
 		}
 		x.SetUint(uint64(f))

@@ -52,6 +52,12 @@ func TestDecodeArgs(t *testing.T) {
 		{name: "fraction for int", args: map[string]any{"a": 3.5},
 			err: `bad arguments: field "a": want an integer, got float 3.5`},
 		{name: "overflow", args: map[string]any{"u": 256.0}, err: `field "u": want an integer, got float 256`},
+		{name: "2^53", args: map[string]any{"a": float64(1 << 53), "l": []any{-float64(1 << 53)}},
+			want: argsT{A: 1 << 53, L: []int{-1 << 53}}},
+		{name: "beyond 2^53", args: map[string]any{"a": 12345678901234567.0}, // arrives as ...568
+			err: `field "a": want an integer, got float 1.2345678901234568e+16 (a float beyond 2^53 may be a rounded integer: write the integer itself)`},
+		{name: "beyond 2^53 in a list", args: map[string]any{"l": []any{1, float64(1<<53 + 2)}},
+			err: `field "l": element 1: want an integer, got float 9.007199254740994e+15 (a float beyond 2^53`},
 		{name: "string for number", args: map[string]any{"f": "x"},
 			err: `bad arguments: field "f": want a number, got string`},
 		{name: "bad element", args: map[string]any{"l": []any{1, "x"}}, err: `field "l": element 1: want an integer, got string`},

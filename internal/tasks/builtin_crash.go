@@ -28,8 +28,8 @@ import (
 // The modes that end the process write a line naming themselves to stderr
 // first, and segfault and abort turn core dumps off.
 type CrashArgs struct {
-	Mode string `json:"mode"`
-	Code *int   `json:"code,omitempty"`
+	Mode string `json:"mode" default:"required" doc:"panic, exit, kill, segfault, abort, fatal, hang, oom or protocol"`
+	Code *int   `json:"code,omitempty" default:"1" doc:"the exit code of mode exit, from 0 to 255"`
 }
 
 var crashModes = []string{"abort", "exit", "fatal", "hang", "kill", "oom", "panic", "protocol", "segfault"}

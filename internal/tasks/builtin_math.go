@@ -9,9 +9,9 @@ import (
 // PowArgs are the arguments of "pow". Sleep, in seconds, comes first: with
 // it, pow is the classic demo task "time.sleep(2); return x**20".
 type PowArgs struct {
-	Base  int64   `json:"base"`
-	Exp   int64   `json:"exp"`
-	Sleep float64 `json:"sleep,omitempty"`
+	Base  int64   `json:"base" default:"0" doc:"any 64-bit integer"`
+	Exp   int64   `json:"exp" default:"0" doc:"at least 0; the result has at most 2^22 bits"`
+	Sleep float64 `json:"sleep,omitempty" default:"0" doc:"seconds to sleep first"`
 }
 
 // maxPowBits caps the size of a pow result (about 1.26 million decimal
@@ -39,8 +39,8 @@ func powTask(ctx context.Context, a PowArgs) (string, error) {
 // PrimesArgs are the arguments of "primes": count the primes p with
 // From ≤ p ≤ N.
 type PrimesArgs struct {
-	N    int64 `json:"n"`
-	From int64 `json:"from,omitempty"`
+	N    int64 `json:"n" default:"0" doc:"the last number to test, at least 0"`
+	From int64 `json:"from,omitempty" default:"0" doc:"the first number to test, at least 0"`
 }
 
 // primesTask counts primes by trial division. It is slow on purpose: it is
@@ -92,7 +92,7 @@ func isPrime(n int64, done <-chan struct{}) bool {
 
 // PiArgs are the arguments of "pi".
 type PiArgs struct {
-	Digits int `json:"digits"`
+	Digits int `json:"digits" default:"0" doc:"decimals, from 0 to 100000"`
 }
 
 // maxPiDigits bounds "pi": the series below is quadratic, and 100000

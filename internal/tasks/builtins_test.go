@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -149,12 +150,8 @@ func TestTasks(t *testing.T) {
 		{name: "missing file", task: "sha256", args: map[string]string{"path": filepath.Join(dir, "nope")}, err: "no such file"},
 
 		{name: "echo", task: "exec", args: jsonArgs(`{"argv":["echo","hi"]}`), want: ExecResult{Stdout: "hi\n"}},
-		{name: "exit code", task: "exec", args: jsonArgs(`{"argv":["sh","-c","echo out; echo err >&2; exit 3"]}`),
-			want: ExecResult{ExitCode: 3, Stdout: "out\n", Stderr: "err\n"}},
 		{name: "stdin", task: "exec", args: jsonArgs(`{"argv":["cat"],"stdin":"x y"}`), want: ExecResult{Stdout: "x y"}},
 		{name: "dir", task: "exec", args: map[string]any{"argv": []string{"ls"}, "dir": dir}, want: ExecResult{Stdout: "abc\n"}},
-		{name: "signal", task: "exec", args: jsonArgs(`{"argv":["sh","-c","kill -KILL $$"]}`),
-			want: ExecResult{ExitCode: -1, Signal: "killed"}},
 		{name: "empty argv", task: "exec", args: jsonArgs(`{"argv":[]}`), err: `field "argv"`, bad: true},
 		{name: "no argv", task: "exec", args: jsonArgs(`{}`), err: `field "argv"`, bad: true},
 		{name: "bad argv", task: "exec", args: jsonArgs(`{"argv":["echo",1]}`),
@@ -313,4 +310,82 @@ func TestCrashPanic(t *testing.T) {
 	}()
 	call(context.Background(), t, "crash", map[string]string{"mode": "panic"})
 	t.Fatal("crash mode panic returned")
+}
+
+// TestExecFails: a program that exits with a status other than 0, or is
+// killed by a signal, fails the task with an *ExitError of kind
+// exit_status, which keeps the code or the signal and both outputs as its
+// detail.
+func TestExecFails(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		argv []string
+		want ExitDetail
+		msg  string
+	}{
+		{name: "exit code", argv: []string{"sh", "-c", "echo out; echo first >&2; echo last >&2; exit 3"},
+			want: ExitDetail{ExitCode: 3, Stdout: "out\n", Stderr: "first\nlast\n"}, msg: "exit status 3: last"},
+		{name: "quiet", argv: []string{"false"}, want: ExitDetail{ExitCode: 1}, msg: "exit status 1"},
+		{name: "signal", argv: []string{"sh", "-c", "echo dying >&2; kill -KILL $$"},
+			want: ExitDetail{ExitCode: -1, Signal: "SIGKILL", Stderr: "dying\n"}, msg: "killed by signal SIGKILL: dying"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := call(context.Background(), t, "exec", map[string]any{"argv": tt.argv})
+			var ee *ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("got error %v (%T), want an *ExitError", err, err)
+			}
+			if ee.ExitDetail != tt.want || err.Error() != tt.msg {
+				t.Errorf("got %+v, %q; want %+v, %q", ee.ExitDetail, err.Error(), tt.want, tt.msg)
+			}
+			// What the worker reads from it: the kind, and the detail as
+			// a msgpack map of the JSON names.
+			if k := ee.Kind(); k != "exit_status" {
+				t.Errorf("kind %q, want exit_status", k)
+			}
+			raw, err := Marshal(ee.Detail())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			if err := Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m["stdout"] != tt.want.Stdout || m["stderr"] != tt.want.Stderr || fmt.Sprint(m["exit_code"]) != fmt.Sprint(tt.want.ExitCode) ||
+				(tt.want.Signal != "") != (m["signal"] != nil) {
+				t.Errorf("detail %v, want the fields of %+v", m, tt.want)
+			}
+		})
+	}
+}
+
+func TestCappedBuffer(t *testing.T) {
+	for _, tt := range []struct {
+		writes []string
+		want   string
+	}{
+		{writes: nil, want: ""},
+		{writes: []string{"abc"}, want: "abc"},
+		{writes: []string{"abcd", "efgh"}, want: "abcdefgh"},
+		{writes: []string{"abcdefgh"}, want: "abcdefgh"},
+		{writes: []string{"abcdefghi"}, want: "abcd\n[poold: exec: 1 of 9 bytes cut here]\nfghi"},
+		{writes: []string{"ab", "cdef", "g", "hij", "klmnop", "q"}, want: "abcd\n[poold: exec: 9 of 17 bytes cut here]\nnopq"},
+		{writes: []string{"abcd", strings.Repeat("x", 100), "1234"}, want: "abcd\n[poold: exec: 100 of 108 bytes cut here]\n1234"},
+		{writes: []string{strings.Repeat("y", 50), "1", "2", "3", "4", "5", "6", "7", "8", "9"},
+			want: "yyyy\n[poold: exec: 51 of 59 bytes cut here]\n6789"},
+	} {
+		b := newCappedBuffer(8)
+		for _, w := range tt.writes {
+			if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
+				t.Fatalf("Write(%q) = %d, %v", w, n, err)
+			}
+		}
+		if got := b.String(); got != tt.want {
+			t.Errorf("%q: got %q, want %q", tt.writes, got, tt.want)
+		}
+		if len(b.tail) > 16 {
+			t.Errorf("%q: the tail grew to %d bytes", tt.writes, len(b.tail))
+		}
+	}
 }
