@@ -1,8 +1,10 @@
 package poold_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -220,9 +222,11 @@ func TestExitReportsTheTasksLastStderrLines(t *testing.T) {
 }
 
 // A worker that does not read (stopped) does not block ApplyAsync, even for
-// an argument larger than its pipe; when it dies while the argument is on
-// its way, the task is worker_lost with that worker's PID, and retried as
-// any loss.
+// an argument larger than its pipe. When it dies while the argument is on
+// its way, the task had not started (the worker says where it was, in
+// memory its parent reads after its death): it runs on the replacement,
+// whatever its retries, and is not counted as an attempt; before, it failed
+// with kind encode and PID 0.
 func TestWorkerDiesMidWrite(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -244,15 +248,73 @@ func TestWorkerDiesMidWrite(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the write is under way, blocked
 		syscall.Kill(pid, syscall.SIGKILL)
 		r, err := a.Get(ctx)
-		if retries == 0 {
-			var exit *poold.WorkerExitError
-			if !errors.Is(err, poold.KindWorkerLost) || !errors.As(err, &exit) || exit.PID != pid || r.PID != pid {
-				t.Errorf("no retries: %v, pid %d; want worker_lost from pid %d", err, r.PID, pid)
-			}
-			continue
+		if err != nil || r.Attempts != 1 || r.PID == pid || r.PID == 0 {
+			t.Errorf("retries %d: %v after %d attempts on pid %d; want success on the replacement of %d, 1 attempt", retries, err, r.Attempts, r.PID, pid)
 		}
-		if err != nil || r.Attempts != 2 || r.PID == pid {
-			t.Errorf("1 retry: %v after %d attempts on pid %d; want success on the replacement", err, r.Attempts, r.PID)
+		if s := p.Stats(); s.WorkersLost != 1 {
+			t.Errorf("retries %d: %d workers lost, want 1", retries, s.WorkersLost)
 		}
+	}
+}
+
+// goexitTask ends the goroutine that runs it.
+var goexitTask = poold.Register(reg, "goexit", func(context.Context, struct{}) (int, error) {
+	runtime.Goexit()
+	return 0, nil
+})
+
+// A task that calls runtime.Goexit resolves with kind panic (it used to
+// wedge its worker for ever); its worker is replaced, later tasks run, and
+// Close and Join return.
+func TestGoexitResolves(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	before := p.PIDs()[0]
+	_, err := goexitTask.Apply(ctx, p, struct{}{})
+	te := taskErr(t, err)
+	if te.Kind != poold.KindPanic || te.Type != "runtime.Goexit" || te.PID != before {
+		t.Fatalf("Goexit: kind %s, type %q, pid %d; want panic, runtime.Goexit, %d", te.Kind, te.Type, te.PID, before)
+	}
+	r, err := square.Apply(ctx, p, 4)
+	if err != nil || r.Value != 16 || r.PID == before {
+		t.Errorf("the next task: %v, %v on pid %d; want 16 from a new worker", r.Value, err, r.PID)
+	}
+	p.Close()
+	if err := p.Join(ctx); err != nil {
+		t.Errorf("Join: %v", err)
+	}
+}
+
+// A running task that ignores its cancellation is killed after the grace:
+// it ends with kind canceled, its worker is replaced within grace + 1 s, and
+// the task on the other worker is unaffected.
+func TestCancelStubbornTask(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	const grace = 200 * time.Millisecond
+	p := newPool(t, poold.WithWorkers(2), poold.WithKillGrace(grace))
+	a, err := stubborn.ApplyAsync(p, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := sleep.ApplyAsync(p, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	begin := time.Now()
+	a.Cancel()
+	if _, err := a.Get(ctx); !errors.Is(err, poold.KindCanceled) {
+		t.Fatalf("a cancelled stubborn task: %v, want KindCanceled", err)
+	}
+	for slices.Contains(p.PIDs(), 0) && time.Since(begin) < grace+time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if pids := p.PIDs(); slices.Contains(pids, 0) {
+		t.Errorf("workers %v: the killed one was not replaced within grace + 1 s", pids)
+	}
+	if _, err := other.Get(ctx); err != nil {
+		t.Errorf("the other task: %v", err)
 	}
 }

@@ -46,6 +46,11 @@ func (p *Pool) settleLostLocked(w *worker, lost []*Task, exit *Exit, pos progres
 	from := head.reported
 	c, known := pos.at(head)
 	switch {
+	case pos.ok && pos.job != head.id:
+		// It was sent, but the worker died before it started it (between
+		// jobs, or as it exited after a task that ended its goroutine).
+		head.tries--
+		requeue = append(requeue, head)
 	case head.Calls == 1:
 		if retryableLocked(head, k) {
 			requeue = append(requeue, head)
@@ -98,9 +103,9 @@ func (p *Pool) settleLostLocked(w *worker, lost []*Task, exit *Exit, pos progres
 
 // progress is where a worker was when it died, as its launcher saw it.
 type progress struct {
-	job  uint64
-	call int
-	ok   bool
+	job  uint64 // the job it last started; 0: none
+	call int    // the call of that job it last started
+	ok   bool   // the launcher could tell: else nothing is known
 }
 
 // at is the call of chunk t that was running, if the worker was running t.

@@ -218,7 +218,7 @@ func (w *worker) progress() progress {
 		return progress{}
 	}
 	job, call := w.readProgress()
-	return progress{job: job, call: call, ok: job != 0}
+	return progress{job: job, call: call, ok: true}
 }
 
 // headLocked is the job w is running, or nil.

@@ -49,9 +49,7 @@ func (s *server) runJob(t *ipc.Task) error {
 		defer s.control.end()
 	}
 	chunk := len(t.Args) > 1
-	if chunk {
-		s.progress.begin(t.ID)
-	}
+	s.progress.begin(t.ID)
 	now := time.Now() // each task starts when the one before it ended
 	jobStart, lastWrite := now, now
 	for i, arg := range t.Args {

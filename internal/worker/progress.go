@@ -7,7 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Progress is where a worker records which call of a chunk it is running,
+// Progress is where a worker records which job, and which call of it, it is running,
 // in memory that its parent can read after the worker's death (a shared
 // mapping, for a worker process): the pool then knows which call was
 // running when the worker died, which calls before it ran, and that the
