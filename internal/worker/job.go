@@ -45,7 +45,7 @@ func (s *server) runJob(t *ipc.Task) error {
 	fn, ok := s.reg.Lookup(t.Func)
 	ctx := s.base
 	if s.control != nil {
-		ctx = s.control.start(s.base, t.ID)
+		ctx = s.control.start(t.ID)
 		defer s.control.end()
 	}
 	chunk := len(t.Args) > 1

@@ -132,7 +132,7 @@ func newServer(reg *tasks.Registry, st Streams, set Settings) *server {
 		base:     tasks.WithProtocolStream(context.Background(), out),
 	}
 	if st.Control != nil {
-		s.control = newControl(st.Control)
+		s.control = newControl(s.base, st.Control)
 	}
 	s.progress = st.Progress
 	return s
