@@ -29,7 +29,8 @@ type Entry struct {
 	HasRetries bool
 	RetryOn    []poold.Kind // meaningful when HasRetryOn; empty: retry none
 	HasRetryOn bool
-	ChunkSize  int // a map entry's chunk size; 0: the pool's default
+	AtMostOnce bool // run each task at most once (poold.AtMostOnce)
+	ChunkSize  int  // a map entry's chunk size; 0: the pool's default
 
 	First int // the output index of the entry's first result
 
@@ -58,8 +59,8 @@ func (e *Entry) ResultID(i int) string {
 
 // Keys of task-file objects.
 var (
-	taskKeys = []string{"id", "func", "args", "timeout", "retries", "retry_on"}
-	mapKeys  = []string{"id", "map", "args", "chunksize", "timeout", "retries", "retry_on"}
+	taskKeys = []string{"id", "func", "args", "timeout", "retries", "retry_on", "at_most_once"}
+	mapKeys  = []string{"id", "map", "args", "chunksize", "timeout", "retries", "retry_on", "at_most_once"}
 )
 
 // parser checks entries one by one and collects the problems.
@@ -203,6 +204,13 @@ func (p *parser) options(where string, e *Entry, obj map[string]any) {
 	}
 	if v, ok := obj["retry_on"]; ok {
 		p.retryOn(where, e, v)
+	}
+	if v, ok := obj["at_most_once"]; ok {
+		if b, ok := v.(bool); ok {
+			e.AtMostOnce = b
+		} else {
+			p.addf(where, `"at_most_once" must be true or false, got %s`, describe(v))
+		}
 	}
 	if v, ok := obj["chunksize"]; ok && e.IsMap {
 		if n, ok := intValue(v); ok && n >= 1 {

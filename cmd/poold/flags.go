@@ -16,19 +16,20 @@ import (
 
 // config is what the command line asks for.
 type config struct {
-	workers   int
-	json      bool
-	logLevel  hclog.Level
-	workerCmd string
-	timeout   time.Duration
-	retries   int
-	retryOn   string // the kinds retried, comma-separated and checked; "": none
-	maxTasks  int
-	maxMemory int64
-	version   bool
-	jsonl     bool   // read the task file as JSON Lines, whatever its name
-	window    int    // most tasks in flight; 0: the default
-	taskFile  string // "-" for standard input
+	workers    int
+	json       bool
+	logLevel   hclog.Level
+	workerCmd  string
+	timeout    time.Duration
+	retries    int
+	retryOn    string // the kinds retried, comma-separated and checked; "": none
+	atMostOnce bool   // every task: poold.AtMostOnce
+	maxTasks   int
+	maxMemory  int64
+	version    bool
+	jsonl      bool   // read the task file as JSON Lines, whatever its name
+	window     int    // most tasks in flight; 0: the default
+	taskFile   string // "-" for standard input
 
 	startTimeout time.Duration // from a worker's start to its hello
 }
@@ -65,6 +66,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "limit each task to `DURATION` unless it says otherwise, e.g. 30s (0: no limit)")
 	fs.IntVar(&cfg.retries, "retries", 0, "retry a task up to `N` times when it fails with a kind of --retry-on")
 	retryOn := fs.String("retry-on", defaultRetryOn, "retry failures of these `KINDS`, comma-separated (see --retries)")
+	fs.BoolVar(&cfg.atMostOnce, "at-most-once", false, "run each task at most once, for tasks with side effects: no retries, and a task lost with its worker fails")
 	fs.IntVar(&cfg.maxTasks, "max-tasks-per-worker", 0, "replace each worker after `N` tasks (0: never)")
 	maxMemory := fs.String("max-worker-memory", "", "kill a worker whose memory passes `SIZE`, e.g. 512M, 1.5GiB (0: no limit)")
 	fs.BoolVar(&cfg.jsonl, "jsonl", false, "read TASKFILE as JSON Lines, one entry a line, as it runs (the default for a name ending in .jsonl)")
@@ -146,7 +148,8 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 TASKFILE is a JSON array of tasks and map entries (or {"tasks": [...]}):
   [{"id": "a", "func": "echo", "args": {"value": 1}, "timeout": "5s", "retries": 1},
    {"id": "sq", "map": "pow", "args": [{"base": 2, "exp": 2}, {"base": 3, "exp": 2}], "chunksize": 1}]
-A task or map entry may also have "retry_on": ["exit_status", ...], as --retry-on.
+A task or map entry may also have "retry_on": ["exit_status", ...], as --retry-on,
+and "at_most_once": true, as --at-most-once.
 Tasks: %s;
 'poold help tasks' describes their arguments and results.
 

@@ -309,6 +309,9 @@ func (r *runner) submit(e *Entry) error {
 	if e.HasRetryOn {
 		opts = append(opts, poold.RetryOn(e.RetryOn...))
 	}
+	if e.AtMostOnce || r.cfg.atMostOnce {
+		opts = append(opts, poold.AtMostOnce())
+	}
 	f := &flight{e: e}
 	if !e.IsMap {
 		done := func() { r.events <- event{entry: pos} }

@@ -56,7 +56,7 @@ func TestParseLineBad(t *testing.T) {
 		{"missing func", `{"args": {"value": 1}}`, "5", "?",
 			[]string{`line 12: missing "func" (the task to run), or "map" for a map entry; known task names: crash`}, nil},
 		{"every problem of the line, once located", `{"id": "k", "func": "echo", "fnuc": 1, "timeout": "soon"}`, "k", "echo",
-			[]string{`line 12: unknown key "fnuc"; a task has id, func, args, timeout, retries, retry_on; "timeout": "soon" is not a duration`},
+			[]string{`line 12: unknown key "fnuc"; a task has id, func, args, timeout, retries, retry_on, at_most_once; "timeout": "soon" is not a duration`},
 			[]string{"entry", "known task names"}},
 		{"bad id keeps the default", `{"id": 7, "func": "echo"}`, "5", "echo",
 			[]string{`line 12: "id" must be a non-empty string, got the number 7`}, nil},
