@@ -32,6 +32,13 @@ type CrashArgs struct {
 	Code *int   `json:"code,omitempty" default:"1" doc:"the exit code of mode exit, from 0 to 255"`
 }
 
+func (CrashArgs) about() (string, string) {
+	return "misbehave on purpose, to see how the pool copes",
+		"none: panic fails the task with kind panic; the other modes end or " +
+			"hang the worker (kind worker_lost, protocol; hang and oom need a time " +
+			"or memory limit: kind timeout, memory_limit)"
+}
+
 var crashModes = []string{"abort", "exit", "fatal", "hang", "kill", "oom", "panic", "protocol", "segfault"}
 
 // protocolGarbage is what mode "protocol" writes: a frame header claiming

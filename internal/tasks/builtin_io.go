@@ -25,6 +25,11 @@ type SHA256Args struct {
 	Path *string `json:"path,omitempty" default:"none" doc:"hash this file, on the worker's machine"`
 }
 
+func (SHA256Args) about() (string, string) {
+	return "hash a string or a file",
+		"a string, the SHA-256 digest in lowercase hex"
+}
+
 func sha256Task(ctx context.Context, a SHA256Args) (string, error) {
 	if (a.Data == nil) == (a.Path == nil) {
 		return "", BadArgs("want exactly one of the fields \"data\" and \"path\"")
@@ -66,6 +71,14 @@ type ExecArgs struct {
 	Argv  []string `json:"argv" default:"required" doc:"the program, then its arguments; no shell; a name without a slash is looked up in PATH"`
 	Stdin string   `json:"stdin,omitempty" doc:"the program's standard input"`
 	Dir   string   `json:"dir,omitempty" default:"the worker's" doc:"the program's working directory"`
+}
+
+func (ExecArgs) about() (string, string) {
+	return "run a program",
+		"{exit_code: 0, stdout, stderr} when it exits with status 0. Any other " +
+			"end fails with kind exit_status, whose detail is {exit_code (-1 for a " +
+			"signal), signal (\"SIGKILL\", ...), stdout, stderr}. Of each output the " +
+			"first and last 2 MiB are kept, with a line saying how much was cut"
 }
 
 // ExecResult is the result of "exec", a program that exited with status 0.
@@ -217,6 +230,11 @@ func (b *cappedBuffer) String() string {
 type PrintArgs struct {
 	Text  string `json:"text" doc:"the line to write; a newline is added if it has none"`
 	Times *int   `json:"times,omitempty" default:"1" doc:"how many times, from 0 to 1000000"`
+}
+
+func (PrintArgs) about() (string, string) {
+	return "write a line to stdout and to stderr, to see what is captured",
+		"an integer, the bytes written to stdout (the output comes with the result)"
 }
 
 // maxPrintTimes bounds "print"'s loop.

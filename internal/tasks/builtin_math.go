@@ -14,6 +14,11 @@ type PowArgs struct {
 	Sleep float64 `json:"sleep,omitempty" default:"0" doc:"seconds to sleep first"`
 }
 
+func (PowArgs) about() (string, string) {
+	return "sleep, then compute base**exp exactly: the classic demo task",
+		"a string, base**exp in decimal"
+}
+
 // maxPowBits caps the size of a pow result (about 1.26 million decimal
 // digits), so that a typo cannot exhaust memory.
 const maxPowBits = 1 << 22
@@ -41,6 +46,11 @@ func powTask(ctx context.Context, a PowArgs) (string, error) {
 type PrimesArgs struct {
 	N    int64 `json:"n" default:"0" doc:"the last number to test, at least 0"`
 	From int64 `json:"from,omitempty" default:"0" doc:"the first number to test, at least 0"`
+}
+
+func (PrimesArgs) about() (string, string) {
+	return "count primes by trial division: the CPU-bound benchmark task",
+		"an integer, how many primes p satisfy from ≤ p ≤ n"
 }
 
 // primesTask counts primes by trial division. It is slow on purpose: it is
@@ -93,6 +103,11 @@ func isPrime(n int64, done <-chan struct{}) bool {
 // PiArgs are the arguments of "pi".
 type PiArgs struct {
 	Digits int `json:"digits" default:"0" doc:"decimals, from 0 to 100000"`
+}
+
+func (PiArgs) about() (string, string) {
+	return "compute π",
+		"a string, π truncated to digits decimals: \"3.14159\" for 5, \"3\" for 0"
 }
 
 // maxPiDigits bounds "pi": the series below is quadratic, and 100000

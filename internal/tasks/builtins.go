@@ -13,54 +13,53 @@ import (
 // RegisterBuiltins registers the built-in tasks in r: the ones [Builtins]
 // describes.
 func RegisterBuiltins(r *Registry) {
-	for _, b := range builtinTasks {
+	for _, b := range builtinTasks() {
 		r.Register(b.doc.Name, b.fn)
 	}
 }
 
 // builtinTasks are the built-in tasks with their descriptions, in the order
-// the help lists them.
-var builtinTasks = []struct {
+// the help lists them. Each argument type describes its task (see about).
+func builtinTasks() []builtinTask {
+	return []builtinTask{
+		builtin("crash", crashTask),
+		builtin("echo", echoTask),
+		builtin("exec", execTask),
+		builtin("pi", piTask),
+		builtin("pow", powTask),
+		builtin("primes", primesTask),
+		builtin("print", printTask),
+		builtin("sha256", sha256Task),
+		builtin("sleep", sleepTask),
+	}
+}
+
+type builtinTask struct {
 	doc TaskDoc
 	fn  Func
-}{
-	{TaskDoc{Name: "crash", Args: reflect.TypeFor[CrashArgs](),
-		Summary: "misbehave on purpose, to see how the pool copes",
-		Result: "none: panic fails the task with kind panic; the other modes end or " +
-			"hang the worker (kind worker_lost, protocol; hang and oom need a time " +
-			"or memory limit: kind timeout, memory_limit)"}, Typed(crashTask)},
-	{TaskDoc{Name: "echo", Args: reflect.TypeFor[EchoArgs](),
-		Summary: "return a value unchanged",
-		Result:  "value, byte for byte as it arrived"}, Typed(echoTask)},
-	{TaskDoc{Name: "exec", Args: reflect.TypeFor[ExecArgs](),
-		Summary: "run a program",
-		Result: "{exit_code: 0, stdout, stderr} when it exits with status 0. Any other " +
-			"end fails with kind exit_status, whose detail is {exit_code (-1 for a " +
-			"signal), signal (\"SIGKILL\", ...), stdout, stderr}. Of each output the " +
-			"first and last 2 MiB are kept, with a line saying how much was cut"}, Typed(execTask)},
-	{TaskDoc{Name: "pi", Args: reflect.TypeFor[PiArgs](),
-		Summary: "compute π",
-		Result:  "a string, π truncated to digits decimals: \"3.14159\" for 5, \"3\" for 0"}, Typed(piTask)},
-	{TaskDoc{Name: "pow", Args: reflect.TypeFor[PowArgs](),
-		Summary: "sleep, then compute base**exp exactly: the classic demo task",
-		Result:  "a string, base**exp in decimal"}, Typed(powTask)},
-	{TaskDoc{Name: "primes", Args: reflect.TypeFor[PrimesArgs](),
-		Summary: "count primes by trial division: the CPU-bound benchmark task",
-		Result:  "an integer, how many primes p satisfy from ≤ p ≤ n"}, Typed(primesTask)},
-	{TaskDoc{Name: "print", Args: reflect.TypeFor[PrintArgs](),
-		Summary: "write a line to stdout and to stderr, to see what is captured",
-		Result:  "an integer, the bytes written to stdout (the output comes with the result)"}, Typed(printTask)},
-	{TaskDoc{Name: "sha256", Args: reflect.TypeFor[SHA256Args](),
-		Summary: "hash a string or a file",
-		Result:  "a string, the SHA-256 digest in lowercase hex"}, Typed(sha256Task)},
-	{TaskDoc{Name: "sleep", Args: reflect.TypeFor[SleepArgs](),
-		Summary: "wait, then return",
-		Result:  "a number, the seconds asked for (not the time measured)"}, Typed(sleepTask)},
+}
+
+// documented is an argument type that says what its task is for and what
+// it returns.
+type documented interface {
+	about() (summary, result string)
+}
+
+// builtin is the task fn, named name, described by its argument type.
+func builtin[A documented, R any](name string, fn func(context.Context, A) (R, error)) builtinTask {
+	var a A
+	summary, result := a.about()
+	return builtinTask{TaskDoc{Name: name, Args: reflect.TypeFor[A](), Summary: summary, Result: result}, Typed(fn)}
 }
 
 // SleepArgs are the arguments of "sleep".
 type SleepArgs struct {
 	Seconds float64 `json:"seconds" default:"0" doc:"how long, from 0 to about 292 years"`
+}
+
+func (SleepArgs) about() (string, string) {
+	return "wait, then return",
+		"a number, the seconds asked for (not the time measured)"
 }
 
 // sleepTask sleeps and returns the seconds it was asked to sleep (not the
@@ -100,6 +99,11 @@ func sleep(ctx context.Context, s float64) error {
 // comes back byte for byte.
 type EchoArgs struct {
 	Value msgpack.RawMessage `json:"value" type:"any" default:"null" doc:"what to return"`
+}
+
+func (EchoArgs) about() (string, string) {
+	return "return a value unchanged",
+		"value, byte for byte as it arrived"
 }
 
 func echoTask(_ context.Context, a EchoArgs) (msgpack.RawMessage, error) {

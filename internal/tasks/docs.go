@@ -28,8 +28,9 @@ type FieldDoc struct {
 
 // Builtins describes the built-in tasks, sorted by name.
 func Builtins() []TaskDoc {
-	docs := make([]TaskDoc, len(builtinTasks))
-	for i, b := range builtinTasks {
+	tasks := builtinTasks()
+	docs := make([]TaskDoc, len(tasks))
+	for i, b := range tasks {
 		docs[i] = b.doc
 	}
 	return docs
