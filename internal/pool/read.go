@@ -195,6 +195,10 @@ func (p *Pool) takeLocked(w *worker, r *ipc.Result) (t *Task, last bool, err err
 	t.reported += len(r.Items)
 	p.stats.TasksDone += len(r.Items)
 	if t.reported < t.Calls {
+		// A part: the worker goes on with the job. (A big part may have
+		// been taken for the job's end as it arrived, and let one job be
+		// sent to the worker early; that job waits in its pipe.)
+		w.arriving = false
 		return t, false, nil
 	}
 	w.inflight[0] = nil
