@@ -61,6 +61,9 @@ func (c *call[R]) init(p *Pool, v verb, name string, opts []CallOption, decode f
 	if c.onSuccess, err = typed[func(Result[R]), R]("OnSuccess", c.cfg.onSuccess); err != nil {
 		return err
 	}
+	if v == verbApply && c.cfg.failFast {
+		return errorf("FailFast is an option of Map and IMap, not of %s", v)
+	}
 	if v != verbMap && (c.cfg.onMapSuccess != nil || c.cfg.onMapError != nil) {
 		return errorf("OnMapSuccess and OnMapError are callbacks of a whole Map or MapAsync, not of %s", v)
 	}

@@ -24,6 +24,7 @@ type imapper[R any] struct {
 	finished chan imapped[R]
 	parked   []*Result[R] // ordered: results waiting for their turn, by index % window
 	yielded  int
+	ff       failFast
 }
 
 func (im *imapper[R]) each(t *pool.Task, i int, o *pool.Outcome) { im.settle(t.Tag+i, o) }
@@ -31,6 +32,7 @@ func (im *imapper[R]) each(t *pool.Task, i int, o *pool.Outcome) { im.settle(t.T
 // settle stores the outcome of item index, runs its callback, and passes
 // the result on.
 func (im *imapper[R]) settle(index int, o *pool.Outcome) {
+	im.ff.observe(o)
 	d := &imapped[R]{index: index}
 	im.c.settle(o, index, &d.res, func() { im.finished <- *d })
 }
@@ -100,6 +102,7 @@ func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq2[A,
 		}
 		im.k = chunker[R]{c: c, size: size, each: im.each}
 		k := &im.k
+		im.ff = failFast{on: c.cfg.failFast, exec: p.p, group: &k.group}
 		taken := 0
 		// However the loop ends (the consumer breaks, ctx ends, the pool
 		// stops), nothing of this IMap is left running or queued.
@@ -110,6 +113,9 @@ func imap[A, R any](ctx context.Context, p *Pool, name string, args iter.Seq2[A,
 		}()
 		var inputErr error // the input's, yielded last
 		for a, err := range args {
+			if im.ff.fired.Load() {
+				break // FailFast: a task failed; read no more
+			}
 			if err != nil {
 				inputErr = errorf("the input failed after %d values: %w", taken, err)
 				break

@@ -34,6 +34,7 @@ type mapper[R any] struct {
 	c    *call[R]
 	m    *MapResult[R]
 	left atomic.Int64 // results still to come
+	ff   failFast
 }
 
 // each settles call i of chunk t.
@@ -45,6 +46,7 @@ func (mp *mapper[R]) each(t *pool.Task, i int, o *pool.Outcome) {
 // stored, and a chunk counts down once, in doneQuiet, rather than once per
 // call, which the readers of two workers would contend for.
 func (mp *mapper[R]) eachQuiet(t *pool.Task, i int, o *pool.Outcome) {
+	mp.ff.observe(o)
 	index := t.Tag + i
 	setResult(&mp.m.results[index], o, mp.c.name, index, mp.c.decode)
 }
@@ -53,6 +55,7 @@ func (mp *mapper[R]) doneQuiet(t *pool.Task) { mp.countDown(t.Calls) }
 
 // settle stores the outcome of item index, runs its callback, and counts it.
 func (mp *mapper[R]) settle(index int, o *pool.Outcome) {
+	mp.ff.observe(o)
 	mp.c.settle(o, index, &mp.m.results[index], mp.finishOne)
 }
 
@@ -103,6 +106,7 @@ func mapAsync[A, R any](p *Pool, name string, args []A, opts []CallOption, decod
 	}
 	k := &chunker[R]{c: c, size: size, each: mp.each}
 	mp.m.exec, mp.m.group = p.p, &k.group
+	mp.ff = failFast{on: c.cfg.failFast, exec: p.p, group: &k.group}
 	if !c.callbacks() {
 		k.each, k.done = mp.eachQuiet, mp.doneQuiet
 	}

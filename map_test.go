@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -354,4 +355,71 @@ func TestMapWholeCallCallbacks(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	check("refused calls", nil)
+}
+
+// FailFast: the first failure stops a Map. The tasks after it that had not
+// started never run and say canceled; the Map's error is the failure.
+func TestMapFailFast(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	log := filepath.Join(t.TempDir(), "runs")
+	args := make([]workArgs, 8)
+	for i := range args {
+		args[i] = workArgs{I: i, Log: log, MS: 20}
+	}
+	args[2].Exit = 3 // kills its worker: worker_lost
+	rs, err := work.Map(ctx, p, args, poold.ChunkSize(1), poold.FailFast())
+	if !errors.Is(err, poold.KindWorkerLost) {
+		t.Fatalf("Map error %v, want the failure, KindWorkerLost", err)
+	}
+	runs := countRuns(t, log)
+	for i, r := range rs {
+		switch {
+		case i < 2 && r.Err != nil:
+			t.Errorf("item %d, before the failure: %v", i, r.Err)
+		case i > 3 && (!errors.Is(r.Err, poold.KindCanceled) || runs[i] != 0):
+			t.Errorf("item %d, after the failure: %v, ran %d times; want canceled, never run", i, r.Err, runs[i])
+		}
+	}
+	if _, err := work.Apply(ctx, p, workArgs{I: 9}, poold.FailFast()); err == nil || !strings.Contains(err.Error(), "FailFast") {
+		t.Errorf("FailFast on Apply: %v, want a refusal", err)
+	}
+}
+
+// failIf fails when its argument is not empty.
+var failIf = poold.Register(reg, "fail_if", func(_ context.Context, msg string) (int, error) {
+	if msg != "" {
+		return 0, errors.New(msg)
+	}
+	return 0, nil
+})
+
+// FailFast on an IMap: after the first failure it reads no more input.
+func TestIMapFailFast(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	p := newPool(t, poold.WithWorkers(1))
+	pulled := 0
+	input := func(yield func(string) bool) {
+		for i := 0; i < 1000; i++ {
+			pulled++
+			msg := ""
+			if i == 5 {
+				msg = "boom"
+			}
+			if !yield(msg) {
+				return
+			}
+		}
+	}
+	var failed error
+	for r, err := range failIf.IMap(ctx, p, input, poold.FailFast(), poold.Window(4)) {
+		if err != nil && !errors.Is(err, poold.KindCanceled) && r.Index == 5 {
+			failed = err
+		}
+	}
+	if failed == nil || pulled > 5+4+1 {
+		t.Errorf("failure %v; %d values pulled, want at most 10", failed, pulled)
+	}
 }

@@ -196,6 +196,7 @@ type callConfig struct {
 	retryOnSet   bool // false: the pool's default
 	retryOnErr   error
 	atMostOnce   bool
+	failFast     bool
 	chunk        int
 	chunkSet     bool // false: the call's default
 	window       int

@@ -209,15 +209,6 @@ func (m *MapResult[R]) Successful() (bool, error) {
 	return m.err() == nil, nil
 }
 
-func firstErr[R any](rs []Result[R]) error {
-	for i := range rs {
-		if rs[i].Err != nil {
-			return rs[i].Err
-		}
-	}
-	return nil
-}
-
 // setResult stores the outcome of one call of function fn in *dst, decoding
 // its value in place (a Result on the stack would escape through decode).
 // The outcome's slices may be the pool's buffers: what is kept is copied.
