@@ -46,7 +46,7 @@ func (p *Pool) settleLostLocked(w *worker, lost []*Task, exit *Exit, pos progres
 	from := head.reported
 	c, known := pos.at(head)
 	switch {
-	case pos.ok && pos.job != head.id:
+	case pos.ok && pos.job != head.id && from == 0:
 		// It was sent, but the worker died before it started it (between
 		// jobs, or as it exited after a task that ended its goroutine).
 		head.tries--
