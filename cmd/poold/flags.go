@@ -24,6 +24,7 @@ type config struct {
 	retries    int
 	retryOn    string // the kinds retried, comma-separated and checked; "": none
 	atMostOnce bool   // every task: poold.AtMostOnce
+	quiet      bool   // print only the failures, and the summary
 	maxTasks   int
 	maxMemory  int64
 	version    bool
@@ -61,6 +62,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.SetOutput(io.Discard)
 	fs.IntVar(&cfg.workers, "n", runtime.NumCPU(), "run `N` worker processes (at least 1)")
 	fs.BoolVar(&cfg.json, "json", false, "print JSON Lines on stdout, one object per task; logs and summary on stderr")
+	fs.BoolVar(&cfg.quiet, "q", false, "print only the failures, and the summary")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "the same as -q")
 	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
 	fs.StringVar(&cfg.workerCmd, "worker-cmd", "", "run `PATH` as the worker program instead of this binary (cmd/worker is one)")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "limit each task to `DURATION` unless it says otherwise, e.g. 30s (0: no limit)")

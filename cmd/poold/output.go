@@ -56,6 +56,8 @@ const (
 type textReporter struct {
 	w                  io.Writer
 	idWidth, funcWidth int
+	attempts           bool // an ATT column: tasks may be retried
+	width              int  // the terminal's columns, to fit lines in; 0: none
 }
 
 // Column widths for a stream, whose ids and names are not known in advance:
@@ -84,7 +86,16 @@ func newTextReporter(w io.Writer, tf *TaskFile) *textReporter {
 
 func (r *textReporter) Header(h header) {
 	writeHeader(r.w, h)
-	fmt.Fprintf(r.w, "%7s  %-*s  %-*s  %-11s  %8s  %s\n", "PID", r.idWidth, "ID", r.funcWidth, "FUNC", "STATUS", "TIME", "RESULT")
+	fmt.Fprintf(r.w, "%s%s\n", r.columns("PID", "ID", "FUNC", "STATUS", "ATT", "TIME"), "RESULT")
+}
+
+// columns lays out the columns before RESULT.
+func (r *textReporter) columns(pid, id, fn, status, att, took string) string {
+	line := fmt.Sprintf("%7s  %-*s  %-*s  %-11s  ", pid, r.idWidth, id, r.funcWidth, fn, status)
+	if r.attempts {
+		line += fmt.Sprintf("%3s  ", att)
+	}
+	return line + fmt.Sprintf("%8s  ", took)
 }
 
 func (r *textReporter) Result(o outcome) {
@@ -93,12 +104,27 @@ func (r *textReporter) Result(o outcome) {
 	if res.PID != 0 {
 		pid = fmt.Sprint(res.PID)
 	}
-	status, detail := "ok", shorten(string(resultJSON(res.Value)), resultWidth)
+	prefix := r.columns(pid, o.ID, res.Func, "ok", fmt.Sprint(res.Attempts), formatDuration(duration(res)))
+	status, detail, width := "ok", string(resultJSON(res.Value)), resultWidth
 	if res.Err != nil {
-		status, detail = string(errorKind(res.Err)), shorten(errorMessage(res.Err), errorWidth)
+		status, detail, width = string(errorKind(res.Err)), errorMessage(res.Err), errorWidth
+		prefix = r.columns(pid, o.ID, res.Func, status, fmt.Sprint(res.Attempts), formatDuration(duration(res)))
 	}
-	fmt.Fprintf(r.w, "%7s  %-*s  %-*s  %-11s  %8s  %s\n", pid, r.idWidth, o.ID, r.funcWidth, res.Func,
-		status, formatDuration(duration(res)), detail)
+	if r.width > 0 {
+		// On a terminal the line fits: the result is cut, not the columns
+		// before it.
+		width = max(min(width, r.width-utf8.RuneCountInString(prefix)), 10)
+	}
+	fmt.Fprintf(r.w, "%s%s\n", prefix, shorten(detail, width))
+}
+
+// quietReporter passes on only the failures, and the header and summary.
+type quietReporter struct{ reporter }
+
+func (q quietReporter) Result(o outcome) {
+	if o.Res.Err != nil {
+		q.reporter.Result(o)
+	}
 }
 
 func (r *textReporter) Summary(s summary) { writeSummary(r.w, s) }

@@ -37,9 +37,15 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	// wait, so each is out as soon as nothing else is ready.
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
-	var rep reporter = newTextReporter(out, j.tf)
+	text := newTextReporter(out, j.tf)
+	text.attempts = cfg.retries > 0 || j.tf.anyRetries()
+	text.width = terminalWidth(stdout)
+	var rep reporter = text
 	if cfg.json {
 		rep = newJSONReporter(out, stderr)
+	}
+	if cfg.quiet {
+		rep = quietReporter{rep}
 	}
 	h := header{Tasks: -1, Stream: j.stream, Workers: cfg.workers, CPUs: runtime.NumCPU(), PID: os.Getpid()}
 	if j.tf != nil {

@@ -216,3 +216,17 @@ func seekTasks(dec *json.Decoder) bool {
 	}
 	return false
 }
+
+// anyRetries reports whether an entry of tf asks for retries; false for a
+// stream (nil).
+func (tf *TaskFile) anyRetries() bool {
+	if tf == nil {
+		return false
+	}
+	for _, e := range tf.Entries {
+		if e.HasRetries && e.Retries > 0 {
+			return true
+		}
+	}
+	return false
+}
