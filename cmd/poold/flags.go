@@ -32,6 +32,11 @@ type config struct {
 	window     int    // most tasks in flight; 0: the default
 	taskFile   string // "-" for standard input
 
+	// poold run: a command from the shell instead of a task file.
+	runMode bool
+	shell   bool // run: the command line is one sh -c string
+	dryRun  bool // run: print the tasks, run none
+
 	startTimeout time.Duration // from a worker's start to its hello
 }
 
@@ -43,6 +48,7 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 const usageHead = `usage: poold [flags] TASKFILE
+       poold run [flags] -- COMMAND ARG... [::: ARGS... | :::: FILE]
 
 Runs the tasks of TASKFILE (a JSON file; - reads standard input) on a pool
 of worker processes and prints each result as it finishes. A file whose
@@ -55,7 +61,14 @@ Flags (one or two dashes both work):
 // parseFlags reads the command line. -h and --help return flag.ErrHelp
 // after printing the usage on stdout.
 func parseFlags(args []string, stdout io.Writer) (*config, error) {
-	cfg := &config{}
+	return parseFlagsFor(false, args, stdout)
+}
+
+// parseFlagsFor reads the command line of poold (runMode false) or of poold
+// run, whose args are the flags before "--": it takes no task file, and has
+// --shell and --dry-run.
+func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, error) {
+	cfg := &config{runMode: runMode}
 	fs := flag.NewFlagSet("poold", flag.ContinueOnError)
 	// flag prints its own message for a bad flag; the caller adds a usage
 	// hint, so that a mistake does not scroll the whole usage by.
@@ -76,9 +89,17 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.IntVar(&cfg.window, "window", 0, "keep at most `N` tasks in flight, reading on as results come back (default 64 × workers for JSON Lines, no limit for JSON)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "give up on a worker that has not said hello after `DURATION`")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
+	if runMode {
+		fs.BoolVar(&cfg.shell, "shell", false, "run the command line as one sh -c string, each argument quoted for sh")
+		fs.BoolVar(&cfg.dryRun, "dry-run", false, "print the tasks as JSON Lines task-file entries, one a line, and run none")
+	}
 
 	positional, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
+		if runMode {
+			printRunUsage(stdout, fs)
+			return nil, err
+		}
 		printUsage(stdout, fs)
 		return nil, err
 	}
@@ -112,6 +133,10 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		return nil, usagef("--window must not be negative, not %d", cfg.window)
 	case cfg.startTimeout <= 0:
 		return nil, usagef("--start-timeout must be positive, not %v", cfg.startTimeout)
+	case runMode && len(positional) > 0:
+		return nil, usagef("run: %s before --: the command comes after --: poold run [flags] -- COMMAND ARG...", strings.Join(positional, " "))
+	case runMode:
+		return cfg, nil
 	case len(positional) == 0:
 		return nil, usagef("no task file given (use - for standard input)")
 	case len(positional) > 1:
@@ -159,6 +184,11 @@ Tasks: %s;
 With --jsonl (or a name ending in .jsonl), TASKFILE holds one such entry per
 line, blank lines skipped; it is read as the tasks run, in bounded memory. A
 line that is wrong fails as its entry's result, kind bad_task (status 1).
+
+poold run -- COMMAND ARG... runs COMMAND once per argument, as GNU parallel
+does: the arguments follow :::, or are the lines of the FILE after ::::, or
+else of standard input. {} in the command is the argument (appended when no
+replacement string appears); see 'poold run -h'.
 
 %s`, taskNames(), wrap("KINDS to retry: "+kindList(retryableKinds)+"; with --worker-cmd, also kinds of the worker program's own.", 0, helpWidth))
 	fmt.Fprint(w, `

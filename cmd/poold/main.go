@@ -63,6 +63,9 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 	if len(args) > 0 && args[0] == "help" {
 		return help(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "run" {
+		return runCommand(start, args[1:], stdin, stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stdout)
 	if err == nil && !cfg.version {
 		err = checkWorkerCmd(cfg.workerCmd)
