@@ -25,6 +25,7 @@ type config struct {
 	retryOn    string // the kinds retried, comma-separated and checked; "": none
 	atMostOnce bool   // every task: poold.AtMostOnce
 	quiet      bool   // print only the failures, and the summary
+	logJSON    bool   // --log-format json
 	maxTasks   int
 	maxMemory  int64
 	version    bool
@@ -78,6 +79,7 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.BoolVar(&cfg.quiet, "q", false, "print only the failures, and the summary")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "the same as -q")
 	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
+	logFormat := fs.String("log-format", "text", "write the logs as `FORMAT`: text, or json (hclog's JSON, one object a line, for machines)")
 	fs.StringVar(&cfg.workerCmd, "worker-cmd", "", "run `PATH` as the worker program instead of this binary (cmd/worker is one)")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "limit each task to `DURATION` unless it says otherwise, e.g. 30s (0: no limit)")
 	fs.IntVar(&cfg.retries, "retries", 0, "retry a task up to `N` times when it fails with a kind of --retry-on")
@@ -111,6 +113,13 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	}
 	if cfg.logLevel, err = parseLogLevel(*logLevel); err != nil {
 		return nil, err
+	}
+	switch *logFormat {
+	case "text":
+	case "json":
+		cfg.logJSON = true
+	default:
+		return nil, usagef("--log-format must be text or json, not %q", *logFormat)
 	}
 	if *maxMemory != "" {
 		if cfg.maxMemory, err = parseSize(*maxMemory); err != nil {

@@ -95,7 +95,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 // pool gets over is no news.
 func newLogger(cfg *config, w io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
-		Name: "poold", Level: cfg.logLevel, Output: w,
+		Name: "poold", Level: cfg.logLevel, Output: w, JSONFormat: cfg.logJSON,
 		Exclude: func(level hclog.Level, msg string, _ ...any) bool {
 			return cfg.logLevel > hclog.Debug && msg == startFailedMsg
 		},
