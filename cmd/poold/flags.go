@@ -26,6 +26,7 @@ type config struct {
 	atMostOnce bool   // every task: poold.AtMostOnce
 	quiet      bool   // print only the failures, and the summary
 	logJSON    bool   // --log-format json
+	keepOrder  bool   // -k: results in input order
 	maxTasks   int
 	maxMemory  int64
 	version    bool
@@ -78,6 +79,8 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.BoolVar(&cfg.json, "json", false, "print JSON Lines on stdout, one object per task; logs and summary on stderr")
 	fs.BoolVar(&cfg.quiet, "q", false, "print only the failures, and the summary")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "the same as -q")
+	fs.BoolVar(&cfg.keepOrder, "k", false, "print results in the input's order (at most --window of them wait)")
+	fs.BoolVar(&cfg.keepOrder, "keep-order", false, "the same as -k")
 	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
 	logFormat := fs.String("log-format", "text", "write the logs as `FORMAT`: text, or json (hclog's JSON, one object a line, for machines)")
 	fs.StringVar(&cfg.workerCmd, "worker-cmd", "", "run `PATH` as the worker program instead of this binary (cmd/worker is one)")

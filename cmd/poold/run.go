@@ -58,6 +58,9 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	defer in.stop()
 
 	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr)}
+	if cfg.keepOrder {
+		r.order = newOrderBuffer()
+	}
 	r.run(in.ctx, j.src)
 	if r.startErr != nil {
 		out.Flush()
@@ -155,7 +158,8 @@ type runner struct {
 
 	events  chan event
 	flights map[int]*flight // by Entry.Pos
-	pending int             // results submitted and not yet reported
+	pending int             // results submitted and not yet printed
+	order   *orderBuffer    // -k: results wait here for their turn; nil: printed as they come
 
 	ok, failed int
 	pids       map[int]bool
@@ -402,8 +406,7 @@ func (r *runner) emit(f *flight, j int, res poold.Result[poold.Raw]) {
 		}
 		f.emitted[j] = true
 	}
-	r.pending--
-	r.report(f.e, j, res)
+	r.report(f.e, j, res, true)
 }
 
 // fail reports every result of an entry that never reached a worker.
@@ -412,12 +415,13 @@ func (r *runner) fail(e *Entry, kind poold.Kind, msg string) {
 		r.report(e, j, poold.Result[poold.Raw]{
 			Func: e.Func,
 			Err:  &poold.TaskError{Kind: kind, Func: e.Func, Message: msg},
-		})
+		}, false)
 	}
 }
 
-// report counts and prints result j of entry e.
-func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw]) {
+// report counts and prints result j of entry e; inFlight: it was
+// submitted, and counts in r.pending until it is printed.
+func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw], inFlight bool) {
 	if res.Func == "" {
 		res.Func = e.Func
 	}
@@ -429,7 +433,21 @@ func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw]) {
 	if res.PID != 0 {
 		r.pids[res.PID] = true
 	}
-	r.rep.Result(outcome{ID: e.ResultID(j), Index: e.First + j, Res: res})
+	o := outcome{ID: e.ResultID(j), Index: e.First + j, Res: res}
+	if r.order == nil {
+		r.print(o, inFlight)
+		return
+	}
+	r.order.park(o, inFlight)
+	r.order.release(r.print)
+}
+
+// print prints o now.
+func (r *runner) print(o outcome, inFlight bool) {
+	if inFlight {
+		r.pending--
+	}
+	r.rep.Result(o)
 }
 
 // signals turns the first SIGINT or SIGTERM into the end of a context, and
