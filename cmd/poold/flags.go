@@ -31,6 +31,10 @@ type config struct {
 	window     int    // most tasks in flight; 0: the default
 	taskFile   string // "-" for standard input
 
+	jobLog       string // --joblog FILE ("+FILE" appends); "": none
+	resume       bool   // skip the tasks the job log records
+	resumeFailed bool   // skip the tasks the job log records as succeeded
+
 	startTimeout time.Duration // from a worker's start to its hello
 }
 
@@ -72,6 +76,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.BoolVar(&cfg.jsonl, "jsonl", false, "read TASKFILE as JSON Lines, one entry a line, as it runs (the default for a name ending in .jsonl)")
 	fs.IntVar(&cfg.window, "window", 0, "keep at most `N` tasks in flight, reading on as results come back (default 64 × workers for JSON Lines, no limit for JSON)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "give up on a worker that has not said hello after `DURATION`")
+	fs.StringVar(&cfg.jobLog, "joblog", "", "write GNU parallel's job log to `FILE`, a line a task as it finishes (+FILE appends)")
+	fs.BoolVar(&cfg.resume, "resume", false, "skip the tasks that the --joblog file records, by task id")
+	fs.BoolVar(&cfg.resumeFailed, "resume-failed", false, "skip the tasks that the --joblog file records as succeeded, run the rest again")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 
 	positional, err := parseInterspersed(fs, args)
@@ -109,6 +116,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		return nil, usagef("--window must not be negative, not %d", cfg.window)
 	case cfg.startTimeout <= 0:
 		return nil, usagef("--start-timeout must be positive, not %v", cfg.startTimeout)
+	case (cfg.resume || cfg.resumeFailed) && cfg.jobLog == "":
+		return nil, usagef("--resume and --resume-failed need --joblog FILE")
 	case len(positional) == 0:
 		return nil, usagef("no task file given (use - for standard input)")
 	case len(positional) > 1:
