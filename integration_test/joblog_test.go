@@ -261,13 +261,20 @@ func ranIDs(t *testing.T, path string) []string {
 // TestJobLogResumeAfterSIGKILL: poold killed by SIGKILL halfway through
 // 1,000 tasks leaves a job log of what finished; --resume then runs
 // exactly the tasks with no line, and says how many it skipped; for a JSON
-// file, a JSON Lines file, and a re-ordered file (matched by id).
+// file, a JSON Lines file, and a re-ordered file (matched by id); and the
+// same after SIGINT, whose terminated tasks have no line.
 func TestJobLogResumeAfterSIGKILL(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name           string
 		jsonl, reorder bool
-	}{{"json", false, false}, {"jsonl", true, false}, {"json-reordered", false, true}} {
+		sig            syscall.Signal
+	}{
+		{"json", false, false, syscall.SIGKILL}, {"jsonl", true, false, syscall.SIGKILL},
+		{"json-reordered", false, true, syscall.SIGKILL},
+		// After SIGINT, the tasks poold terminates are not logged.
+		{"json-sigint", false, false, syscall.SIGINT}, {"jsonl-sigint", true, false, syscall.SIGINT},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			const n = 1000
@@ -291,15 +298,15 @@ func TestJobLogResumeAfterSIGKILL(t *testing.T) {
 				}
 				time.Sleep(2 * time.Millisecond)
 			}
-			pc.cmd.Process.Signal(syscall.SIGKILL)
-			if r := pc.wait(t); r.Code != 128+9 {
-				t.Fatalf("poold exit %d after SIGKILL, want 137", r.Code)
+			pc.cmd.Process.Signal(c.sig)
+			if r := pc.wait(t); r.Code != 128+int(c.sig) {
+				t.Fatalf("poold exit %d after %v, want %d; stderr:\n%s", r.Code, c.sig, 128+int(c.sig), r.Stderr)
 			}
 			waitNoProcs(pc.tag, 5*time.Second)
 			// A line cut short by the kill would not match the format.
 			logged := byID(readJobLog(t, log))
 			if len(logged) >= n {
-				t.Fatalf("every task finished before the SIGKILL; nothing to resume")
+				t.Fatalf("every task has a line after the %v; nothing to resume", c.sig)
 			}
 			var want []string
 			for _, tk := range tasks {

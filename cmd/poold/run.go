@@ -459,7 +459,10 @@ func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw]) {
 	if res.PID != 0 {
 		r.pids[res.PID] = true
 	}
-	if r.jobLog != nil {
+	if r.jobLog != nil && errorKind(res.Err) != poold.KindTerminated {
+		// A task ended by a signal to poold did not finish: like GNU
+		// parallel, which does not log the jobs it kills to halt, poold
+		// leaves it out, so that --resume runs it.
 		r.jobLog.write(e, j, e.First+j, res)
 	}
 	r.rep.Result(outcome{ID: e.ResultID(j), Index: e.First + j, Res: res})
