@@ -170,7 +170,17 @@ func readJobLog(arg string, failedOnly bool) (resumeSet, error) {
 		var c struct {
 			ID *string `json:"id"`
 		}
-		if json.Unmarshal([]byte(strings.ReplaceAll(cols[8], `\0`, "\n")), &c) != nil || c.ID == nil {
+		// Compact JSON has no newline to write as \0, and a JSON string may
+		// hold the text \0 itself ("\\0"): read the column as it is, and
+		// undo the \0 rule only if that fails.
+		cmd := []byte(cols[8])
+		if json.Unmarshal(cmd, &c) != nil {
+			c.ID = nil
+			if json.Unmarshal(bytes.ReplaceAll(cmd, []byte(`\0`), []byte("\n")), &c) != nil {
+				continue
+			}
+		}
+		if c.ID == nil {
 			continue
 		}
 		done[*c.ID] = !failedOnly || (cols[6] == "0" && cols[7] == "0")
