@@ -292,7 +292,6 @@ type runResult struct {
 	Stdout, Stderr string
 	Code           int
 	Wall           time.Duration
-	MaxRSS         int64 // poold's peak resident memory, in KiB
 	PID            int
 	Tag            string
 }
@@ -405,10 +404,6 @@ func (c *pooldCmd) wait(t *testing.T) *runResult {
 		t.Fatalf("poold %v did not finish within %v; stderr:\n%s", c.cmd.Args[1:], c.timeout, c.stderr)
 	}
 	code := c.cmd.ProcessState.ExitCode()
-	var maxRSS int64
-	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		maxRSS = ru.Maxrss
-	}
 	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		code = 128 + int(ws.Signal())
 	} else if err != nil && code < 0 {
@@ -416,7 +411,7 @@ func (c *pooldCmd) wait(t *testing.T) *runResult {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := &runResult{Stdout: c.stdout.String(), Stderr: c.stderr.String(), Code: code, Wall: wall, MaxRSS: maxRSS, PID: c.cmd.Process.Pid, Tag: c.tag}
+	r := &runResult{Stdout: c.stdout.String(), Stderr: c.stderr.String(), Code: code, Wall: wall, PID: c.cmd.Process.Pid, Tag: c.tag}
 	if strings.Contains(r.Stderr, "leaked exec.Cmd") {
 		t.Errorf("poold leaked an exec.Cmd (GODEBUG=execwait=2):\n%s", r.Stderr)
 	}

@@ -35,9 +35,12 @@ type config struct {
 	taskFile   string // "-" for standard input
 
 	// poold run: a command from the shell instead of a task file.
-	runMode bool
-	shell   bool // run: the command line is one sh -c string
-	dryRun  bool // run: print the tasks, run none
+	runMode      bool
+	shell        bool   // run: the command line is one sh -c string
+	dryRun       bool   // run: print the tasks, run none
+	jobLog       string // --joblog FILE ("+FILE" appends); "": none
+	resume       bool   // skip the tasks the job log records
+	resumeFailed bool   // skip the tasks the job log records as succeeded
 
 	startTimeout time.Duration // from a worker's start to its hello
 }
@@ -93,6 +96,9 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.BoolVar(&cfg.jsonl, "jsonl", false, "read TASKFILE as JSON Lines, one entry a line, as it runs (the default for a name ending in .jsonl)")
 	fs.IntVar(&cfg.window, "window", 0, "keep at most `N` tasks in flight, reading on as results come back (default 64 × workers for JSON Lines, no limit for JSON)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "give up on a worker that has not said hello after `DURATION`")
+	fs.StringVar(&cfg.jobLog, "joblog", "", "write GNU parallel's job log to `FILE`, a line a task as it finishes (+FILE appends)")
+	fs.BoolVar(&cfg.resume, "resume", false, "skip the tasks that the --joblog file records, by task id")
+	fs.BoolVar(&cfg.resumeFailed, "resume-failed", false, "skip the tasks that the --joblog file records as succeeded, run the rest again")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 	if runMode {
 		fs.BoolVar(&cfg.shell, "shell", false, "run the command line as one sh -c string, each argument quoted for sh")
@@ -149,6 +155,8 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 		return nil, usagef("run: %s before --: the command comes after --: poold run [flags] -- COMMAND ARG...", strings.Join(positional, " "))
 	case runMode:
 		return cfg, nil
+	case (cfg.resume || cfg.resumeFailed) && cfg.jobLog == "":
+		return nil, usagef("--resume and --resume-failed need --joblog FILE")
 	case len(positional) == 0:
 		return nil, usagef("no task file given (use - for standard input)")
 	case len(positional) > 1:

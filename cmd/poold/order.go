@@ -18,6 +18,10 @@ func newOrderBuffer() *orderBuffer { return &orderBuffer{parked: make(map[int]pa
 // park keeps o until its turn.
 func (b *orderBuffer) park(o outcome, inFlight bool) { b.parked[o.Index] = parked{o, inFlight} }
 
+// skip marks index as having no result to print (a task the job log says
+// is done), so that the ones after it are not held up.
+func (b *orderBuffer) skip(index int) { b.parked[index] = parked{o: outcome{Index: -1}} }
+
 // release prints, in order, the results whose turn has come.
 func (b *orderBuffer) release(print func(outcome, bool)) {
 	for {
@@ -27,6 +31,8 @@ func (b *orderBuffer) release(print func(outcome, bool)) {
 		}
 		delete(b.parked, b.next)
 		b.next++
-		print(p.o, p.inFlight)
+		if p.o.Index >= 0 {
+			print(p.o, p.inFlight)
+		}
 	}
 }

@@ -32,6 +32,7 @@ type header struct {
 
 type summary struct {
 	Tasks, OK, Failed int
+	Skipped           int // tasks skipped by --resume or --resume-failed
 	PIDs              int // distinct worker pids that ran tasks
 	WorkersStarted    int
 	Wall              time.Duration
@@ -408,8 +409,12 @@ func writeSummary(w io.Writer, s summary) {
 	if s.Signal != 0 {
 		fmt.Fprintf(w, "interrupted by %s: unfinished tasks were terminated\n", signalName(s.Signal))
 	}
-	fmt.Fprintf(w, "%s: %d ok, %d failed; %s used, %s started; wall time %s\n",
-		plural(s.Tasks, "task"), s.OK, s.Failed, plural(s.PIDs, "worker pid"), plural(s.WorkersStarted, "worker"),
+	skipped := ""
+	if s.Skipped > 0 {
+		skipped = fmt.Sprintf(", %d skipped (in the job log)", s.Skipped)
+	}
+	fmt.Fprintf(w, "%s: %d ok, %d failed%s; %s used, %s started; wall time %s\n",
+		plural(s.Tasks, "task"), s.OK, s.Failed, skipped, plural(s.PIDs, "worker pid"), plural(s.WorkersStarted, "worker"),
 		s.Wall.Round(time.Millisecond))
 }
 

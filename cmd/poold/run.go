@@ -25,12 +25,22 @@ type job struct {
 	tf     *TaskFile // a checked file; nil for a stream
 	stream string    // a stream's name, for the header
 	window int       // most results in flight at once; 0: no limit
+
+	jobLog *jobLog   // --joblog; nil: none
+	skip   resumeSet // --resume, --resume-failed: the task ids done; nil: none
 }
 
 // execute runs a job's entries on a new pool and reports every result.
 // start is when poold started, for the wall time.
 func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int {
 	defer j.src.Stop()
+	if cfg.jobLog != "" {
+		if err := openJob(cfg, j); err != nil {
+			fmt.Fprintf(stderr, "poold: %v\n", err)
+			return exitUsage
+		}
+		defer j.jobLog.Close()
+	}
 	// The logger (from pool goroutines) and the reporter share stderr.
 	stderr = &lockedWriter{w: stderr}
 	// Results are written in batches: the runner flushes whenever it would
@@ -57,7 +67,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	in := watchSignals()
 	defer in.stop()
 
-	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr)}
+	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr), jobLog: j.jobLog, skip: j.skip}
 	if cfg.keepOrder {
 		r.order = newOrderBuffer()
 	}
@@ -72,7 +82,10 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 		return exitFailed
 	}
 
-	s := summary{Tasks: r.ok + r.failed, OK: r.ok, Failed: r.failed, PIDs: len(r.pids), Wall: time.Since(start), Signal: in.signal()}
+	if j.jobLog != nil && j.jobLog.err != nil {
+		fmt.Fprintf(stderr, "poold: writing the job log %s: %v\n", j.jobLog.path, j.jobLog.err)
+	}
+	s := summary{Tasks: r.ok + r.failed, OK: r.ok, Failed: r.failed, Skipped: r.skipped, PIDs: len(r.pids), Wall: time.Since(start), Signal: in.signal()}
 	if r.pool != nil {
 		s.WorkersStarted = r.pool.Stats().WorkersStarted
 	}
@@ -89,6 +102,24 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	default:
 		return exitOK
 	}
+}
+
+// openJob reads the job log for --resume or --resume-failed, then opens it
+// for writing.
+func openJob(cfg *config, j *job) error {
+	if cfg.resume || cfg.resumeFailed {
+		done, err := readJobLog(cfg.jobLog, !cfg.resume)
+		if err != nil {
+			return err
+		}
+		j.skip = done
+	}
+	l, err := openJobLog(cfg.jobLog, cfg.resume || cfg.resumeFailed)
+	if err != nil {
+		return err
+	}
+	j.jobLog = l
+	return nil
 }
 
 // newLogger is the pool's logger: its messages of cfg's level and above go
@@ -162,7 +193,10 @@ type runner struct {
 	order   *orderBuffer    // -k: results wait here for their turn; nil: printed as they come
 
 	ok, failed int
+	skipped    int // results skipped by the job log
 	pids       map[int]bool
+	jobLog     *jobLog
+	skip       resumeSet
 	startErr   error // the workers could not start
 	readErr    error // the input ended early
 }
@@ -262,6 +296,14 @@ func (r *runner) wait(next <-chan *Entry, interrupted <-chan struct{}) waited {
 // take runs or reports one entry; false if the workers could not start.
 func (r *runner) take(ctx context.Context, e *Entry, stopped bool) bool {
 	switch {
+	case r.skip.skips(e):
+		r.skipped += e.Count()
+		if r.order != nil {
+			for j := range e.Count() {
+				r.order.skip(e.First + j)
+			}
+			r.order.release(r.print)
+		}
 	case stopped:
 		r.fail(e, poold.KindTerminated, "interrupted before the task was submitted")
 	case e.Bad != "":
@@ -432,6 +474,12 @@ func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw], inFlight b
 	}
 	if res.PID != 0 {
 		r.pids[res.PID] = true
+	}
+	if r.jobLog != nil && errorKind(res.Err) != poold.KindTerminated {
+		// A task ended by a signal to poold did not finish: like GNU
+		// parallel, which does not log the jobs it kills to halt, poold
+		// leaves it out, so that --resume runs it.
+		r.jobLog.write(e, j, e.First+j, res)
 	}
 	o := outcome{ID: e.ResultID(j), Index: e.First + j, Res: res}
 	if r.order == nil {
