@@ -22,11 +22,12 @@ type config struct {
 	workerCmd  string
 	timeout    time.Duration
 	retries    int
-	retryOn    string // the kinds retried, comma-separated and checked; "": none
-	atMostOnce bool   // every task: poold.AtMostOnce
-	quiet      bool   // print only the failures, and the summary
-	logJSON    bool   // --log-format json
-	keepOrder  bool   // -k: results in input order
+	retryOn    string    // the kinds retried, comma-separated and checked; "": none
+	atMostOnce bool      // every task: poold.AtMostOnce
+	quiet      bool      // print only the failures, and the summary
+	logJSON    bool      // --log-format json
+	keepOrder  bool      // -k: results in input order
+	halt       *haltRule // --halt; nil: none
 	maxTasks   int
 	maxMemory  int64
 	version    bool
@@ -82,6 +83,7 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.BoolVar(&cfg.json, "json", false, "print JSON Lines on stdout, one object per task; logs and summary on stderr")
 	fs.BoolVar(&cfg.quiet, "q", false, "print only the failures, and the summary")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "the same as -q")
+	halt := fs.String("halt", "", "stop early: `WHEN,WHAT=N` or WHEN,WHAT=P%, WHEN now (terminate what runs) or soon (let it finish), WHAT fail, success or done, as GNU parallel's --halt")
 	fs.BoolVar(&cfg.keepOrder, "k", false, "print results in the input's order (at most --window of them wait)")
 	fs.BoolVar(&cfg.keepOrder, "keep-order", false, "the same as -k")
 	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
@@ -122,6 +124,9 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	}
 	if cfg.logLevel, err = parseLogLevel(*logLevel); err != nil {
 		return nil, err
+	}
+	if cfg.halt, err = parseHalt(*halt); err != nil {
+		return nil, usagef("%v", err)
 	}
 	switch *logFormat {
 	case "text":

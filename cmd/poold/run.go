@@ -67,7 +67,12 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	in := watchSignals()
 	defer in.stop()
 
-	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr), jobLog: j.jobLog, skip: j.skip}
+	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr), jobLog: j.jobLog, skip: j.skip, total: h.Tasks}
+	if cfg.halt != nil && (r.window == 0 || r.window > cfg.workers) {
+		// What is in flight runs: a result that fires the rule then stops
+		// every task that has not started, since none is queued.
+		r.window = cfg.workers
+	}
 	if cfg.keepOrder {
 		r.order = newOrderBuffer()
 	}
@@ -197,6 +202,8 @@ type runner struct {
 	pids       map[int]bool
 	jobLog     *jobLog
 	skip       resumeSet
+	total      int   // the tasks of the run; -1 for a stream
+	halted     bool  // --halt's rule fired
 	startErr   error // the workers could not start
 	readErr    error // the input ended early
 }
@@ -221,8 +228,15 @@ func (r *runner) run(ctx context.Context, src *source) {
 	var terminated chan struct{}
 	for entries != nil || len(r.flights) > 0 {
 		next := entries
-		if !stopped && r.window > 0 && r.pending >= r.window {
+		if !stopped && !r.halted && r.window > 0 && r.pending >= r.window {
 			next = nil // wait for a result before reading on
+		}
+		if r.halted && !src.Drain && entries != nil {
+			src.Stop() // --halt: a stream is read no further
+			entries, next = nil, nil
+			if r.pool != nil {
+				r.pool.Close()
+			}
 		}
 		w := r.wait(next, interrupted)
 		switch {
@@ -306,6 +320,8 @@ func (r *runner) take(ctx context.Context, e *Entry, stopped bool) bool {
 		}
 	case stopped:
 		r.fail(e, poold.KindTerminated, "interrupted before the task was submitted")
+	case r.halted:
+		r.fail(e, poold.KindCanceled, fmt.Sprintf("not started: --halt %v", r.cfg.halt))
 	case e.Bad != "":
 		r.fail(e, poold.KindBadTask, e.Bad)
 	case e.Count() == 0:
@@ -475,6 +491,9 @@ func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw], inFlight b
 	if res.PID != 0 {
 		r.pids[res.PID] = true
 	}
+	if h := r.cfg.halt; h != nil && !r.halted && inFlight && h.fires(r.ok, r.failed, r.total) {
+		r.halt()
+	}
 	if r.jobLog != nil && errorKind(res.Err) != poold.KindTerminated {
 		// A task ended by a signal to poold did not finish: like GNU
 		// parallel, which does not log the jobs it kills to halt, poold
@@ -488,6 +507,24 @@ func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw], inFlight b
 	}
 	r.order.park(o, inFlight)
 	r.order.release(r.print)
+}
+
+// halt stops the run as --halt says: nothing more starts (what is left of
+// a file is reported as canceled, a stream is read no further), and with
+// "now" what runs is cancelled too.
+func (r *runner) halt() {
+	r.halted = true
+	if !r.cfg.halt.now {
+		return
+	}
+	for _, f := range r.flights {
+		switch {
+		case f.apply != nil:
+			f.apply.Cancel()
+		case f.m != nil:
+			f.m.Cancel()
+		}
+	}
 }
 
 // print prints o now.
