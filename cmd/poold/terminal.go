@@ -19,3 +19,13 @@ func terminalWidth(w io.Writer) int {
 	}
 	return int(ws.Col)
 }
+
+// isTerminal says whether w is a terminal, whatever its size says.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
