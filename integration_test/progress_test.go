@@ -141,3 +141,33 @@ func TestProgressNoneOffTerminal(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressStream: for a stream, whose total is unknown, the bar says
+// how many are done so far, and the rows stay whole.
+func TestProgressStream(t *testing.T) {
+	t.Parallel()
+	var in strings.Builder
+	for i := range 500 {
+		fmt.Fprintf(&in, `{"id":"t%d","func":"sleep","args":{"seconds":0.002}}`+"\n", i)
+	}
+	screen := runOnPty(t, "-n", "4", writeFile(t, "tasks.jsonl", in.String()))
+	streamRow := regexp.MustCompile(`^ +[0-9]+  t[0-9]+ +sleep +ok +[0-9.]+(ms|µs|s)  0\.002$`) // a stream's columns are wider
+	streamBar := regexp.MustCompile(`^(\d+) done, 0 failed, \d+ running, [0-9.]+/s +\S+ *$`)
+	bars, rows := 0, 0
+	for _, l := range strings.Split(escape.ReplaceAllString(string(screen), ""), "\n") {
+		l = strings.TrimRight(l, "\r")
+		switch {
+		case l == "", strings.HasPrefix(l, "poold: streaming tasks from"), strings.HasPrefix(l, "    PID  ID"),
+			strings.HasPrefix(l, "500 tasks: 500 ok, 0 failed;"):
+		case streamRow.MatchString(l):
+			rows++
+		case streamBar.MatchString(l):
+			bars++
+		default:
+			t.Errorf("a line that is neither a whole row, the bar, nor the header or summary (torn?): %q", l)
+		}
+	}
+	if rows != 500 || bars < 1 {
+		t.Errorf("%d whole rows (want 500), the bar drawn %d times (want at least 1)", rows, bars)
+	}
+}

@@ -51,7 +51,7 @@ func (p *progressReporter) Header(h header) {
 		return fmt.Sprintf("%s, %d failed, %d running, %.1f/s", s, p.failed.Load(), p.running.Load(), rate)
 	}, decor.WCSyncSpaceR)
 	if p.total < 0 {
-		p.bar = p.prog.AddSpinner(0, mpb.PrependDecorators(counts))
+		p.bar = p.prog.New(0, mpb.SpinnerStyle().PositionLeft(), mpb.PrependDecorators(counts))
 		return
 	}
 	p.bar = p.prog.AddBar(int64(p.total),
