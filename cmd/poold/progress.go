@@ -24,7 +24,8 @@ type progressReporter struct {
 	workers int
 	start   time.Time
 
-	total        int // -1 for a stream
+	total        int          // from the header: -1 for a stream
+	shown        atomic.Int64 // the total less the tasks skipped by the job log
 	done, failed atomic.Int64
 	running      atomic.Int64
 	finished     bool
@@ -38,11 +39,12 @@ func (p *progressReporter) Header(h header) {
 	p.reporter.Header(h)
 	p.flush()
 	p.total = h.Tasks
+	p.shown.Store(int64(h.Tasks))
 	counts := decor.Any(func(decor.Statistics) string {
 		done := p.done.Load()
 		s := fmt.Sprintf("%d done", done)
 		if p.total >= 0 {
-			s = fmt.Sprintf("%d/%d done", done, p.total)
+			s = fmt.Sprintf("%d/%d done", done, p.shown.Load())
 		}
 		rate := 0.0
 		if el := time.Since(p.start).Seconds(); el > 0 {
@@ -74,6 +76,15 @@ func (p *progressReporter) Result(o outcome) {
 	if done := p.done.Add(1); p.total < 0 || done < int64(p.total) {
 		p.bar.Increment()
 	}
+}
+
+// skipped is told of n tasks that --resume skips: they leave the total.
+// Only the total shown changes; the bar completes at the end, in end.
+func (p *progressReporter) skipped(n int) {
+	if p.total < 0 || p.bar == nil {
+		return
+	}
+	p.bar.SetTotal(p.shown.Add(-int64(n)), false)
 }
 
 // setPending is told the results submitted and not yet reported; at most

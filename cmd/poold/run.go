@@ -102,7 +102,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 
 	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr), jobLog: j.jobLog, skip: j.skip}
 	if bar != nil {
-		r.pendingHook = bar.setPending
+		r.pendingHook, r.skipHook = bar.setPending, bar.skipped
 	}
 	if cfg.keepOrder {
 		r.order = newOrderBuffer()
@@ -229,6 +229,7 @@ type runner struct {
 	order   *orderBuffer    // -k: results wait here for their turn; nil: printed as they come
 
 	pendingHook func(pending int) // told r.pending when it changes; nil: none
+	skipHook    func(n int)       // told of the results the job log skips; nil: none
 
 	ok, failed int
 	skipped    int // results skipped by the job log
@@ -336,6 +337,9 @@ func (r *runner) take(ctx context.Context, e *Entry, stopped bool) bool {
 	switch {
 	case r.skip.skips(e):
 		r.skipped += e.Count()
+		if r.skipHook != nil {
+			r.skipHook(e.Count())
+		}
 		if r.order != nil {
 			for j := range e.Count() {
 				r.order.skip(e.First + j)
