@@ -28,6 +28,8 @@ type config struct {
 	logJSON    bool      // --log-format json
 	keepOrder  bool      // -k: results in input order
 	halt       *haltRule // --halt; nil: none
+	progress   bool      // --progress: draw the bar even when stderr is not a terminal
+	noProgress bool      // --no-progress: never draw the bar
 	maxTasks   int
 	maxMemory  int64
 	version    bool
@@ -86,6 +88,8 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	halt := fs.String("halt", "", "stop early: `WHEN,WHAT=N` or WHEN,WHAT=P%, WHEN now (terminate what runs) or soon (let it finish), WHAT fail, success or done, as GNU parallel's --halt")
 	fs.BoolVar(&cfg.keepOrder, "k", false, "print results in the input's order (at most --window of them wait)")
 	fs.BoolVar(&cfg.keepOrder, "keep-order", false, "the same as -k")
+	fs.BoolVar(&cfg.progress, "progress", false, "draw a live progress bar at the bottom of stderr even when it is not a terminal (the default on one)")
+	fs.BoolVar(&cfg.noProgress, "no-progress", false, "never draw the progress bar")
 	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
 	logFormat := fs.String("log-format", "text", "write the logs as `FORMAT`: text, or json (hclog's JSON, one object a line, for machines)")
 	fs.StringVar(&cfg.workerCmd, "worker-cmd", "", "run `PATH` as the worker program instead of this binary (cmd/worker is one)")

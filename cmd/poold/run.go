@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/vbauerster/mpb/v8"
 
 	"github.com/poold/poold"
 )
@@ -41,6 +42,26 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 		}
 		defer j.jobLog.Close()
 	}
+	// The progress bar: on when stderr is a terminal, or with --progress.
+	// Whatever else goes to stderr is then written above it, and so is the
+	// table when stdout is the same terminal: lines written straight there
+	// would tear the bar.
+	width := terminalWidth(stdout)
+	errTTY := isTerminal(stderr)
+	var prog *mpb.Progress
+	var bars []*barWriter
+	if cfg.progress || (!cfg.noProgress && errTTY) {
+		prog = mpb.New(mpb.WithOutput(stderr), mpb.WithRefreshRate(100*time.Millisecond),
+			mpb.ContainerOptional(mpb.WithAutoRefresh(), !errTTY))
+		errs := &barWriter{prog: prog, after: stderr}
+		bars = append(bars, errs)
+		stderr = errs
+		if isTerminal(stdout) && errTTY {
+			outs := &barWriter{prog: prog, after: stdout}
+			bars = append(bars, outs)
+			stdout = outs
+		}
+	}
 	// The logger (from pool goroutines) and the reporter share stderr.
 	stderr = &lockedWriter{w: stderr}
 	// Results are written in batches: the runner flushes whenever it would
@@ -49,13 +70,25 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	defer out.Flush()
 	text := newTextReporter(out, j.tf)
 	text.attempts = cfg.retries > 0 || j.tf.anyRetries()
-	text.width = terminalWidth(stdout)
+	text.width = width
 	var rep reporter = text
 	if cfg.json {
 		rep = newJSONReporter(out, stderr)
 	}
 	if cfg.quiet {
 		rep = quietReporter{rep}
+	}
+	var bar *progressReporter
+	if prog != nil {
+		bar = newProgressReporter(rep, prog, cfg.workers, func() { out.Flush() }, func() {
+			for _, b := range bars {
+				b.stop()
+			}
+		})
+		// Whichever way the run ends, the bar comes down before poold
+		// writes its last lines.
+		defer bar.end()
+		rep = bar
 	}
 	h := header{Tasks: -1, Stream: j.stream, Workers: cfg.workers, CPUs: runtime.NumCPU(), PID: os.Getpid()}
 	if j.tf != nil {
@@ -72,6 +105,9 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 		// What is in flight runs: a result that fires the rule then stops
 		// every task that has not started, since none is queued.
 		r.window = cfg.workers
+	}
+	if bar != nil {
+		r.pendingHook, r.skipHook = bar.setPending, bar.skipped
 	}
 	if cfg.keepOrder {
 		r.order = newOrderBuffer()
@@ -197,6 +233,9 @@ type runner struct {
 	pending int             // results submitted and not yet printed
 	order   *orderBuffer    // -k: results wait here for their turn; nil: printed as they come
 
+	pendingHook func(pending int) // told r.pending when it changes; nil: none
+	skipHook    func(n int)       // told of the results the job log skips; nil: none
+
 	ok, failed int
 	skipped    int // results skipped by the job log
 	pids       map[int]bool
@@ -312,6 +351,9 @@ func (r *runner) take(ctx context.Context, e *Entry, stopped bool) bool {
 	switch {
 	case r.skip.skips(e):
 		r.skipped += e.Count()
+		if r.skipHook != nil {
+			r.skipHook(e.Count())
+		}
 		if r.order != nil {
 			for j := range e.Count() {
 				r.order.skip(e.First + j)
@@ -410,6 +452,9 @@ func (r *runner) submit(e *Entry) error {
 	}
 	r.flights[pos] = f
 	r.pending += e.Count()
+	if r.pendingHook != nil {
+		r.pendingHook(r.pending)
+	}
 	return nil
 }
 
@@ -531,6 +576,9 @@ func (r *runner) halt() {
 func (r *runner) print(o outcome, inFlight bool) {
 	if inFlight {
 		r.pending--
+		if r.pendingHook != nil {
+			r.pendingHook(r.pending)
+		}
 	}
 	r.rep.Result(o)
 }
