@@ -2,11 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -82,18 +80,8 @@ func parseRun(args []string, stdout io.Writer) (*config, *cmdLine, error) {
 // runCommand is poold run.
 func runCommand(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cfg, cl, err := parseRun(args, stdout)
-	if err == nil && !cfg.version {
-		err = checkWorkerCmd(cfg.workerCmd)
-	}
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(stderr, "poold: %v\nRun 'poold run -h' for usage.\n", err)
-		return exitUsage
-	case cfg.version:
-		fmt.Fprintln(stdout, version())
-		return exitOK
+	if code, done := preamble(cfg, err, "poold run -h", stdout, stderr); done {
+		return code
 	}
 	j, err := cl.job(cfg, stdin)
 	if err != nil {
@@ -124,54 +112,20 @@ func (cl *cmdLine) job(cfg *config, stdin io.Reader) (*job, error) {
 		}
 		return &job{src: sliceSource(entries), tf: &TaskFile{Entries: entries, Results: len(entries)}, window: cfg.window}, nil
 	}
-	name := cl.file
-	var r io.Reader = stdin
-	var closer io.Closer
-	if name == "-" {
-		name = "stdin"
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("reading the arguments: %w", err)
-		}
-		r, closer = f, f
+	lr, name, closer, err := openLines(cl.file, stdin, "the arguments")
+	if err != nil {
+		return nil, err
 	}
-	lr := newLineReader(r, maxLineLen)
-	if _, err := lr.r.Peek(1); err != nil && !errors.Is(err, io.EOF) {
-		if closer != nil {
-			closer.Close()
+	src := lineSource(lr, closer, func(lineNo int, line []byte, tooLong bool) *Entry {
+		i := lineNo - 1
+		if tooLong {
+			e := badEntry(i, lineNo, nil, fmt.Sprintf("line %d: the argument is longer than the limit of %s", lineNo, sizeString(lr.max)))
+			e.ID, e.Func = strconv.Itoa(lineNo), "exec"
+			return e
 		}
-		return nil, fmt.Errorf("reading the arguments: %s: %w", name, err)
-	}
-	window := cfg.window
-	if window == 0 {
-		window = defaultWindowPerWorker * cfg.workers
-	}
-	src := newSource(false, func(send func(*Entry) bool) error {
-		if closer != nil {
-			defer closer.Close()
-		}
-		for i := 0; ; i++ {
-			line, tooLong, err := lr.next()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				return err
-			}
-			var e *Entry
-			if tooLong {
-				e = badEntry(i, i+1, nil, fmt.Sprintf("line %d: the argument is longer than the limit of %s", i+1, sizeString(lr.max)))
-				e.ID, e.Func = strconv.Itoa(i+1), "exec"
-			} else {
-				e = cl.entry(cfg, i, string(line))
-			}
-			if !send(e) {
-				return nil
-			}
-		}
+		return cl.entry(cfg, i, string(line))
 	})
-	return &job{src: src, stream: name, window: window}, nil
+	return &job{src: src, stream: name, window: streamWindow(cfg)}, nil
 }
 
 // entry is the exec task of argument arg, the i-th (0-based).

@@ -67,18 +67,8 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 		return runCommand(start, args[1:], stdin, stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stdout)
-	if err == nil && !cfg.version {
-		err = checkWorkerCmd(cfg.workerCmd)
-	}
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(stderr, "poold: %v\nRun 'poold -h' for usage.\n", err)
-		return exitUsage
-	case cfg.version:
-		fmt.Fprintln(stdout, version())
-		return exitOK
+	if code, done := preamble(cfg, err, "poold -h", stdout, stderr); done {
+		return code
 	}
 	var j *job
 	if isStream(cfg) {
@@ -222,30 +212,41 @@ const defaultWindowPerWorker = 64
 // first read happens here, so that a file that cannot be read is an error
 // before anything starts; the rest is read as the tasks run.
 func openStream(cfg *config, stdin io.Reader) (*job, error) {
-	name := cfg.taskFile
-	var r io.Reader = stdin
-	var closer io.Closer
-	if name == "-" {
-		name = "stdin"
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("reading the task file: %w", err)
-		}
-		r, closer = f, f
+	lr, name, closer, err := openLines(cfg.taskFile, stdin, "the task file")
+	if err != nil {
+		return nil, err
 	}
-	lr := newLineReader(r, maxLineLen)
-	if _, err := lr.r.Peek(1); err != nil && !errors.Is(err, io.EOF) {
-		if closer != nil {
-			closer.Close()
-		}
-		return nil, fmt.Errorf("reading the task file: %w", err)
+	return &job{src: streamSource(lr, closer, knownNames(cfg)), stream: name, window: streamWindow(cfg)}, nil
+}
+
+// streamWindow is a stream's window: --window, or enough tasks in flight
+// to keep every worker busy, few enough to keep memory flat.
+func streamWindow(cfg *config) int {
+	if cfg.window > 0 {
+		return cfg.window
 	}
-	window := cfg.window
-	if window == 0 {
-		window = defaultWindowPerWorker * cfg.workers
+	return defaultWindowPerWorker * cfg.workers
+}
+
+// preamble does what every form of the command does once its flags are
+// parsed (err is their error): it checks the worker command, and handles
+// -h, a usage error (usage names the help to run) and --version. done: the
+// command ends there, with code.
+func preamble(cfg *config, err error, usage string, stdout, stderr io.Writer) (code int, done bool) {
+	if err == nil && !cfg.version {
+		err = checkWorkerCmd(cfg.workerCmd)
 	}
-	return &job{src: streamSource(lr, closer, knownNames(cfg)), stream: name, window: window}, nil
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK, true
+	case err != nil:
+		fmt.Fprintf(stderr, "poold: %v\nRun '%s' for usage.\n", err, usage)
+		return exitUsage, true
+	case cfg.version:
+		fmt.Fprintln(stdout, version())
+		return exitOK, true
+	}
+	return 0, false
 }
 
 // printError prints err with "poold: " before each of its lines.

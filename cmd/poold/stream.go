@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,14 +202,40 @@ func sliceSource(entries []*Entry) *source {
 	})
 }
 
-// streamSource reads a JSON Lines task file lazily from lr, and closes
-// closer (if not nil) when it is done with it.
-func streamSource(lr *lineReader, closer io.Closer, known []string) *source {
+// openLines opens name ("-": stdin) to be read line by line, and reads
+// it once, so that an input that cannot be read is an error before
+// anything starts; what says what it is, for the message. The name it
+// returns is the one to show ("stdin" for "-").
+func openLines(name string, stdin io.Reader, what string) (*lineReader, string, io.Closer, error) {
+	var r io.Reader = stdin
+	var closer io.Closer
+	if name == "-" {
+		name = "stdin"
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("reading %s: %w", what, err)
+		}
+		r, closer = f, f
+	}
+	lr := newLineReader(r, maxLineLen)
+	if _, err := lr.r.Peek(1); err != nil && !errors.Is(err, io.EOF) {
+		if closer != nil {
+			closer.Close()
+		}
+		return nil, "", nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	return lr, name, closer, nil
+}
+
+// lineSource is a source of one entry per line of lr, made by entry from
+// the line (tooLong: it was cut at the limit); entry returns nil to skip a
+// line. closer, if not nil, is closed when the reading is done.
+func lineSource(lr *lineReader, closer io.Closer, entry func(lineNo int, line []byte, tooLong bool) *Entry) *source {
 	return newSource(false, func(send func(*Entry) bool) error {
 		if closer != nil {
 			defer closer.Close()
 		}
-		pos, first := 0, 0
 		for lineNo := 1; ; lineNo++ {
 			line, tooLong, err := lr.next()
 			if err != nil {
@@ -217,22 +244,31 @@ func streamSource(lr *lineReader, closer io.Closer, known []string) *source {
 				}
 				return err
 			}
-			var e *Entry
-			switch {
-			case tooLong:
-				e = badEntry(pos, lineNo, nil, fmt.Sprintf("line %d: the line is longer than the limit of %s", lineNo, sizeString(lr.max)))
-			case isBlank(line):
-				continue
-			default:
-				e = parseLine(pos, lineNo, line, known)
-			}
-			e.First = first
-			first += e.Count()
-			pos++
-			if !send(e) {
+			if e := entry(lineNo, line, tooLong); e != nil && !send(e) {
 				return nil
 			}
 		}
+	})
+}
+
+// streamSource reads a JSON Lines task file lazily from lr, and closes
+// closer (if not nil) when it is done with it.
+func streamSource(lr *lineReader, closer io.Closer, known []string) *source {
+	pos, first := 0, 0
+	return lineSource(lr, closer, func(lineNo int, line []byte, tooLong bool) *Entry {
+		var e *Entry
+		switch {
+		case tooLong:
+			e = badEntry(pos, lineNo, nil, fmt.Sprintf("line %d: the line is longer than the limit of %s", lineNo, sizeString(lr.max)))
+		case isBlank(line):
+			return nil
+		default:
+			e = parseLine(pos, lineNo, line, known)
+		}
+		e.First = first
+		first += e.Count()
+		pos++
+		return e
 	})
 }
 

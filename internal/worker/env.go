@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 
 	"github.com/poold/poold/internal/ipc"
@@ -119,6 +120,13 @@ func positive(v string) int {
 		return n
 	}
 	return 0
+}
+
+// applyToProcess does what s says of the process itself: its GOMAXPROCS.
+func (s Settings) applyToProcess() {
+	if s.Procs > 0 {
+		runtime.GOMAXPROCS(s.Procs)
+	}
 }
 
 // clearEnv removes every variable of the contract from the environment:

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -41,9 +40,7 @@ func Serve(reg *tasks.Registry) int {
 		return 3
 	}
 	profDir := os.Getenv(EnvCPUProfile)
-	if set.Procs > 0 {
-		runtime.GOMAXPROCS(set.Procs)
-	}
+	set.applyToProcess()
 	clearEnv()
 	std, err := takeStdio(cmp.Or(set.MaxOutput, defaultMaxOutput))
 	if err != nil {
