@@ -391,3 +391,72 @@ func TestJobLogResumeFailed(t *testing.T) {
 		})
 	}
 }
+
+// TestJobLogSameShapeAsParallel: for the same shape of job (3 commands,
+// one failing), GNU parallel's own job log and poold's have the same
+// header byte for byte up to Command (poold's columns follow it), and each line the same shape field by field: Seq,
+// ":", a start with 3 decimals, a runtime right-aligned in 10 columns with
+// 3 decimals, Send, Receive, Exitval and Signal as integers (poold's own
+// columns follow Command).
+func TestJobLogSameShapeAsParallel(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("parallel"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("GNU parallel is not on PATH (CI=true: apt-get install parallel)")
+		}
+		t.Skip("GNU parallel is not on PATH: apt-get install parallel")
+	}
+	dir := t.TempDir()
+	theirs := filepath.Join(dir, "parallel.log")
+	cmd := exec.Command("parallel", "--will-cite", "--joblog", theirs, "-j1", "sh", "-c", ":::", "true", "exit 3", "echo hi")
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	cmd.Run() // exits 1: one job failed
+	ours := filepath.Join(dir, "poold.log")
+	tasks := []task{shTask("a", "true"), shTask("b", "exit 3"), shTask("c", "echo hi")}
+	if r := runPoold(t, runOpts{}, "-n", "1", "--joblog", ours, writeTasks(t, tasks)); r.Code != 1 {
+		t.Fatalf("poold: exit %d; stderr:\n%s", r.Code, r.Stderr)
+	}
+	read := func(path string) []string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	}
+	pl, ol := read(theirs), read(ours)
+	if len(pl) != 4 || len(ol) != 4 {
+		t.Fatalf("lines: parallel %d, poold %d; want 4 each\nparallel:\n%s\npoold:\n%s", len(pl), len(ol), strings.Join(pl, "\n"), strings.Join(ol, "\n"))
+	}
+	if !strings.HasPrefix(ol[0], pl[0]+"\t") { // poold's own columns follow Command
+		t.Errorf("headers differ:\nparallel %q\npoold    %q", pl[0], ol[0])
+	}
+	shape := []*regexp.Regexp{
+		regexp.MustCompile(`^[0-9]+$`), regexp.MustCompile(`^:$`), regexp.MustCompile(`^[0-9]+\.[0-9]{3}$`),
+		regexp.MustCompile(`^ *[0-9]+\.[0-9]{3}$`), regexp.MustCompile(`^[0-9]+$`), regexp.MustCompile(`^[0-9]+$`),
+		regexp.MustCompile(`^-?[0-9]+$`), regexp.MustCompile(`^[0-9]+$`),
+	}
+	exitvals := map[string][2]string{}
+	for i := 1; i < 4; i++ {
+		pf, of := strings.Split(pl[i], "\t"), strings.Split(ol[i], "\t")
+		if len(pf) < 9 || len(of) < 9 {
+			t.Fatalf("line %d: %d and %d fields", i, len(pf), len(of))
+		}
+		for k, re := range shape {
+			if !re.MatchString(pf[k]) || !re.MatchString(of[k]) {
+				t.Errorf("line %d, field %d: parallel %q, poold %q; want both %v", i, k, pf[k], of[k], re)
+			}
+		}
+		if len(pf[3]) != 10 || len(of[3]) != 10 {
+			t.Errorf("line %d: JobRuntime %q and %q, want 10 columns each", i, pf[3], of[3])
+		}
+		exitvals[pf[0]] = [2]string{pf[6], ""}
+		e := exitvals[of[0]]
+		e[1] = of[6]
+		exitvals[of[0]] = e
+	}
+	for seq, e := range exitvals {
+		if e[0] != e[1] {
+			t.Errorf("Seq %s: Exitval %s (parallel) and %s (poold)", seq, e[0], e[1])
+		}
+	}
+}
