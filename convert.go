@@ -89,5 +89,6 @@ func stats(s pool.Stats) Stats {
 	return Stats{
 		WorkersStarted: s.WorkersStarted, WorkersLost: s.WorkersLost,
 		StartFailures: s.StartFailures, TasksDone: s.TasksDone,
+		TasksAbandoned: s.TasksAbandoned,
 	}
 }

@@ -84,6 +84,11 @@ type Stats struct {
 	WorkersLost    int // worker processes that died with work in flight, or were killed
 	StartFailures  int // worker starts that failed: no process, or none that completed the handshake
 	TasksDone      int // tasks whose worker answered, with a result or an error
+	// TasksAbandoned counts, in threads mode, tasks given up on while they
+	// ran: they ignored their context past the kill grace after a timeout or
+	// a cancellation, and no goroutine can be killed, so they run on and
+	// their results are dropped. Always 0 for processes.
+	TasksAbandoned int
 }
 
 // Stats returns the pool's counters.

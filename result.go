@@ -31,7 +31,11 @@ type Result[R any] struct {
 	Attempts int
 	Start    time.Time // in the worker
 	End      time.Time
-	Output   []byte // what the task wrote to stdout (its stderr goes to the pool's logger)
+	// CPU is the task's CPU time, user and system, measured in its worker
+	// around the call; negative when it was not measured (see the README's
+	// "processes or threads?").
+	CPU    time.Duration
+	Output []byte // what the task wrote to stdout (its stderr goes to the pool's logger)
 }
 
 // Duration is how long the task ran in its worker.
@@ -233,7 +237,7 @@ func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, dec
 func resultOf[R any](o *pool.Outcome, err error, fn string, index int, decode func(Raw, *R) error) Result[R] {
 	r := Result[R]{
 		Err: err, Index: index, Func: fn, Host: o.Host, PID: o.PID, Worker: o.Worker,
-		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), Output: o.Output,
+		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), CPU: o.CPU, Output: o.Output,
 	}
 	if r.Err == nil {
 		v := new(R) // decode is a func value: whatever it gets escapes

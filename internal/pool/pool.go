@@ -66,6 +66,10 @@ type Stats struct {
 	WorkersLost    int // processes that died with work in flight, or were killed
 	StartFailures  int
 	TasksDone      int // calls whose result came back from a worker
+	// TasksAbandoned: threads mode only, calls given up on while they ran
+	// (a time limit or cancellation they ignored past the kill grace);
+	// their goroutines run on until they return.
+	TasksAbandoned int
 }
 
 // New starts cfg.Workers workers and returns once every one of them has

@@ -69,7 +69,10 @@ type Outcome struct {
 	Attempts int                // how many times the call was started
 	Start    int64              // unix nanoseconds, in the worker; 0 if it never started
 	End      int64
-	Output   []byte // what the call wrote to its standard output
+	// CPU is the CPU time of the call (user and system), measured in its
+	// worker; negative: not measured.
+	CPU    time.Duration
+	Output []byte // what the call wrote to its standard output
 }
 
 // Failure says why a call failed.

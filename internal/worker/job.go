@@ -156,23 +156,34 @@ func (s *server) runOne(job context.Context, fn tasks.Func, arg msgpack.RawMessa
 		it.OK, it.Value = true, val
 		return it, end
 	}
-	it.Err = &ipc.ErrorInfo{Kind: string(kind.Error), Message: err.Error(), Stack: stack, Type: errorType(err)}
-	switch {
-	case stack != "":
-		it.Err.Kind = string(kind.Panic)
-	case errors.Is(err, tasks.ErrEncodeResult):
-		it.Err.Kind = string(kind.Encode)
-	case errors.Is(err, tasks.ErrBadArgs):
-		it.Err.Kind = string(kind.BadArgs)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		it.Err.Kind, it.Err.Message = string(kind.Timeout), fmt.Sprintf("time limit of %v passed: %v", timeout, err)
-	case ctx.Err() != nil:
-		it.Err.Kind = string(kind.Canceled)
-	default:
-		it.Err.Kind, it.Err.Detail = errorKind(err)
-	}
+	it.Err = Classify(ctx, err, stack, timeout)
 	return it, end
 }
+
+// Classify is the failure of a task whose context was ctx (with time
+// limit timeout, 0 for none) and that returned err, or panicked (stack is
+// then its stack): its kind, message, type and detail.
+func Classify(ctx context.Context, err error, stack string, timeout time.Duration) *ipc.ErrorInfo {
+	e := &ipc.ErrorInfo{Kind: string(kind.Error), Message: err.Error(), Stack: stack, Type: errorType(err)}
+	switch {
+	case stack != "":
+		e.Kind = string(kind.Panic)
+	case errors.Is(err, tasks.ErrEncodeResult):
+		e.Kind = string(kind.Encode)
+	case errors.Is(err, tasks.ErrBadArgs):
+		e.Kind = string(kind.BadArgs)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		e.Kind, e.Message = string(kind.Timeout), fmt.Sprintf("time limit of %v passed: %v", timeout, err)
+	case ctx.Err() != nil:
+		e.Kind = string(kind.Canceled)
+	default:
+		e.Kind, e.Detail = errorKind(err)
+	}
+	return e
+}
+
+// PanicError is the error a task's recovered panic of value v becomes.
+func PanicError(v any) error { return &panicError{v} }
 
 // call runs fn, appending its result to dst, and turns a panic into an
 // error with its stack. A task that calls runtime.Goexit never returns
