@@ -35,6 +35,7 @@ type config struct {
 	maxFrame          int
 	initializer       string
 	initializerArgs   Raw
+	threads           *Registry // WithThreads: goroutines running its tasks
 }
 
 func (c *config) pool() pool.Config {

@@ -60,7 +60,16 @@ func New(ctx context.Context, opts ...Option) (*Pool, error) {
 			return nil, err
 		}
 	}
-	p, err := pool.New(ctx, cfg.pool())
+	var p executor
+	var err error
+	if cfg.threads != nil {
+		if err := cfg.refuseForThreads(); err != nil {
+			return nil, err
+		}
+		p, err = newThreads(ctx, &cfg)
+	} else {
+		p, err = pool.New(ctx, cfg.pool())
+	}
 	if err != nil {
 		return nil, poolErr(err, "")
 	}

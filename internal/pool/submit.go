@@ -23,7 +23,7 @@ func (p *Pool) Submit(t *Task) error {
 		p.mu.Unlock()
 		return err
 	}
-	if msg := p.checkArgs(t); msg != "" {
+	if msg := checkArgs(t, p.cfg.MaxFrame); msg != "" {
 		p.mu.Unlock()
 		t.failAll(&Failure{Kind: kind.Encode, Message: msg}, 0, 0, 0)
 		return nil
@@ -60,17 +60,18 @@ func (p *Pool) acceptsLocked(fn string) error {
 	return nil
 }
 
-// checkArgs refuses arguments that could never reach a worker, so that the
-// writer never meets a job it cannot encode.
-func (p *Pool) checkArgs(t *Task) string {
+// checkArgs refuses arguments that could never reach a worker (frames of
+// at most maxFrame bytes), so that the writer never meets a job it cannot
+// encode.
+func checkArgs(t *Task, maxFrame int) string {
 	if n, err := ipc.CountValues(t.Args); err != nil || n != t.Calls {
 		if t.Calls == 1 {
 			return fmt.Sprintf("the arguments are not one well-formed msgpack value (%v)", err)
 		}
 		return fmt.Sprintf("a chunk of %d calls whose arguments hold %d well-formed values (%v)", t.Calls, n, err)
 	}
-	if t.Calls == 1 && len(t.Args) > p.cfg.MaxFrame-1024 {
-		return fmt.Sprintf("arguments of %d bytes exceed the frame cap of %d", len(t.Args), p.cfg.MaxFrame)
+	if t.Calls == 1 && len(t.Args) > maxFrame-1024 {
+		return fmt.Sprintf("arguments of %d bytes exceed the frame cap of %d", len(t.Args), maxFrame)
 	}
 	return ""
 }
