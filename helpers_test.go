@@ -137,3 +137,34 @@ func withErrs[A any](vals []A, err error) func(func(A, error) bool) {
 		}
 	}
 }
+
+// mode is how a test's pool runs its workers. The behavioural tests of
+// this package run in every mode where the behaviour is the same (see
+// inModes); threads_test.go tests where it differs.
+type mode struct {
+	name    string
+	threads bool
+}
+
+func (m mode) options() []poold.Option {
+	if m.threads {
+		return []poold.Option{poold.WithThreads(reg)}
+	}
+	return nil
+}
+
+// pool starts a pool in mode m, with opts, and terminates it when the test
+// ends.
+func (m mode) pool(t *testing.T, opts ...poold.Option) *poold.Pool {
+	t.Helper()
+	return newPool(t, append(m.options(), opts...)...)
+}
+
+// inModes runs test once for worker processes and once for goroutines, as
+// subtests named after the mode.
+func inModes(t *testing.T, test func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range []mode{{"processes", false}, {"threads", true}} {
+		t.Run(m.name, func(t *testing.T) { test(t, m) })
+	}
+}

@@ -94,7 +94,7 @@ func runCommand(start time.Time, args []string, stdin io.Reader, stdout, stderr 
 	if j.tf != nil {
 		cfg.workers = min(cfg.workers, max(1, j.tf.Results))
 	}
-	if err := checkLimits(cfg.workers); err != nil {
+	if err := checkWorkers(cfg); err != nil {
 		j.src.Stop()
 		fmt.Fprintf(stderr, "poold: %v\n", err)
 		return exitFailed

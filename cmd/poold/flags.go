@@ -17,6 +17,7 @@ import (
 // config is what the command line asks for.
 type config struct {
 	workers    int
+	threads    bool // --mode threads: the workers are goroutines of this process
 	json       bool
 	logLevel   hclog.Level
 	workerCmd  string
@@ -81,7 +82,8 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	// flag prints its own message for a bad flag; the caller adds a usage
 	// hint, so that a mistake does not scroll the whole usage by.
 	fs.SetOutput(io.Discard)
-	fs.IntVar(&cfg.workers, "n", runtime.NumCPU(), "run `N` worker processes (at least 1)")
+	fs.IntVar(&cfg.workers, "n", runtime.NumCPU(), "run `N` workers (at least 1): processes, or goroutines with --mode threads, where N may go far past the CPUs")
+	mode := fs.String("mode", "processes", "run the workers as `MODE`: processes (isolated: a crash costs one task) or threads (goroutines of poold: cheap, but a task that exits or segfaults ends poold; see poold compare)")
 	fs.BoolVar(&cfg.json, "json", false, "print JSON Lines on stdout, one object per task; logs and summary on stderr")
 	fs.BoolVar(&cfg.quiet, "q", false, "print only the failures, and the summary")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "the same as -q")
@@ -139,6 +141,13 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	default:
 		return nil, usagef("--log-format must be text or json, not %q", *logFormat)
 	}
+	switch *mode {
+	case "processes":
+	case "threads":
+		cfg.threads = true
+	default:
+		return nil, usagef("--mode must be processes or threads, not %q", *mode)
+	}
 	if *maxMemory != "" {
 		if cfg.maxMemory, err = parseSize(*maxMemory); err != nil {
 			return nil, usagef("--max-worker-memory: %v", err)
@@ -158,6 +167,12 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 		return nil, usagef("--max-tasks-per-worker must not be negative, not %d", cfg.maxTasks)
 	case cfg.window < 0:
 		return nil, usagef("--window must not be negative, not %d", cfg.window)
+	case cfg.threads && cfg.workerCmd != "":
+		return nil, usagef("--worker-cmd starts worker processes: it cannot go with --mode threads")
+	case cfg.threads && cfg.maxMemory > 0:
+		return nil, usagef("--max-worker-memory cannot hold in --mode threads: the goroutines share poold's memory (use --mode processes)")
+	case cfg.threads && cfg.maxTasks > 0:
+		return nil, usagef("--max-tasks-per-worker has no meaning in --mode threads: a fresh goroutine frees nothing a task left behind (use --mode processes)")
 	case cfg.startTimeout <= 0:
 		return nil, usagef("--start-timeout must be positive, not %v", cfg.startTimeout)
 	case runMode && len(positional) > 0:

@@ -85,12 +85,21 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 		// have nothing to do.
 		cfg.workers = min(cfg.workers, j.tf.Results)
 	}
-	if err := checkLimits(cfg.workers); err != nil {
+	if err := checkWorkers(cfg); err != nil {
 		j.src.Stop()
 		fmt.Fprintf(stderr, "poold: %v\n", err)
 		return exitFailed
 	}
 	return execute(cfg, j, start, stdout, stderr)
+}
+
+// checkWorkers refuses a number of worker processes that the process
+// limits cannot hold; goroutines (--mode threads) need none of them.
+func checkWorkers(cfg *config) error {
+	if cfg.threads {
+		return nil
+	}
+	return checkLimits(cfg.workers)
 }
 
 // checkWorkerCmd checks that the --worker-cmd program exists and can be

@@ -32,6 +32,11 @@ type job struct {
 // start is when poold started, for the wall time.
 func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int {
 	defer j.src.Stop()
+	if cfg.threads {
+		var restore func()
+		stdout, restore = takeStdout(stdout)
+		defer restore()
+	}
 	if cfg.jobLog != "" {
 		if err := openJob(cfg, j); err != nil {
 			fmt.Fprintf(stderr, "poold: %v\n", err)
@@ -181,6 +186,9 @@ func poolOptions(cfg *config, logger hclog.Logger) []poold.Option {
 	opts := []poold.Option{
 		poold.WithWorkers(cfg.workers), poold.WithLogger(logger),
 		poold.WithRetryOn(retryKinds(cfg.retryOn)...), poold.WithStartTimeout(cfg.startTimeout),
+	}
+	if cfg.threads {
+		opts = append(opts, poold.WithThreads(newRegistry()))
 	}
 	if cfg.workerCmd != "" {
 		opts = append(opts, poold.WithWorkerCommand(cfg.workerCmd))
