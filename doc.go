@@ -43,4 +43,12 @@
 // [Pool.Terminate], [Pool.Join]; the typed [Func] has the same ones. Beside
 // them, [Pool.IMapErr] and [Pool.IMapUnorderedErr] take an input that can
 // fail midway.
+//
+// [WithThreads] gives the same pool, verbs and results with goroutines of
+// the calling process as its workers, as Python's multiprocessing.dummy
+// does with threads: cheaper to start and to reach, and able to run far more
+// workers than there are CPUs for tasks that mostly wait, without the
+// isolation (a task that exits or segfaults ends the process). Run a
+// program both ways and keep the faster; the poold command's "poold
+// compare" does it for a task file.
 package poold

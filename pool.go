@@ -15,8 +15,9 @@ import (
 
 func errorf(format string, a ...any) error { return fmt.Errorf("poold: "+format, a...) }
 
-// Pool is a set of worker processes running tasks. Its methods are safe for
-// concurrent use.
+// Pool is a set of workers running tasks: worker processes, or goroutines
+// of this process with [WithThreads]. Its methods are safe for concurrent
+// use.
 type Pool struct {
 	p       executor
 	timeout time.Duration // a task's time limit unless its call says otherwise
