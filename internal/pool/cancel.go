@@ -44,16 +44,7 @@ func (p *Pool) cancelLocked(match func(*Task) bool) {
 		id uint64
 	}
 	var notes []note
-	kept := p.queue[:p.qhead]
-	for _, x := range p.queue[p.qhead:] {
-		if match(x) {
-			failed = append(failed, settlement{x, &Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0})
-			continue
-		}
-		kept = append(kept, x)
-	}
-	clear(p.queue[len(kept):])
-	p.queue = kept
+	p.queue, failed = cancelQueued(p.queue, p.qhead, match)
 	for _, w := range p.workers {
 		for i, x := range w.inflight {
 			if !match(x) || x.cancelSent {

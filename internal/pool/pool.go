@@ -175,10 +175,7 @@ func (p *Pool) Terminate() error {
 	p.mu.Lock()
 	if p.state != terminated {
 		p.state = terminated
-		for _, t := range p.queue[p.qhead:] {
-			failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0, 0})
-		}
-		p.queue, p.qhead = nil, 0
+		failed = p.failQueueLocked(kind.Terminated, "pool terminated before the task started")
 		for _, w := range p.workers {
 			for i, t := range w.inflight {
 				if i == 0 { // the head job was running
@@ -204,12 +201,16 @@ func (p *Pool) Terminate() error {
 // Join waits until every worker has exited. It returns ErrPoolRunning at
 // once unless Close or Terminate was called first, and ctx.Err() if ctx ends
 // first.
-func (p *Pool) Join(ctx context.Context) error {
-	if !p.Closed() {
+func (p *Pool) Join(ctx context.Context) error { return join(ctx, p.Closed(), p.exited) }
+
+// join is Join of a pool that is closed or not, and whose exited is closed
+// once its workers are gone.
+func join(ctx context.Context, closed bool, exited <-chan struct{}) error {
+	if !closed {
 		return ErrPoolRunning
 	}
 	select {
-	case <-p.exited:
+	case <-exited:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

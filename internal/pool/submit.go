@@ -11,26 +11,17 @@ import (
 // possibly before Submit returns. Submit fails only when the pool no longer
 // accepts work, or when no worker knows t.Func.
 func (p *Pool) Submit(t *Task) error {
-	if t.Calls < 1 {
-		return fmt.Errorf("task %s: %d calls, want at least 1", t.Func, t.Calls)
+	if err := t.prepare(); err != nil {
+		return err
 	}
-	if t.Calls == 1 && len(t.Args) == 0 {
-		t.Args = nilValue // no arguments: the msgpack nil
-	}
-	t.left.Store(int64(t.Calls))
 	p.mu.Lock()
 	if err := p.acceptsLocked(t.Func); err != nil {
 		p.mu.Unlock()
 		return err
 	}
-	if msg := checkArgs(t, p.cfg.MaxFrame); msg != "" {
+	if f := refusedLocked(t, p.cfg.MaxFrame); f != nil {
 		p.mu.Unlock()
-		t.failAll(&Failure{Kind: kind.Encode, Message: msg}, 0, 0, 0)
-		return nil
-	}
-	if t.Group != nil && t.Group.cancelled {
-		p.mu.Unlock()
-		t.failAll(&Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0)
+		t.failAll(f, 0, 0, 0)
 		return nil
 	}
 	for _, part := range p.fit(t) {
@@ -56,6 +47,31 @@ func (p *Pool) acceptsLocked(fn string) error {
 	}
 	if p.funcs != nil && !p.funcs[fn] {
 		return fmt.Errorf("%w: no task named %q; the workers know %v (a worker knows the tasks registered before poold.Init runs)", ErrUnknownFunc, fn, p.names)
+	}
+	return nil
+}
+
+// prepare readies t, as its caller submits it, for the pool.
+func (t *Task) prepare() error {
+	if t.Calls < 1 {
+		return fmt.Errorf("task %s: %d calls, want at least 1", t.Func, t.Calls)
+	}
+	if t.Calls == 1 && len(t.Args) == 0 {
+		t.Args = nilValue // no arguments: the msgpack nil
+	}
+	t.left.Store(int64(t.Calls))
+	return nil
+}
+
+// refusedLocked is the failure of a task that must not be queued: its
+// arguments cannot reach a worker, or its group was cancelled. nil: none.
+// (Guarded by the pool's mutex, for the group.)
+func refusedLocked(t *Task, maxFrame int) *Failure {
+	if msg := checkArgs(t, maxFrame); msg != "" {
+		return &Failure{Kind: kind.Encode, Message: msg}
+	}
+	if t.Group != nil && t.Group.cancelled {
+		return &Failure{Kind: kind.Canceled, Message: "cancelled before it started"}
 	}
 	return nil
 }
@@ -113,10 +129,33 @@ func (p *Pool) requeueLocked(ts []*Task) (cancelled []settlement) {
 // failQueueLocked fails every queued task; the caller settles what it
 // returns once Pool.mu is released.
 func (p *Pool) failQueueLocked(k Kind, msg string) []settlement {
-	var failed []settlement
-	for _, t := range p.queue[p.qhead:] {
-		failed = append(failed, settlement{t, &Failure{Kind: k, Message: msg}, 0, 0, 0})
-	}
+	failed := failTasks(p.queue[p.qhead:], k, msg)
 	p.queue, p.qhead = nil, 0
 	return failed
+}
+
+// failTasks is the settlement of each of ts failed with kind k.
+func failTasks(ts []*Task, k Kind, msg string) []settlement {
+	var failed []settlement
+	for _, t := range ts {
+		failed = append(failed, settlement{t, &Failure{Kind: k, Message: msg}, 0, 0, 0})
+	}
+	return failed
+}
+
+// cancelQueued takes the tasks that match out of queue[from:], keeping the
+// order of the rest, and returns the queue left and the cancelled tasks'
+// settlements.
+func cancelQueued(queue []*Task, from int, match func(*Task) bool) ([]*Task, []settlement) {
+	var failed []settlement
+	kept := queue[:from]
+	for _, x := range queue[from:] {
+		if match(x) {
+			failed = append(failed, settlement{x, &Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0})
+			continue
+		}
+		kept = append(kept, x)
+	}
+	clear(queue[len(kept):])
+	return kept, failed
 }

@@ -209,26 +209,17 @@ func (p *Threads) acceptsLocked(fn string) error {
 
 // Submit queues t, as Pool.Submit does.
 func (p *Threads) Submit(t *Task) error {
-	if t.Calls < 1 {
-		return fmt.Errorf("task %s: %d calls, want at least 1", t.Func, t.Calls)
+	if err := t.prepare(); err != nil {
+		return err
 	}
-	if t.Calls == 1 && len(t.Args) == 0 {
-		t.Args = nilValue
-	}
-	t.left.Store(int64(t.Calls))
 	p.mu.Lock()
 	if err := p.acceptsLocked(t.Func); err != nil {
 		p.mu.Unlock()
 		return err
 	}
-	if msg := checkArgs(t, p.cfg.MaxFrame); msg != "" {
+	if f := refusedLocked(t, p.cfg.MaxFrame); f != nil {
 		p.mu.Unlock()
-		t.failAll(&Failure{Kind: kind.Encode, Message: msg}, 0, 0, 0)
-		return nil
-	}
-	if t.Group != nil && t.Group.cancelled {
-		p.mu.Unlock()
-		t.failAll(&Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0)
+		t.failAll(f, 0, 0, 0)
 		return nil
 	}
 	p.queue = append(p.queue, t)
@@ -260,9 +251,7 @@ func (p *Threads) Terminate() error {
 	p.mu.Lock()
 	if p.state != terminated {
 		p.state = terminated
-		for _, t := range p.queue[p.qhead:] {
-			failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0, 0})
-		}
+		failed = failTasks(p.queue[p.qhead:], kind.Terminated, "pool terminated before the task started")
 		p.queue, p.qhead = nil, 0
 		for _, th := range p.slots {
 			if th == nil {
@@ -302,14 +291,4 @@ func (p *Threads) Terminate() error {
 // Join waits until every worker goroutine has exited (or was abandoned).
 // It returns ErrPoolRunning at once unless Close or Terminate was called
 // first, and ctx.Err() if ctx ends first.
-func (p *Threads) Join(ctx context.Context) error {
-	if !p.Closed() {
-		return ErrPoolRunning
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (p *Threads) Join(ctx context.Context) error { return join(ctx, p.Closed(), p.exited) }

@@ -394,16 +394,7 @@ func (p *Threads) CancelGroup(g *Group) {
 // releases Threads.mu.
 func (p *Threads) cancelLocked(match func(*Task) bool) {
 	var failed []settlement
-	kept := p.queue[:p.qhead]
-	for _, x := range p.queue[p.qhead:] {
-		if match(x) {
-			failed = append(failed, settlement{x, &Failure{Kind: kind.Canceled, Message: "cancelled before it started"}, 0, 0, 0})
-			continue
-		}
-		kept = append(kept, x)
-	}
-	clear(p.queue[len(kept):])
-	p.queue = kept
+	p.queue, failed = cancelQueued(p.queue, p.qhead, match)
 	for _, th := range p.slots {
 		if th == nil || th.task == nil || !match(th.task) {
 			continue
