@@ -136,9 +136,14 @@ func (p *Threads) startLocked(slot int, inits chan<- error) {
 	go p.serve(th, inits)
 }
 
-// exitLocked records that th has exited, and, once it is the last of a
-// stopped pool, that the pool has.
+// exitLocked records that th is gone (it exited, or the pool gave up on
+// it), and, once it is the last of a stopped pool, that the pool has. Safe
+// to repeat.
 func (p *Threads) exitLocked(th *thread) {
+	if th.gone {
+		return
+	}
+	th.gone = true
 	if p.slots[th.slot] == th {
 		p.slots[th.slot] = nil
 	}
@@ -276,12 +281,14 @@ func (p *Threads) Terminate() error {
 	// process pool's SIGKILL would.
 	p.mu.Lock()
 	for _, th := range p.slots {
-		if th != nil && !th.abandoned {
-			th.abandoned = true
-			p.stats.TasksAbandoned++
-			p.cfg.Logger.Warn("task ignored its cancelled context; abandoned", "slot", th.slot, "grace", p.cfg.KillGrace)
-			p.exitLocked(th)
+		if th == nil {
+			continue
 		}
+		if th.task != nil {
+			p.stats.TasksAbandoned++
+			p.cfg.Logger.Warn("task ignored its cancelled context; abandoned", "func", th.task.Func, "slot", th.slot, "grace", p.cfg.KillGrace)
+		}
+		p.exitLocked(th)
 	}
 	p.mu.Unlock()
 	<-p.exited

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -38,7 +39,7 @@ type thread struct {
 	task      *Task              // the job it runs; nil between jobs (guarded by Threads.mu)
 	ctx       context.Context    // its jobs' context, replaced once cancelled (guarded by Threads.mu)
 	cancel    context.CancelFunc // (guarded by Threads.mu)
-	abandoned bool               // given up on: accounted as gone (guarded by Threads.mu)
+	gone      bool               // exited, or given up on: no longer live (guarded by Threads.mu)
 	buf       []byte             // its calls' results, reused; owned by the goroutine
 }
 
@@ -46,7 +47,22 @@ type thread struct {
 // pool has none left for it, or gives up on it.
 func (p *Threads) serve(th *thread, inits chan<- error) {
 	if p.cfg.Initializer != "" {
-		err := p.initialize(th)
+		err := errors.New("the initializer called runtime.Goexit")
+		func() {
+			returned := false
+			defer func() {
+				if !returned { // the goroutine ends: account for it
+					p.mu.Lock()
+					p.exitLocked(th)
+					p.mu.Unlock()
+					if inits != nil {
+						inits <- err
+					}
+				}
+			}()
+			err = p.initialize(th)
+			returned = true
+		}()
 		if inits != nil {
 			inits <- err
 		}
@@ -111,6 +127,9 @@ func (p *Threads) next(th *thread) (*Task, context.Context) {
 	th.task = nil
 	for p.qhead == len(p.queue) && p.state == running {
 		p.work.Wait()
+	}
+	if th.gone { // Terminate gave up waiting for it
+		return nil, nil
 	}
 	if p.qhead == len(p.queue) || p.state == terminated {
 		p.exitLocked(th)
@@ -288,9 +307,7 @@ func (p *Threads) failRest(t *Task, i int) {
 // here) or a give-up (which accounted for it). It reports false.
 func (p *Threads) lost(th *thread) bool {
 	p.mu.Lock()
-	if !th.abandoned {
-		p.exitLocked(th)
-	}
+	p.exitLocked(th)
 	p.mu.Unlock()
 	return false
 }
@@ -326,7 +343,6 @@ func (p *Threads) giveUp(th *thread, s uint64, f *Failure, exited bool) bool {
 		return false
 	}
 	attempts := int(th.attempts.Load())
-	th.abandoned = true
 	p.stats.WorkersLost++
 	if !exited {
 		p.stats.TasksAbandoned++
