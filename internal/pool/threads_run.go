@@ -36,11 +36,11 @@ type thread struct {
 	call     atomic.Int64 // the index in task of the call under way
 	attempts atomic.Int32 // its attempt
 
-	task      *Task              // the job it runs; nil between jobs (guarded by Threads.mu)
-	ctx       context.Context    // its jobs' context, replaced once cancelled (guarded by Threads.mu)
-	cancel    context.CancelFunc // (guarded by Threads.mu)
-	gone      bool               // exited, or given up on: no longer live (guarded by Threads.mu)
-	buf       []byte             // its calls' results, reused; owned by the goroutine
+	task   *Task              // the job it runs; nil between jobs (guarded by Threads.mu)
+	ctx    context.Context    // its jobs' context, replaced once cancelled (guarded by Threads.mu)
+	cancel context.CancelFunc // (guarded by Threads.mu)
+	gone   bool               // exited, or given up on: no longer live (guarded by Threads.mu)
+	buf    []byte             // its calls' results, reused; owned by the goroutine
 }
 
 // serve is the worker goroutine th: its initializer, then jobs until the
