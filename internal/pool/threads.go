@@ -128,6 +128,11 @@ func NewThreads(ctx context.Context, cfg ThreadsConfig) (*Threads, error) {
 // initializer's outcome on inits, if not nil.
 func (p *Threads) startLocked(slot int, inits chan<- error) {
 	th := &thread{slot: slot}
+	// No call under way: claimed. Stored here, under Threads.mu, and not by
+	// the goroutine: a Terminate that comes before the goroutine first runs
+	// would otherwise find the zero word, unclaimed, and claim a call that
+	// does not exist (th.task is nil).
+	th.run.Store(1)
 	th.ctx, th.cancel = context.WithCancel(p.base)
 	p.slots[slot] = th
 	p.live++
