@@ -55,6 +55,7 @@ type Threads struct {
 	exited chan struct{} // closed once the pool has stopped and no worker goroutine is left but abandoned ones
 	done   atomic.Int64  // calls reported: Stats.TasksDone
 	locked atomic.Int32  // calls holding their OS thread to measure their CPU time
+	halted atomic.Bool   // Terminate has begun: no call starts any more (see runCall)
 
 	// mu guards the fields below, the fields of each thread marked so, and
 	// the fields of a Task that the process pool's Pool.mu guards.
@@ -264,6 +265,7 @@ func (p *Threads) Terminate() error {
 	p.mu.Lock()
 	if p.state != terminated {
 		p.state = terminated
+		p.halted.Store(true) // before the scan of the slots below: see runCall
 		for _, t := range p.queue[p.qhead:] {
 			failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0, 0})
 		}
