@@ -21,7 +21,8 @@ import (
 // with the exit code, and it runs once. Every call appends its number to a
 // file first: a number appears as many times as its result's attempts say
 // (a call before the culprit ran, but lost its result with the worker, and
-// ran again; calls after it never started before).
+// ran again; calls after it never started before). Processes only: a task
+// that exits would end this process in threads mode.
 func TestMapChunkWorkerDies(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -63,7 +64,8 @@ func TestMapChunkWorkerDies(t *testing.T) {
 
 // With AtMostOnce, nothing runs twice: the worker reports each call as it
 // ends, so the calls before the culprit keep their results, the culprit
-// fails, and the calls after it never started before.
+// fails, and the calls after it never started before. Processes only: the
+// culprit exits its worker.
 func TestMapChunkAtMostOnce(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -106,7 +108,8 @@ func countRuns(t *testing.T, log string) map[int]int {
 }
 
 // A worker's task budget ends inside a chunk: the chunk is cut there, and no
-// worker runs more calls than its budget.
+// worker runs more calls than its budget. Processes only: threads mode
+// refuses WithMaxTasksPerWorker.
 func TestMapChunkCutByMaxTasks(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
@@ -136,132 +139,143 @@ func TestMapChunkCutByMaxTasks(t *testing.T) {
 // A chunk whose arguments would not fit in one frame goes in parts.
 func TestMapChunkCutByFrameCap(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(2), poold.WithMaxFrameSize(64<<10))
-	const n = 200
-	args := make([]string, n)
-	for i := range args {
-		args[i] = string(rune('a'+i%26)) + string(make([]byte, 1000))
-	}
-	in := make([]any, n)
-	for i, a := range args {
-		in[i] = a
-	}
-	rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range rs {
-		var s string
-		if err := r.Value.Decode(&s); err != nil || s != args[i] {
-			t.Errorf("call %d: %d bytes back, %v", i, len(s), err)
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		p := m.pool(t, poold.WithWorkers(2), poold.WithMaxFrameSize(64<<10))
+		const n = 200
+		args := make([]string, n)
+		for i := range args {
+			args[i] = string(rune('a'+i%26)) + string(make([]byte, 1000))
 		}
-	}
+		in := make([]any, n)
+		for i, a := range args {
+			in[i] = a
+		}
+		rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rs {
+			var s string
+			if err := r.Value.Decode(&s); err != nil || s != args[i] {
+				t.Errorf("call %d: %d bytes back, %v", i, len(s), err)
+			}
+		}
+	})
 }
 
 // One call of a chunk times out: it alone is retried, and fails with both
 // attempts counted; the chunk's other calls succeed once.
 func TestMapChunkTimeoutRetried(t *testing.T) {
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(1))
-	rs, err := sleep.Map(ctx, p, []int{1, 5000, 1, 1}, poold.ChunkSize(4), poold.Timeout(100*time.Millisecond), poold.Retries(1))
-	if !errors.Is(err, poold.KindTimeout) {
-		t.Fatalf("Map error %v, want KindTimeout", err)
-	}
-	for i, r := range rs {
-		switch {
-		case i == 1:
-			if !errors.Is(r.Err, poold.KindTimeout) || r.Attempts != 2 {
-				t.Errorf("the slow call: err %v, attempts %d; want a timeout after 2 attempts", r.Err, r.Attempts)
-			}
-		case r.Err != nil || r.Attempts != 1:
-			t.Errorf("call %d: err %v, attempts %d", i, r.Err, r.Attempts)
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		p := m.pool(t, poold.WithWorkers(1))
+		rs, err := sleep.Map(ctx, p, []int{1, 5000, 1, 1}, poold.ChunkSize(4), poold.Timeout(100*time.Millisecond), poold.Retries(1))
+		if !errors.Is(err, poold.KindTimeout) {
+			t.Fatalf("Map error %v, want KindTimeout", err)
 		}
-	}
+		for i, r := range rs {
+			switch {
+			case i == 1:
+				if !errors.Is(r.Err, poold.KindTimeout) || r.Attempts != 2 {
+					t.Errorf("the slow call: err %v, attempts %d; want a timeout after 2 attempts", r.Err, r.Attempts)
+				}
+			case r.Err != nil || r.Attempts != 1:
+				t.Errorf("call %d: err %v, attempts %d", i, r.Err, r.Attempts)
+			}
+		}
+	})
 }
 
 // Terminate under a Map in chunks: every call gets exactly one result, and
 // the Map's Get returns.
 func TestMapChunkTerminate(t *testing.T) {
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(2))
-	const n = 400
-	ms := make([]int, n)
-	for i := range ms {
-		ms[i] = 5
-	}
-	m, err := sleep.MapAsync(p, ms, poold.ChunkSize(5)) // 80 chunks of 25 ms, 1 s on 2 workers
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(250 * time.Millisecond)
-	if err := p.Terminate(); err != nil {
-		t.Fatal(err)
-	}
-	rs, _ := m.Get(ctx)
-	done, terminated := 0, 0
-	for i, r := range rs {
-		switch {
-		case r.Err == nil:
-			done++
-		case errors.Is(r.Err, poold.KindTerminated):
-			terminated++
-		default:
-			t.Errorf("call %d: %v", i, r.Err)
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		p := m.pool(t, poold.WithWorkers(2))
+		const n = 400
+		ms := make([]int, n)
+		for i := range ms {
+			ms[i] = 5
 		}
-	}
-	if done == 0 || terminated == 0 || done+terminated != n {
-		t.Errorf("%d done, %d terminated, of %d", done, terminated, n)
-	}
+		mr, err := sleep.MapAsync(p, ms, poold.ChunkSize(5)) // 80 chunks of 25 ms, 1 s on 2 workers
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+		if err := p.Terminate(); err != nil {
+			t.Fatal(err)
+		}
+		rs, _ := mr.Get(ctx)
+		done, terminated := 0, 0
+		for i, r := range rs {
+			switch {
+			case r.Err == nil:
+				done++
+			case errors.Is(r.Err, poold.KindTerminated):
+				terminated++
+			default:
+				t.Errorf("call %d: %v", i, r.Err)
+			}
+		}
+		if done == 0 || terminated == 0 || done+terminated != n {
+			t.Errorf("%d done, %d terminated, of %d", done, terminated, n)
+		}
+	})
 }
 
 // An argument that is not msgpack fails alone; the rest of its chunk runs.
 func TestMapBadRawArgFailsAlone(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(1))
-	in := []any{1, poold.Raw{0xc1}, 3, 4}
-	rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(4))
-	if !errors.Is(err, poold.KindEncode) {
-		t.Fatalf("Map error %v, want KindEncode", err)
-	}
-	for i, r := range rs {
-		var v int
-		if i == 1 {
-			if !errors.Is(r.Err, poold.KindEncode) {
-				t.Errorf("bad argument: %v, want KindEncode", r.Err)
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		p := m.pool(t, poold.WithWorkers(1))
+		in := []any{1, poold.Raw{0xc1}, 3, 4}
+		rs, err := p.Map(ctx, "echo", in, poold.ChunkSize(4))
+		if !errors.Is(err, poold.KindEncode) {
+			t.Fatalf("Map error %v, want KindEncode", err)
+		}
+		for i, r := range rs {
+			var v int
+			if i == 1 {
+				if !errors.Is(r.Err, poold.KindEncode) {
+					t.Errorf("bad argument: %v, want KindEncode", r.Err)
+				}
+				continue
 			}
-			continue
+			if r.Err != nil || r.Value.Decode(&v) != nil || v != i+1 || r.Index != i {
+				t.Errorf("call %d: %v, %v", i, v, r.Err)
+			}
 		}
-		if r.Err != nil || r.Value.Decode(&v) != nil || v != i+1 || r.Index != i {
-			t.Errorf("call %d: %v, %v", i, v, r.Err)
-		}
-	}
+	})
 }
 
 // Chunks whose results are big enough for the pool to hand their worker its
 // next chunk while the result is still arriving: every result is right.
 func TestMapBigChunkResults(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(2))
-	in := ints(200_000)
-	for round := range 2 {
-		rs, err := square.Map(ctx, p, in, poold.ChunkSize(20_000))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, r := range rs {
-			if r.Err != nil || r.Value != i*i || r.Index != i || r.PID == 0 {
-				t.Fatalf("round %d, call %d: value %d, index %d, pid %d, err %v", round, i, r.Value, r.Index, r.PID, r.Err)
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		p := m.pool(t, poold.WithWorkers(2))
+		in := ints(200_000)
+		for round := range 2 {
+			rs, err := square.Map(ctx, p, in, poold.ChunkSize(20_000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range rs {
+				if r.Err != nil || r.Value != i*i || r.Index != i || r.PID == 0 {
+					t.Fatalf("round %d, call %d: value %d, index %d, pid %d, err %v", round, i, r.Value, r.Index, r.PID, r.Err)
+				}
 			}
 		}
-	}
+	})
 }
 
 // Chunks with big results, workers that die inside chunks, workers that
 // retire inside chunks, all at once: every call gets exactly its own
-// result, and only the calls that kill their worker fail.
+// result, and only the calls that kill their worker fail. Processes only:
+// workers that exit and retire.
 func TestMapChunkStress(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {

@@ -16,40 +16,42 @@ import (
 
 func TestPanicKeepsWorker(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(1))
-	r0, err := pid.Apply(ctx, p, struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := explode.Apply(ctx, p, "boom")
-	if !errors.Is(err, poold.KindPanic) {
-		t.Fatalf("panicking task: %v, want KindPanic", err)
-	}
-	te := taskErr(t, err)
-	if te.Kind != poold.KindPanic || !strings.Contains(te.Message, "explode: boom") {
-		t.Errorf("TaskError %+v", te)
-	}
-	if !strings.Contains(te.Stack, "panicTask") {
-		t.Errorf("the stack does not name the function:\n%s", te.Stack)
-	}
-	if te.PID != r0.Value || r.PID != r0.Value {
-		t.Errorf("panic reported on pid %d (result %d); the worker is %d", te.PID, r.PID, r0.Value)
-	}
-	var we *poold.WorkerExitError
-	if errors.As(err, &we) {
-		t.Errorf("a panic has a worker exit: %v", we)
-	}
-	r1, err := pid.Apply(ctx, p, struct{}{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r1.Value != r0.Value {
-		t.Errorf("worker %d before the panic, %d after: it was replaced", r0.Value, r1.Value)
-	}
-	if s := p.Stats(); s.WorkersStarted != 1 || s.WorkersLost != 0 {
-		t.Errorf("stats %+v; want 1 worker started, none lost", s)
-	}
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		p := m.pool(t, poold.WithWorkers(1))
+		r0, err := pid.Apply(ctx, p, struct{}{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := explode.Apply(ctx, p, "boom")
+		if !errors.Is(err, poold.KindPanic) {
+			t.Fatalf("panicking task: %v, want KindPanic", err)
+		}
+		te := taskErr(t, err)
+		if te.Kind != poold.KindPanic || !strings.Contains(te.Message, "explode: boom") {
+			t.Errorf("TaskError %+v", te)
+		}
+		if !strings.Contains(te.Stack, "panicTask") {
+			t.Errorf("the stack does not name the function:\n%s", te.Stack)
+		}
+		if te.PID != r0.Value || r.PID != r0.Value {
+			t.Errorf("panic reported on pid %d (result %d); the worker is %d", te.PID, r.PID, r0.Value)
+		}
+		var we *poold.WorkerExitError
+		if errors.As(err, &we) {
+			t.Errorf("a panic has a worker exit: %v", we)
+		}
+		r1, err := pid.Apply(ctx, p, struct{}{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r1.Value != r0.Value {
+			t.Errorf("worker %d before the panic, %d after: it was replaced", r0.Value, r1.Value)
+		}
+		if s := p.Stats(); s.WorkersStarted != 1 || s.WorkersLost != 0 {
+			t.Errorf("stats %+v; want 1 worker started, none lost", s)
+		}
+	})
 }
 
 func TestExitFailsOnlyItsTask(t *testing.T) {
@@ -268,27 +270,34 @@ var goexitTask = poold.Register(reg, "goexit", func(context.Context, struct{}) (
 // Close and Join return.
 func TestGoexitResolves(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(1))
-	before := p.PIDs()[0]
-	_, err := goexitTask.Apply(ctx, p, struct{}{})
-	te := taskErr(t, err)
-	if te.Kind != poold.KindPanic || te.Type != "runtime.Goexit" || te.PID != before {
-		t.Fatalf("Goexit: kind %s, type %q, pid %d; want panic, runtime.Goexit, %d", te.Kind, te.Type, te.PID, before)
-	}
-	r, err := square.Apply(ctx, p, 4)
-	if err != nil || r.Value != 16 || r.PID == before {
-		t.Errorf("the next task: %v, %v on pid %d; want 16 from a new worker", r.Value, err, r.PID)
-	}
-	p.Close()
-	if err := p.Join(ctx); err != nil {
-		t.Errorf("Join: %v", err)
-	}
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		p := m.pool(t, poold.WithWorkers(1))
+		before := p.PIDs()[0]
+		_, err := goexitTask.Apply(ctx, p, struct{}{})
+		te := taskErr(t, err)
+		if te.Kind != poold.KindPanic || te.Type != "runtime.Goexit" || te.PID != before {
+			t.Fatalf("Goexit: kind %s, type %q, pid %d; want panic, runtime.Goexit, %d", te.Kind, te.Type, te.PID, before)
+		}
+		r, err := square.Apply(ctx, p, 4)
+		if err != nil || r.Value != 16 || (!m.threads && r.PID == before) {
+			t.Errorf("the next task: %v, %v on pid %d; want 16 from a new worker", r.Value, err, r.PID)
+		}
+		if s := p.Stats(); m.threads && s.WorkersStarted != 2 {
+			t.Errorf("threads mode: %d worker goroutines started, want a new one in the slot of the one that ended", s.WorkersStarted)
+		}
+		p.Close()
+		if err := p.Join(ctx); err != nil {
+			t.Errorf("Join: %v", err)
+		}
+	})
 }
 
 // A running task that ignores its cancellation is killed after the grace:
 // it ends with kind canceled, its worker is replaced within grace + 1 s, and
-// the task on the other worker is unaffected.
+// the task on the other worker is unaffected. Processes only: threads mode
+// abandons such a task (threads_test.go), and stubborn ignores SIGTERM for
+// its whole process.
 func TestCancelStubbornTask(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)

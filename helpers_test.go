@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -166,5 +169,56 @@ func inModes(t *testing.T, test func(t *testing.T, m mode)) {
 	t.Helper()
 	for _, m := range []mode{{"processes", false}, {"threads", true}} {
 		t.Run(m.name, func(t *testing.T) { test(t, m) })
+	}
+}
+
+// stalls holds, by key, the channel that releases the stall tasks of that
+// key; stallKeys numbers the keys, so that none is used twice (-count).
+var (
+	stalls    sync.Map // string → chan struct{}
+	stallKeys atomic.Int64
+)
+
+func stallRelease(key string) chan struct{} {
+	ch, _ := stalls.LoadOrStore(key, make(chan struct{}))
+	return ch.(chan struct{})
+}
+
+// stallKey returns the argument of stall tasks that t's end releases (a
+// stall that starts later returns at once).
+func stallKey(t *testing.T) string {
+	key := fmt.Sprintf("%s#%d", t.Name(), stallKeys.Add(1))
+	release := stallRelease(key)
+	t.Cleanup(func() { close(release) })
+	return key
+}
+
+// workerID names the worker that ran a result in either mode: in threads
+// mode every worker has this process's PID, and only the slot tells them
+// apart.
+type workerID struct{ pid, slot int }
+
+func workerOf[R any](r poold.Result[R]) workerID { return workerID{r.PID, r.Worker} }
+
+// checkWorkersGone checks that the workers of pids are gone after Terminate
+// or Join: the processes no longer exist, or, in threads mode (where the
+// PIDs are this process's), no slot has a worker goroutine.
+func checkWorkersGone(t *testing.T, m mode, p *poold.Pool, pids []int, when string) {
+	t.Helper()
+	if m.threads {
+		for _, pid := range pids {
+			if pid != os.Getpid() {
+				t.Errorf("threads mode: worker pid %d, not this process's %d", pid, os.Getpid())
+			}
+		}
+		if slots := p.PIDs(); slices.ContainsFunc(slots, func(pid int) bool { return pid != 0 }) {
+			t.Errorf("threads mode: slots %v still have worker goroutines %s", slots, when)
+		}
+		return
+	}
+	for _, pid := range pids {
+		if !gone(pid) {
+			t.Errorf("worker %d still exists %s", pid, when)
+		}
 	}
 }

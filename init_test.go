@@ -40,7 +40,8 @@ func forgetfulMain() int {
 // A program that builds a pool without calling Init gets an error that says
 // what to do, at once, and starts no more processes than its workers: each
 // worker's New refuses to start a pool of its own, and the parent gives up
-// on the first worker that says so.
+// on the first worker that says so. Processes only: threads mode needs no
+// Init.
 func TestNewWithoutInit(t *testing.T) {
 	t.Parallel()
 	cmd := exec.CommandContext(testCtx(t), os.Args[0])
@@ -65,7 +66,8 @@ func TestNewWithoutInit(t *testing.T) {
 }
 
 // In a worker process, New fails at once with ErrInWorker and starts
-// nothing.
+// nothing. Processes only: it guards a worker process against starting
+// copies of itself.
 func TestNewInAWorkerFails(t *testing.T) {
 	t.Setenv("POOLD_WORKER", "2")
 	start := time.Now()

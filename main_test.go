@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -87,6 +88,22 @@ var (
 	hang = poold.Register(reg, "hang", func(context.Context, struct{}) (int, error) {
 		for {
 			time.Sleep(time.Hour)
+		}
+	})
+
+	// stall ignores cancellation, as hang does, and blocks until the test
+	// that made its key (see stallKey) ends: for ever in a worker process,
+	// which the pool kills; in threads mode, where its goroutine is
+	// abandoned rather than killed, it then returns, so that no goroutine
+	// outlives the tests (goleak).
+	stall = poold.Register(reg, "stall", func(_ context.Context, key string) (int, error) {
+		release := stallRelease(key)
+		for {
+			select {
+			case <-release:
+				return os.Getpid(), nil
+			case <-time.After(time.Hour):
+			}
 		}
 	})
 
@@ -208,16 +225,23 @@ var (
 	// initSet is an initializer that records its argument in the worker;
 	// initValue returns it.
 	_ = poold.Register(reg, "init_set", func(_ context.Context, a initArgs) (struct{}, error) {
-		initialized = a.Msg
+		initialized.Store(a.Msg)
+		initRuns.Add(1)
 		return struct{}{}, nil
 	})
 	initValue = poold.Register(reg, "init_value", func(context.Context, struct{}) (string, error) {
-		return initialized, nil
+		s, _ := initialized.Load().(string)
+		return s, nil
 	})
 )
 
-// initialized is set by the init_set initializer, in the worker.
-var initialized string
+// initialized is set by the init_set initializer, in the worker process,
+// or in threads mode in this process, by each worker goroutine at once:
+// hence atomic. initRuns counts the initializer's runs there.
+var (
+	initialized atomic.Value // string
+	initRuns    atomic.Int32
+)
 
 // resultMismatch is a handle on "text" that claims its results are ints.
 // It is made from a registry that no worker serves, so that it only names

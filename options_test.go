@@ -10,6 +10,7 @@ import (
 	"github.com/poold/poold"
 )
 
+// Processes only: threads mode refuses WithMaxTasksPerWorker.
 func TestMaxTasksPerWorker(t *testing.T) {
 	t.Parallel()
 	const limit, n = 3, 12
@@ -60,46 +61,58 @@ func TestMaxTasksPerWorker(t *testing.T) {
 
 func TestInitializer(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	p := newPool(t, poold.WithWorkers(2), poold.WithInitializer("init_set", initArgs{Msg: "primed"}))
-	for range 4 {
-		r, err := initValue.Apply(ctx, p, struct{}{})
-		if err != nil || r.Value != "primed" {
-			t.Errorf("init_value = %q, %v; want the initializer's %q", r.Value, err, "primed")
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		runs := initRuns.Load()
+		p := m.pool(t, poold.WithWorkers(2), poold.WithInitializer("init_set", initArgs{Msg: "primed"}))
+		// The workers share initialized in threads mode: that it reads
+		// "primed" does not show that each ran the initializer, its count
+		// does (in processes, it counts in the workers).
+		if n := initRuns.Load() - runs; m.threads && n != 2 {
+			t.Errorf("the initializer ran %d times in 2 worker goroutines, want once in each", n)
 		}
-	}
+		for range 4 {
+			r, err := initValue.Apply(ctx, p, struct{}{})
+			if err != nil || r.Value != "primed" {
+				t.Errorf("init_value = %q, %v; want the initializer's %q", r.Value, err, "primed")
+			}
+		}
+	})
 }
 
 func TestInitializerFails(t *testing.T) {
-	for _, c := range []struct {
-		name, fn, want string
-	}{
-		{"returns an error", "init_fail", "database unreachable"},
-		{"unknown", "no_such_init", "no_such_init"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			start := time.Now()
-			p, err := poold.New(ctx, poold.WithWorkers(1), poold.WithInitializer(c.fn, initArgs{Msg: "database unreachable"}))
-			el := time.Since(start)
-			if p != nil {
-				p.Terminate()
-				t.Fatal("New succeeded")
-			}
-			if !errors.Is(err, poold.ErrWorkerStart) {
-				t.Errorf("New: %v, want ErrWorkerStart", err)
-			}
-			if err != nil && !strings.Contains(err.Error(), c.want) {
-				t.Errorf("New: %q does not mention %q", err, c.want)
-			}
-			if el > 10*time.Second {
-				t.Errorf("New took %v to give up", el)
-			}
-		})
-	}
+	inModes(t, func(t *testing.T, m mode) {
+		for _, c := range []struct {
+			name, fn, want string
+		}{
+			{"returns an error", "init_fail", "database unreachable"},
+			{"unknown", "no_such_init", "no_such_init"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				start := time.Now()
+				p, err := poold.New(ctx, append(m.options(), poold.WithWorkers(1), poold.WithInitializer(c.fn, initArgs{Msg: "database unreachable"}))...)
+				el := time.Since(start)
+				if p != nil {
+					p.Terminate()
+					t.Fatal("New succeeded")
+				}
+				if !errors.Is(err, poold.ErrWorkerStart) {
+					t.Errorf("New: %v, want ErrWorkerStart", err)
+				}
+				if err != nil && !strings.Contains(err.Error(), c.want) {
+					t.Errorf("New: %q does not mention %q", err, c.want)
+				}
+				if el > 10*time.Second {
+					t.Errorf("New took %v to give up", el)
+				}
+			})
+		}
+	})
 }
 
+// Processes only: threads mode starts no worker program.
 func TestBadWorkerCommand(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -132,6 +145,7 @@ func TestBadWorkerCommand(t *testing.T) {
 	}
 }
 
+// Processes only: a worker program that never says hello.
 func TestNewContextEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -150,38 +164,40 @@ func TestNewContextEnds(t *testing.T) {
 }
 
 func TestOptionValidation(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		opt  poold.Option
-	}{
-		{"WithWorkers(0)", poold.WithWorkers(0)},
-		{"WithWorkers(-1)", poold.WithWorkers(-1)},
-		{"WithTimeout(-1s)", poold.WithTimeout(-time.Second)},
-		{"WithRetries(-1)", poold.WithRetries(-1)},
-		{"WithMaxTasksPerWorker(-1)", poold.WithMaxTasksPerWorker(-1)},
-		{"WithMaxWorkerMemory(-1)", poold.WithMaxWorkerMemory(-1)},
-		{"WithKillGrace(0)", poold.WithKillGrace(0)},
-		{"WithKillGrace(-1s)", poold.WithKillGrace(-time.Second)},
-		{"WithStartTimeout(0)", poold.WithStartTimeout(0)},
-		{"WithMaxFrameSize(10)", poold.WithMaxFrameSize(10)},
-		{"WithWorkerCommand(\"\")", poold.WithWorkerCommand("")},
-		{"WithInitializer(chan)", poold.WithInitializer("init_set", make(chan int))},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			start := time.Now()
-			p, err := poold.New(context.Background(), c.opt)
-			if p != nil {
-				p.Terminate()
-			}
-			if err == nil {
-				t.Fatal("New accepted it")
-			}
-			if errors.Is(err, poold.ErrWorkerStart) {
-				t.Errorf("a configuration error is not a start failure: %v", err)
-			}
-			if el := time.Since(start); el > 200*time.Millisecond {
-				t.Errorf("New took %v to refuse it: did it start workers?", el)
-			}
-		})
-	}
+	inModes(t, func(t *testing.T, m mode) {
+		for _, c := range []struct {
+			name string
+			opt  poold.Option
+		}{
+			{"WithWorkers(0)", poold.WithWorkers(0)},
+			{"WithWorkers(-1)", poold.WithWorkers(-1)},
+			{"WithTimeout(-1s)", poold.WithTimeout(-time.Second)},
+			{"WithRetries(-1)", poold.WithRetries(-1)},
+			{"WithMaxTasksPerWorker(-1)", poold.WithMaxTasksPerWorker(-1)},
+			{"WithMaxWorkerMemory(-1)", poold.WithMaxWorkerMemory(-1)},
+			{"WithKillGrace(0)", poold.WithKillGrace(0)},
+			{"WithKillGrace(-1s)", poold.WithKillGrace(-time.Second)},
+			{"WithStartTimeout(0)", poold.WithStartTimeout(0)},
+			{"WithMaxFrameSize(10)", poold.WithMaxFrameSize(10)},
+			{"WithWorkerCommand(\"\")", poold.WithWorkerCommand("")},
+			{"WithInitializer(chan)", poold.WithInitializer("init_set", make(chan int))},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				start := time.Now()
+				p, err := poold.New(context.Background(), append(m.options(), c.opt)...)
+				if p != nil {
+					p.Terminate()
+				}
+				if err == nil {
+					t.Fatal("New accepted it")
+				}
+				if errors.Is(err, poold.ErrWorkerStart) {
+					t.Errorf("a configuration error is not a start failure: %v", err)
+				}
+				if el := time.Since(start); el > 200*time.Millisecond {
+					t.Errorf("New took %v to refuse it: did it start workers?", el)
+				}
+			})
+		}
+	})
 }

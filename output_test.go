@@ -18,64 +18,68 @@ import (
 
 func TestResultFields(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	const workers = 2
-	p := newPool(t, poold.WithWorkers(workers))
-	before := time.Now()
-	r, err := say.Apply(ctx, p, "hello there")
-	after := time.Now()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pids := p.PIDs()
-	if r.PID == 0 || r.PID == os.Getpid() || r.Value != r.PID {
-		t.Errorf("PID %d (value %d, parent %d)", r.PID, r.Value, os.Getpid())
-	}
-	if !slices.Contains(pids, r.PID) {
-		t.Errorf("PID %d not among the workers %v", r.PID, pids)
-	}
-	if r.Worker < 0 || r.Worker >= workers || pids[r.Worker] != r.PID {
-		t.Errorf("Worker %d; workers by slot %v, PID %d", r.Worker, pids, r.PID)
-	}
-	if r.Attempts != 1 {
-		t.Errorf("Attempts %d", r.Attempts)
-	}
-	if r.Start.IsZero() || r.End.Before(r.Start) || r.Duration() < 0 {
-		t.Errorf("Start %v, End %v", r.Start, r.End)
-	}
-	const slack = 50 * time.Millisecond
-	if r.Start.Before(before.Add(-slack)) || r.End.After(after.Add(slack)) {
-		t.Errorf("ran from %v to %v, outside the call (%v to %v)", r.Start, r.End, before, after)
-	}
-	if out := string(r.Output); !strings.Contains(out, "hello there\n") {
-		t.Errorf("Output %q; want what the task printed to stdout", out)
-	}
-	if r.Func != "say" {
-		t.Errorf("Func %q", r.Func)
-	}
-
-	// A task that prints nothing has no output, even on the same worker.
-	for range workers {
-		q, err := square.Apply(ctx, p, 2)
+	inModes(t, func(t *testing.T, m mode) {
+		ctx := testCtx(t)
+		const workers = 2
+		p := m.pool(t, poold.WithWorkers(workers))
+		before := time.Now()
+		r, err := say.Apply(ctx, p, "hello there")
+		after := time.Now()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(q.Output) != 0 {
-			t.Errorf("square printed %q", q.Output)
+		pids := p.PIDs()
+		if r.PID == 0 || (r.PID == os.Getpid()) != m.threads || r.Value != r.PID {
+			t.Errorf("PID %d (value %d, parent %d)", r.PID, r.Value, os.Getpid())
 		}
-	}
+		if !slices.Contains(pids, r.PID) {
+			t.Errorf("PID %d not among the workers %v", r.PID, pids)
+		}
+		if r.Worker < 0 || r.Worker >= workers || pids[r.Worker] != r.PID {
+			t.Errorf("Worker %d; workers by slot %v, PID %d", r.Worker, pids, r.PID)
+		}
+		if r.Attempts != 1 {
+			t.Errorf("Attempts %d", r.Attempts)
+		}
+		if r.Start.IsZero() || r.End.Before(r.Start) || r.Duration() < 0 {
+			t.Errorf("Start %v, End %v", r.Start, r.End)
+		}
+		const slack = 50 * time.Millisecond
+		if r.Start.Before(before.Add(-slack)) || r.End.After(after.Add(slack)) {
+			t.Errorf("ran from %v to %v, outside the call (%v to %v)", r.Start, r.End, before, after)
+		}
+		if out := string(r.Output); m.threads && out != "" {
+			t.Errorf("threads mode: Output %q; a task's prints go to this process's stdout", out)
+		} else if !m.threads && !strings.Contains(out, "hello there\n") {
+			t.Errorf("Output %q; want what the task printed to stdout", out)
+		}
+		if r.Func != "say" {
+			t.Errorf("Func %q", r.Func)
+		}
 
-	// Map results too.
-	rs, err := square.Map(ctx, p, ints(10), poold.ChunkSize(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range rs {
-		if r.Index != i || !slices.Contains(pids, r.PID) || r.Worker < 0 || r.Worker >= workers ||
-			pids[r.Worker] != r.PID || r.Attempts != 1 || r.End.Before(r.Start) || r.Start.IsZero() {
-			t.Errorf("Map result %d: %+v (workers %v)", i, r, pids)
+		// A task that prints nothing has no output, even on the same worker.
+		for range workers {
+			q, err := square.Apply(ctx, p, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(q.Output) != 0 {
+				t.Errorf("square printed %q", q.Output)
+			}
 		}
-	}
+
+		// Map results too.
+		rs, err := square.Map(ctx, p, ints(10), poold.ChunkSize(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rs {
+			if r.Index != i || !slices.Contains(pids, r.PID) || r.Worker < 0 || r.Worker >= workers ||
+				pids[r.Worker] != r.PID || r.Attempts != 1 || r.End.Before(r.Start) || r.Start.IsZero() {
+				t.Errorf("Map result %d: %+v (workers %v)", i, r, pids)
+			}
+		}
+	})
 }
 
 // Result.Output is documented (result.go) as "what the task wrote to stdout

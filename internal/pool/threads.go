@@ -55,6 +55,7 @@ type Threads struct {
 	exited chan struct{} // closed once the pool has stopped and no worker goroutine is left but abandoned ones
 	done   atomic.Int64  // calls reported: Stats.TasksDone
 	locked atomic.Int32  // calls holding their OS thread to measure their CPU time
+	halted atomic.Bool   // Terminate has begun: no call starts any more (see runCall)
 
 	// mu guards the fields below, the fields of each thread marked so, and
 	// the fields of a Task that the process pool's Pool.mu guards.
@@ -128,7 +129,11 @@ func NewThreads(ctx context.Context, cfg ThreadsConfig) (*Threads, error) {
 // initializer's outcome on inits, if not nil.
 func (p *Threads) startLocked(slot int, inits chan<- error) {
 	th := &thread{slot: slot}
-	th.run.Store(1) // no call under way: nothing to claim
+	// No call under way: claimed. Stored here, under Threads.mu, and not by
+	// the goroutine: a Terminate that comes before the goroutine first runs
+	// would otherwise find the zero word, unclaimed, and claim a call that
+	// does not exist (th.task is nil).
+	th.run.Store(1)
 	th.ctx, th.cancel = context.WithCancel(p.base)
 	p.slots[slot] = th
 	p.live++
@@ -256,6 +261,7 @@ func (p *Threads) Terminate() error {
 	p.mu.Lock()
 	if p.state != terminated {
 		p.state = terminated
+		p.halted.Store(true) // before the scan of the slots below: see runCall
 		failed = failTasks(p.queue[p.qhead:], kind.Terminated, "pool terminated before the task started")
 		p.queue, p.qhead = nil, 0
 		for _, th := range p.slots {

@@ -154,14 +154,14 @@ func (p *Threads) runJob(th *thread, t *Task, ctx context.Context) bool {
 	fn, _ := p.cfg.Registry.Lookup(t.Func)
 	off, attempts := 0, t.tries
 	for i := 0; i < t.Calls; {
-		if ctx.Err() != nil {
-			p.failRest(t, i)
-			return true
-		}
 		n := valueLen(t.Args[off:])
-		o, s := p.runCall(th, t, fn, i, t.Args[off:off+n], attempts, ctx)
+		o, s, started := p.runCall(th, t, fn, i, t.Args[off:off+n], attempts, ctx)
 		if !th.run.CompareAndSwap(s, s|1) {
 			return p.lost(th) // someone else reported it
+		}
+		if !started { // stopped first: this call and those after it fail
+			p.failRest(t, i)
+			return true
 		}
 		p.done.Add(1)
 		if o.Fail != nil && p.retry(t, o.Fail.Kind, attempts) {
@@ -179,12 +179,22 @@ func (p *Threads) runJob(th *thread, t *Task, ctx context.Context) bool {
 }
 
 // runCall runs call i of t with arg, returning its outcome and the run
-// word it must claim to report it.
-func (p *Threads) runCall(th *thread, t *Task, fn tasks.Func, i int, arg msgpack.RawMessage, attempts int, ctx context.Context) (o Outcome, s uint64) {
+// word it must claim to report it; started is false if the pool was
+// terminated, or the job cancelled, before the call could start.
+func (p *Threads) runCall(th *thread, t *Task, fn tasks.Func, i int, arg msgpack.RawMessage, attempts int, ctx context.Context) (o Outcome, s uint64, started bool) {
 	s = (th.run.Load()>>1 + 1) << 1
 	th.call.Store(int64(i))
 	th.attempts.Store(int32(attempts))
 	th.run.Store(s)
+	// A stopper (Terminate, Cancel) that scanned th before the store above
+	// saw no call to claim: it set halted, or cancelled ctx, before its
+	// scan, and so, the atomics being sequentially consistent, it is seen
+	// here. The call then must not start, or it would run unclaimed: a
+	// Terminate would not fail it (and, if it ignored its context, would
+	// abandon it without a result); a Cancel would not give up on it.
+	if p.halted.Load() || ctx.Err() != nil {
+		return o, s, false
+	}
 	cctx, cancel := ctx, context.CancelFunc(nil)
 	var limit *time.Timer
 	if t.Timeout > 0 {
@@ -242,21 +252,21 @@ func (p *Threads) runCall(th *thread, t *Task, fn tasks.Func, i int, arg msgpack
 	}
 	if err != nil {
 		o.Fail = failure(child.Classify(cctx, err, stack, t.Timeout))
-		return o, s
+		return o, s, true
 	}
 	if ipc.Validate(out) != nil {
 		o.Fail = &Failure{Kind: kind.Encode, Message: "the task returned a value that is not well-formed msgpack"}
-		return o, s
+		return o, s, true
 	}
 	if len(out) > p.cfg.MaxFrame-1024 {
 		o.Fail = &Failure{Kind: kind.ResultTooLarge, Message: fmt.Sprintf("result of %d bytes does not fit in a frame of at most %d bytes", len(out), p.cfg.MaxFrame)}
-		return o, s
+		return o, s, true
 	}
 	o.Value = out
 	if cap(out) <= 1<<20 { // one huge result is no reason to keep its buffer
 		th.buf = out[:0]
 	}
-	return o, s
+	return o, s, true
 }
 
 // invoke runs fn, appending its result to dst, and turns a panic into an
