@@ -42,7 +42,10 @@ func main() {
 	// The pool's workers are this binary re-executed: in a worker, Init
 	// serves tasks and exits, so it must run before anything else.
 	poold.Init(newRegistry())
-	os.Exit(runAt(started, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	usage := takeUsageFD(os.Stderr)
+	code := runAt(started, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	writeUsage(usage, code)
+	os.Exit(code)
 }
 
 // newRegistry returns the tasks poold's workers know: the built-ins.
