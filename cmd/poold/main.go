@@ -69,6 +69,9 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 	if len(args) > 0 && args[0] == "run" {
 		return runCommand(start, args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "compare" {
+		return compareCommand(args[1:], stdin, stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stdout)
 	if code, done := preamble(cfg, err, "poold -h", stdout, stderr); done {
 		return code
