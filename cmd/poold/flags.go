@@ -58,6 +58,7 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 
 const usageHead = `usage: poold [flags] TASKFILE
        poold run [flags] -- COMMAND ARG... [::: ARGS... | :::: FILE]
+       poold compare [flags] TASKFILE
 
 Runs the tasks of TASKFILE (a JSON file; - reads standard input) on a pool
 of worker processes and prints each result as it finishes. A file whose
@@ -233,6 +234,10 @@ poold run -- COMMAND ARG... runs COMMAND once per argument, as GNU parallel
 does: the arguments follow :::, or are the lines of the FILE after ::::, or
 else of standard input. {} in the command is the argument (appended when no
 replacement string appears); see 'poold run -h'.
+
+poold compare TASKFILE runs the file in both modes, processes and threads,
+each run in a process of its own, and prints wall time, CPU time, memory
+and failures side by side, then which mode to keep; see 'poold compare -h'.
 
 %s`, taskNames(), wrap("KINDS to retry: "+kindList(retryableKinds)+"; with --worker-cmd, also kinds of the worker program's own.", 0, helpWidth))
 	fmt.Fprint(w, `

@@ -18,8 +18,11 @@ func help(args []string, stdout, stderr io.Writer) int {
 	case len(args) == 1 && args[0] == "tasks":
 		fmt.Fprint(stdout, taskReference())
 		return exitOK
+	case len(args) == 1 && args[0] == "compare":
+		printCompareUsage(stdout)
+		return exitOK
 	}
-	fmt.Fprintf(stderr, "poold: help %s: unknown topic; poold help tasks describes the built-in tasks, poold -h the rest\n", strings.Join(args, " "))
+	fmt.Fprintf(stderr, "poold: help %s: unknown topic; poold help tasks describes the built-in tasks, poold help compare the compare command, poold -h the rest\n", strings.Join(args, " "))
 	return exitUsage
 }
 

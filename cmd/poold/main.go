@@ -42,7 +42,10 @@ func main() {
 	// The pool's workers are this binary re-executed: in a worker, Init
 	// serves tasks and exits, so it must run before anything else.
 	poold.Init(newRegistry())
-	os.Exit(runAt(started, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	usage := takeUsageFD(os.Stderr)
+	code := runAt(started, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	writeUsage(usage, code)
+	os.Exit(code)
 }
 
 // newRegistry returns the tasks poold's workers know: the built-ins.
@@ -65,6 +68,9 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 	}
 	if len(args) > 0 && args[0] == "run" {
 		return runCommand(start, args[1:], stdin, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "compare" {
+		return compareCommand(args[1:], stdin, stdout, stderr)
 	}
 	cfg, err := parseFlags(args, stdout)
 	if code, done := preamble(cfg, err, "poold -h", stdout, stderr); done {

@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 	// their argv[0] is "poold" and testscript.Main runs main, which serves;
 	// for the in-process tests it is the test binary's own name, which
 	// testscript.Main would take for a test run: serve before it looks.
-	if poold.IsWorker() {
+	// The runs of poold compare are this binary too, told apart by the
+	// usage report that compare asks every run for.
+	if poold.IsWorker() || os.Getenv(usageFDVar) != "" {
 		main()
 	}
 	testscript.Main(m, map[string]func(){
