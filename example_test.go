@@ -332,3 +332,26 @@ func ExampleTaskError() {
 	// the worker that panicked ran it: true
 	// afterwards: 144 <nil>
 }
+
+func ExampleWithThreads() {
+	// The same pool on goroutines: nothing to start, and as many workers
+	// as the work can wait on. Tasks come from the registry given; Init is
+	// not needed in a program that only uses threads.
+	ctx := context.Background()
+	p, err := poold.New(ctx, poold.WithThreads(reg), poold.WithWorkers(100))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Terminate()
+	rs, err := sleep.Map(ctx, p, slices.Repeat([]int{50}, 100), poold.ChunkSize(1))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(len(rs), "sleeps, all in this process:", rs[0].PID == os.Getpid() && rs[99].PID == os.Getpid())
+	fmt.Println("workers:", p.Size())
+	// Output:
+	// 100 sleeps, all in this process: true
+	// workers: 100
+}
