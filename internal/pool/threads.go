@@ -128,6 +128,7 @@ func NewThreads(ctx context.Context, cfg ThreadsConfig) (*Threads, error) {
 // initializer's outcome on inits, if not nil.
 func (p *Threads) startLocked(slot int, inits chan<- error) {
 	th := &thread{slot: slot}
+	th.run.Store(1) // no call under way: claimed, before its goroutine runs (Terminate may look first)
 	th.ctx, th.cancel = context.WithCancel(p.base)
 	p.slots[slot] = th
 	p.live++

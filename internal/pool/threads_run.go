@@ -45,7 +45,6 @@ type thread struct {
 // serve is the worker goroutine th: its initializer, then jobs until the
 // pool has none left for it, or gives up on it.
 func (p *Threads) serve(th *thread, inits chan<- error) {
-	th.run.Store(1) // no call under way: claimed
 	if p.cfg.Initializer != "" {
 		err := p.initialize(th)
 		if inits != nil {
