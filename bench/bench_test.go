@@ -28,9 +28,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func benchPool(b *testing.B, workers int) *poold.Pool {
+func benchPool(b *testing.B, workers int, opts ...poold.Option) *poold.Pool {
 	b.Helper()
-	p, err := poold.New(context.Background(), poold.WithWorkers(workers))
+	p, err := poold.New(context.Background(), append([]poold.Option{poold.WithWorkers(workers)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,8 +47,32 @@ func reportRate(b *testing.B) {
 
 // BenchmarkApply: one task at a time, from Apply to its result (the
 // harness's workload 3), on 2 workers.
-func BenchmarkApply(b *testing.B) {
-	p := benchPool(b, 2)
+func BenchmarkApply(b *testing.B) { benchApply(b) }
+
+// BenchmarkApplyAsyncPipelined: b.N tasks submitted one at a time with
+// ApplyAsync, then gathered (the harness's workload 1), on 2 workers.
+func BenchmarkApplyAsyncPipelined(b *testing.B) { benchApplyAsync(b) }
+
+// BenchmarkMapChunked: one Map of b.N items with the default chunking (the
+// harness's workload 2), on 2 workers.
+func BenchmarkMapChunked(b *testing.B) { benchMap(b) }
+
+// BenchmarkThreadsApply is BenchmarkApply in threads mode (2 worker
+// goroutines): the harness's row 3ta.
+func BenchmarkThreadsApply(b *testing.B) { benchApply(b, poold.WithThreads(Registry)) }
+
+// BenchmarkThreadsApplyAsyncPipelined is BenchmarkApplyAsyncPipelined in
+// threads mode: the harness's row 1ta.
+func BenchmarkThreadsApplyAsyncPipelined(b *testing.B) {
+	benchApplyAsync(b, poold.WithThreads(Registry))
+}
+
+// BenchmarkThreadsMapChunked is BenchmarkMapChunked in threads mode: the
+// harness's row 2ta.
+func BenchmarkThreadsMapChunked(b *testing.B) { benchMap(b, poold.WithThreads(Registry)) }
+
+func benchApply(b *testing.B, opts ...poold.Option) {
+	p := benchPool(b, 2, opts...)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -60,10 +84,8 @@ func BenchmarkApply(b *testing.B) {
 	reportRate(b)
 }
 
-// BenchmarkApplyAsyncPipelined: b.N tasks submitted one at a time with
-// ApplyAsync, then gathered (the harness's workload 1), on 2 workers.
-func BenchmarkApplyAsyncPipelined(b *testing.B) {
-	p := benchPool(b, 2)
+func benchApplyAsync(b *testing.B, opts ...poold.Option) {
+	p := benchPool(b, 2, opts...)
 	ctx := context.Background()
 	rs := make([]*poold.AsyncResult[int64], b.N)
 	b.ReportAllocs()
@@ -82,10 +104,8 @@ func BenchmarkApplyAsyncPipelined(b *testing.B) {
 	reportRate(b)
 }
 
-// BenchmarkMapChunked: one Map of b.N items with the default chunking (the
-// harness's workload 2), on 2 workers.
-func BenchmarkMapChunked(b *testing.B) {
-	p := benchPool(b, 2)
+func benchMap(b *testing.B, opts ...poold.Option) {
+	p := benchPool(b, 2, opts...)
 	ctx := context.Background()
 	args := make([]int64, b.N)
 	for i := range args {
@@ -101,8 +121,9 @@ func BenchmarkMapChunked(b *testing.B) {
 
 // smokeRows are the rows the harness prints, every one of them in every run.
 var smokeRows = []string{
-	"1a", "1b", "1c", "1d", "2a", "3a", "3b", "3c", "3d", "3e", "4a", "4b", "4c", "4d",
-	"5a", "5b", "5c", "6a", "6b", "6c", "7a", "7b",
+	"1a", "1b", "1c", "1d", "1ta", "1tb", "2a", "2ta", "2tb",
+	"3a", "3b", "3c", "3d", "3e", "3ta", "3tb", "3tc", "3td", "4a", "4b", "4c", "4d",
+	"5a", "5b", "5c", "5ta", "5tb", "6a", "6b", "6c", "7a", "7b",
 }
 
 // TestCompareSmoke builds the harness and runs it as CI does, in -smoke
@@ -171,13 +192,15 @@ func TestCompareSmoke(t *testing.T) {
 	// Without Python, the Python columns say n/a and the run still passes.
 	t.Run("no-python", func(t *testing.T) {
 		out := run(t, "-smoke", "-python", "none", "-only", "apply,cpu")
-		for _, id := range []string{"1a", "4a"} {
+		for _, id := range []string{"1a", "1ta", "4a"} {
 			if line := rowLine(out, id); !strings.Contains(line, "n/a") {
 				t.Errorf("row %s without Python: %q, want n/a", id, line)
 			}
 		}
-		if line := rowLine(out, "1b"); strings.Contains(line, "n/a") {
-			t.Errorf("row 1b does not need Python: %q", line)
+		for _, id := range []string{"1b", "1tb"} {
+			if line := rowLine(out, id); line == "" || strings.Contains(line, "n/a") {
+				t.Errorf("row %s does not need Python: %q", id, line)
+			}
 		}
 	})
 }

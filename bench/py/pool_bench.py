@@ -2,12 +2,14 @@
 """Python side of poold's comparison harness (go run ./bench/cmd/compare).
 
 Each sub-command runs one workload on multiprocessing.Pool with the 'fork'
-start method and prints ONE JSON object on stdout, which the Go harness
-parses. Times are measured inside Python with time.perf_counter, around the
+start method, or with --kind thread on multiprocessing.dummy.Pool (the same
+Pool API on threads of this process: ThreadPool), and prints ONE JSON object
+on stdout, which the Go harness parses. Times are measured inside Python with time.perf_counter, around the
 same operation the Go side times. Each workload is written as a Python user
 would write it, with nothing but the standard library.
 
   info          interpreter version and path
+  (every other sub-command takes --kind process|thread; default process)
   apply_async   N x apply_async(ident, (i,)) submitted one by one, then get() all
   map           map(ident, range(N)) with the default chunksize
   latency       N sequential apply(ident, (i,)) after a warm-up: p50/p99 in us
@@ -18,6 +20,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import multiprocessing.dummy as mpd
 import platform
 import sys
 import time
@@ -66,8 +69,16 @@ def pct(sorted_xs, p):
 CTX = mp.get_context("fork")
 
 
-def warm_pool(procs):
-    pool = CTX.Pool(procs)
+def make_pool(kind, procs):
+    """Pool(procs) of worker processes (fork) or, for kind "thread", of
+    threads (multiprocessing.dummy.Pool, as the anchor script makes it)."""
+    if kind == "thread":
+        return mpd.Pool(procs)
+    return CTX.Pool(procs)
+
+
+def warm_pool(procs, kind="process"):
+    pool = make_pool(kind, procs)
     pool.map(ident, range(procs * 4), chunksize=1)  # every worker is up
     return pool
 
@@ -92,7 +103,7 @@ def cmd_info(a):
 def cmd_apply_async(a):
     rates = []
     for _ in range(a.reps):
-        pool = warm_pool(a.procs)
+        pool = warm_pool(a.procs, a.kind)
         t0 = time.perf_counter()
         rs = [pool.apply_async(ident, (i,)) for i in range(a.n)]
         s = sum(r.get() for r in rs)
@@ -106,7 +117,7 @@ def cmd_apply_async(a):
 def cmd_map(a):
     rates = []
     for _ in range(a.reps):
-        pool = warm_pool(a.procs)
+        pool = warm_pool(a.procs, a.kind)
         t0 = time.perf_counter()
         s = sum(pool.map(ident, range(a.n)))
         dt = time.perf_counter() - t0
@@ -119,7 +130,7 @@ def cmd_map(a):
 def cmd_latency(a):
     p50, p99, mean = [], [], []
     for _ in range(a.reps):
-        pool = warm_pool(a.procs)
+        pool = warm_pool(a.procs, a.kind)
         for i in range(a.warmup):
             pool.apply(ident, (i,))
         lat = []
@@ -159,7 +170,7 @@ def cmd_startup(a):
     ms = []
     for _ in range(a.reps):
         t0 = time.perf_counter()
-        pool = CTX.Pool(a.procs)
+        pool = make_pool(a.kind, a.procs)
         pool.map(ident, range(a.procs))
         ms.append((time.perf_counter() - t0) * 1e3)
         pool.close()
@@ -177,6 +188,7 @@ def main():
         p.add_argument("--procs", type=int, default=2)
         p.add_argument("--n", type=int, default=n)
         p.add_argument("--reps", type=int, default=3)
+        p.add_argument("--kind", default="process", choices=["process", "thread"])
         p.set_defaults(f=f)
 
     p = sp.add_parser("latency")
@@ -184,6 +196,7 @@ def main():
     p.add_argument("--n", type=int, default=10_000)
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--kind", default="process", choices=["process", "thread"])
     p.set_defaults(f=cmd_latency)
 
     p = sp.add_parser("cpu")
@@ -195,6 +208,7 @@ def main():
     p = sp.add_parser("startup")
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--kind", default="process", choices=["process", "thread"])
     p.set_defaults(f=cmd_startup)
 
     a = ap.parse_args()

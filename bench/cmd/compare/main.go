@@ -57,11 +57,11 @@ type workload struct {
 }
 
 var workloads = []workload{
-	{"1", "apply", "100,000 trivial tasks submitted one at a time (ApplyAsync), then gathered; 2 workers", runApplyAsync},
-	{"2", "map", "Map over 1,000,000 trivial items, default chunking; 2 workers", runMap},
-	{"3", "latency", "single-task round trip: 10,000 sequential Apply calls; 2 workers", runLatency},
+	{"1", "apply", "100,000 trivial tasks submitted one at a time (ApplyAsync), then gathered; 2 workers (processes, then threads)", runApplyAsync},
+	{"2", "map", "Map over 1,000,000 trivial items, default chunking; 2 workers (processes, then threads)", runMap},
+	{"3", "latency", "single-task round trip: 10,000 sequential Apply calls; 2 workers (processes, then threads)", runLatency},
 	{"4", "cpu", "CPU-bound speed-up from 1 to 2 workers: primes below 1,000,000 by trial division in 8 tasks", runCPU},
-	{"5", "startup", "pool creation until 4 workers are ready", runStartup},
+	{"5", "startup", "pool creation until 4 workers are ready (processes, then threads)", runStartup},
 	{"6", "exec", "1,000 exec tasks of `true`, 4 at a time", runExec},
 	{"7", "rss", "parent peak RSS streaming trivial tasks through IMap from a lazy iter.Seq; 2 workers", runRSS},
 }

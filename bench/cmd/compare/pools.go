@@ -42,8 +42,8 @@ func (h *harness) stopPool(p *poold.Pool) {
 // poolFor starts a fresh pool of workers workers (newPool) and a context
 // for the workload's operations on it (timeout); done ends the context,
 // then stops the pool.
-func (h *harness) poolFor(workers int) (p *poold.Pool, ctx context.Context, done func(), err error) {
-	if p, err = h.newPool(workers); err != nil {
+func (h *harness) poolFor(workers int, opts ...poold.Option) (p *poold.Pool, ctx context.Context, done func(), err error) {
+	if p, err = h.newPool(workers, opts...); err != nil {
 		return nil, nil, nil, err
 	}
 	ctx, cancel := h.timeout()
@@ -55,3 +55,16 @@ func (h *harness) poolFor(workers int) (p *poold.Pool, ctx context.Context, done
 func (h *harness) timeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(h.ctx, 3*time.Minute)
 }
+
+// A mode is how the pool runs its workers: as processes (the default, rows
+// without a t) or as goroutines of the harness (poold.WithThreads: the rows
+// 1t…, 2t…, 3t…, 5t…).
+type mode struct {
+	name string
+	opts []poold.Option
+}
+
+var (
+	processes = mode{"processes", nil}
+	threads   = mode{"threads", []poold.Option{poold.WithThreads(bench.Registry)}}
+)

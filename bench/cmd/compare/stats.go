@@ -66,5 +66,13 @@ func commas(x float64) string {
 func fmtRate(x float64) string { return commas(x) + "/s" }
 func fmtUS(x float64) string   { return fmt.Sprintf("%.1f µs", x) }
 func fmtMS(x float64) string   { return fmt.Sprintf("%.1f ms", x) }
-func fmtX(x float64) string    { return fmt.Sprintf("%.2f×", x) }
-func fmtMiB(x float64) string  { return fmt.Sprintf("%.1f MiB", x) }
+
+// fmtMSFine is fmtMS for figures that may be well below a millisecond.
+func fmtMSFine(x float64) string {
+	if x < 1 {
+		return fmt.Sprintf("%.1f µs", x*1e3)
+	}
+	return fmtMS(x)
+}
+func fmtX(x float64) string   { return fmt.Sprintf("%.2f×", x) }
+func fmtMiB(x float64) string { return fmt.Sprintf("%.1f MiB", x) }

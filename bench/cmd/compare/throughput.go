@@ -1,6 +1,7 @@
 package main
 
-// (1) trivial tasks one at a time and (2) Map with the default chunking.
+// (1) trivial tasks one at a time and (2) Map with the default chunking,
+// each in both modes (worker processes; worker goroutines, rows 1t… 2t…).
 
 import (
 	"fmt"
@@ -12,9 +13,9 @@ import (
 )
 
 // applyAsyncRate submits n trivial tasks one at a time with ApplyAsync on a
-// fresh pool of 2, then gathers them: tasks/s.
-func (h *harness) applyAsyncRate(n int) (float64, error) {
-	p, ctx, done, err := h.poolFor(2)
+// fresh pool of 2 in mode m, then gathers them: tasks/s.
+func (h *harness) applyAsyncRate(m mode, n int) (float64, error) {
+	p, ctx, done, err := h.poolFor(2, m.opts...)
 	if err != nil {
 		return 0, err
 	}
@@ -40,12 +41,17 @@ func (h *harness) applyAsyncRate(n int) (float64, error) {
 func runApplyAsync(h *harness) ([]Row, error) {
 	n := h.size(100_000, 2_000)
 	reps := h.nreps(3)
-	rates, err := repeatRate(reps, n, h.applyAsyncRate)
+	rates, thrRates, err := repeatModes(reps, n, h.applyAsyncRate)
 	if err != nil {
 		return nil, err
 	}
 	h.logf("poold ApplyAsync x%d then Get all: %s tasks/s", n, spread(rates, commas))
-	pyFig, err := h.pyRate("apply_async", fmt.Sprintf("Python apply_async x%d then get all", n), n, reps)
+	h.logf("poold threads ApplyAsync x%d then Get all: %s tasks/s", n, spread(thrRates, commas))
+	pyFig, err := h.pyRate("apply_async", "process", fmt.Sprintf("Python apply_async x%d then get all", n), n, reps)
+	if err != nil {
+		return nil, err
+	}
+	pyThr, err := h.pyRate("apply_async", "thread", fmt.Sprintf("Python ThreadPool apply_async x%d then get all", n), n, reps)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +73,7 @@ func runApplyAsync(h *harness) ([]Row, error) {
 	}
 	h.logf("msgpack ping-pong, 64 in flight, 2 children writing each reply before the next: %s round trips/s", commas(ppEach.rate))
 
-	pf := newFig(median(rates), fmtRate)
+	pf, tf := newFig(median(rates), fmtRate), newFig(median(thrRates), fmtRate)
 	return []Row{
 		mkRow("1a", "one at a time, tasks/s", pf, "Python apply_async", pyFig, ratioAtLeast(25), ""),
 		mkRow("1b", "one at a time, tasks/s", pf, "pipelined msgpack limit, 1 child", newFig(pp1.rate, fmtRate), ratioAtLeast(0.5),
@@ -76,13 +82,16 @@ func runApplyAsync(h *harness) ([]Row, error) {
 			"the same limit with 2 children, as many as the pool's workers"),
 		mkRow("1d", "one at a time, tasks/s", pf, "the same, each reply written alone", newFig(ppEach.rate, fmtRate), nil,
 			"2 children that write each reply before reading the next frame, as a poold worker must (a result held back is lost if the next task crashes the worker); the children of 1b and 1c write a burst of replies at once"),
+		mkRow("1ta", "threads: one at a time, tasks/s", tf, "Python ThreadPool apply_async", pyThr, ratioAtLeast(10),
+			"threads mode (WithThreads: 2 worker goroutines of the harness, arguments and results still msgpack-encoded) against multiprocessing.dummy.Pool(2), the same workload"),
+		mkRow("1tb", "threads: one at a time, tasks/s", tf, "poold processes (1a)", pf, nil, "what isolation costs here: threads mode ÷ process mode, interleaved rep by rep"),
 	}, nil
 }
 
 // mapRate maps Ident over n items with the default chunking on a fresh
-// pool of 2: tasks/s.
-func (h *harness) mapRate(n int) (float64, error) {
-	p, ctx, done, err := h.poolFor(2)
+// pool of 2 in mode m: tasks/s.
+func (h *harness) mapRate(m mode, n int) (float64, error) {
+	p, ctx, done, err := h.poolFor(2, m.opts...)
 	if err != nil {
 		return 0, err
 	}
@@ -107,19 +116,28 @@ func (h *harness) mapRate(n int) (float64, error) {
 func runMap(h *harness) ([]Row, error) {
 	n := h.size(1_000_000, 20_000)
 	reps := h.nreps(3)
-	rates, err := repeatRate(reps, n, h.mapRate)
+	rates, thrRates, err := repeatModes(reps, n, h.mapRate)
 	if err != nil {
 		return nil, err
 	}
 	h.logf("poold Map x%d, chunk size %d: %s tasks/s", n, poold.DefaultChunkSize(n, 2), spread(rates, commas))
-	pyFig, err := h.pyRate("map", fmt.Sprintf("Python map x%d, default chunksize", n), n, reps)
+	h.logf("poold threads Map x%d, chunk size %d: %s tasks/s", n, poold.DefaultChunkSize(n, 2), spread(thrRates, commas))
+	pyFig, err := h.pyRate("map", "process", fmt.Sprintf("Python map x%d, default chunksize", n), n, reps)
+	if err != nil {
+		return nil, err
+	}
+	pyThr, err := h.pyRate("map", "thread", fmt.Sprintf("Python ThreadPool map x%d, default chunksize", n), n, reps)
 	if err != nil {
 		return nil, err
 	}
 	chunk := poold.DefaultChunkSize(n, 2)
+	pf, tf := newFig(median(rates), fmtRate), newFig(median(thrRates), fmtRate)
 	return []Row{
-		mkRow("2a", "Map, default chunks, tasks/s", newFig(median(rates), fmtRate), "Python map", pyFig, ratioAtLeast(3),
+		mkRow("2a", "Map, default chunks, tasks/s", pf, "Python map", pyFig, ratioAtLeast(3),
 			fmt.Sprintf("%d items, chunk size %d on both sides (ceil(n / (4 × workers)))", n, chunk)),
+		mkRow("2ta", "threads: Map, tasks/s", tf, "Python ThreadPool map", pyThr, nil,
+			"threads mode against multiprocessing.dummy.Pool(2), same items and chunk size"),
+		mkRow("2tb", "threads: Map, tasks/s", tf, "poold processes (2a)", pf, nil, "threads mode ÷ process mode, interleaved rep by rep"),
 	}, nil
 }
 
@@ -132,27 +150,31 @@ func identRate(sum int64, n int, dt time.Duration) (float64, error) {
 	return float64(n) / dt.Seconds(), nil
 }
 
-// repeatRate measures rate(n) reps times.
-func repeatRate(reps, n int, rate func(n int) (float64, error)) ([]float64, error) {
-	var rates []float64
+// repeatModes measures rate(m, n) reps times in each mode, interleaved rep
+// by rep (processes, then threads), so that drift hits both alike.
+func repeatModes(reps, n int, rate func(m mode, n int) (float64, error)) (procRates, thrRates []float64, err error) {
 	for range reps {
-		r, err := rate(n)
+		r, err := rate(processes, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		rates = append(rates, r)
+		procRates = append(procRates, r)
+		if r, err = rate(threads, n); err != nil {
+			return nil, nil, fmt.Errorf("threads mode: %w", err)
+		}
+		thrRates = append(thrRates, r)
 	}
-	return rates, nil
+	return procRates, thrRates, nil
 }
 
-// pyRate runs the Python workload on 2 processes, n tasks reps times, and
-// logs its rates as what: their median, or naFig when Python is not
-// available.
-func (h *harness) pyRate(workload, what string, n, reps int) (fig, error) {
+// pyRate runs the Python workload on a pool of 2 of kind ("process" or
+// "thread"), n tasks reps times, and logs its rates as what: their median,
+// or naFig when Python is not available.
+func (h *harness) pyRate(workload, kind, what string, n, reps int) (fig, error) {
 	var py struct {
 		Rates []float64 `json:"rates"`
 	}
-	ok, err := h.pyRun(&py, workload, "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps))
+	ok, err := h.pyRun(&py, workload, "--kind", kind, "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps))
 	if err != nil || !ok {
 		return naFig, err
 	}
