@@ -300,6 +300,16 @@ func TestThreadsCPU(t *testing.T) {
 	if own := time.Duration(s.Value); s.CPU < own || s.CPU > own+5*time.Millisecond || s.CPU > s.Duration()+time.Millisecond {
 		t.Errorf("a task that burned %v of its thread's CPU in %v: CPU %v", own, s.Duration(), s.CPU)
 	}
+	// Map's results carry it too.
+	rs, err := spin.Map(ctx, p, []int{10, 10, 10}, poold.ChunkSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range rs {
+		if own := time.Duration(s.Value); s.CPU < own || s.CPU > own+5*time.Millisecond {
+			t.Errorf("Map item %d burned %v of its thread's CPU: CPU %v", i, own, s.CPU)
+		}
+	}
 	r, err := sleep.Apply(ctx, p, 60)
 	if err != nil {
 		t.Fatal(err)
