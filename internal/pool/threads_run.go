@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync/atomic"
@@ -17,13 +16,6 @@ import (
 	"github.com/poold/poold/internal/tasks"
 	child "github.com/poold/poold/internal/worker"
 )
-
-// maxMeasured bounds the calls measured at once. Measuring a call's CPU
-// time pins its goroutine to its OS thread, which a blocked call then
-// holds; Go stops a program past 10,000 threads (debug.SetMaxThreads), and
-// a threads pool of 20,000 sleeping tasks must not. A call beyond the bound
-// reports its CPU time unknown.
-const maxMeasured = 1000
 
 // thread is one worker goroutine of a Threads pool.
 type thread struct {
@@ -41,6 +33,7 @@ type thread struct {
 	cancel context.CancelFunc // (guarded by Threads.mu)
 	gone   bool               // exited, or given up on: no longer live (guarded by Threads.mu)
 	buf    []byte             // its calls' results, reused; owned by the goroutine
+	meter  threadMeter        // its job's CPU time; owned by the goroutine
 }
 
 // serve is the worker goroutine th: its initializer, then jobs until the
@@ -153,6 +146,8 @@ func (p *Threads) next(th *thread) (*Task, context.Context) {
 func (p *Threads) runJob(th *thread, t *Task, ctx context.Context) bool {
 	fn, _ := p.cfg.Registry.Lookup(t.Func)
 	off, attempts := 0, t.tries
+	p.beginMeter(&th.meter)
+	defer p.endMeter(&th.meter) // runs for a call that ends its goroutine too
 	for i := 0; i < t.Calls; {
 		n := valueLen(t.Args[off:])
 		o, s, started := p.runCall(th, t, fn, i, t.Args[off:off+n], attempts, ctx)
@@ -205,21 +200,12 @@ func (p *Threads) runCall(th *thread, t *Task, fn tasks.Func, i int, arg msgpack
 				t.Timeout, p.cfg.KillGrace)}, false)
 		})
 	}
-	measured := p.locked.Add(1) <= maxMeasured
-	if measured {
-		runtime.LockOSThread()
-	} else {
-		p.locked.Add(-1)
-	}
 	returned := false
 	defer func() {
 		if returned {
 			return
 		}
 		// runtime.Goexit: this goroutine ends whatever happens.
-		if measured {
-			p.locked.Add(-1)
-		}
 		if limit != nil {
 			limit.Stop()
 			cancel()
@@ -230,21 +216,10 @@ func (p *Threads) runCall(th *thread, t *Task, fn tasks.Func, i int, arg msgpack
 			p.lost(th)
 		}
 	}()
-	cpu0 := time.Duration(-1)
-	if measured {
-		cpu0 = threadCPU()
-	}
-	start := time.Now()
+	start := time.Now().UnixNano()
 	out, stack, err := invoke(cctx, fn, arg, th.buf[:0])
-	end := time.Now()
-	o = Outcome{PID: p.pid, Worker: th.slot, Attempts: attempts, Start: start.UnixNano(), End: end.UnixNano(), CPU: -1}
-	if measured {
-		if cpu0 >= 0 {
-			o.CPU = threadCPU() - cpu0
-		}
-		runtime.UnlockOSThread()
-		p.locked.Add(-1)
-	}
+	end := time.Now().UnixNano()
+	o = Outcome{PID: p.pid, Worker: th.slot, Attempts: attempts, Start: start, End: end, CPU: th.meter.cpu(start, end, i == t.Calls-1)}
 	returned = true
 	if limit != nil {
 		limit.Stop()
