@@ -219,7 +219,7 @@ func (m *MapResult[R]) Successful() (bool, error) {
 func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) {
 	*dst = Result[R]{
 		Err: outcomeErr(fn, o), Index: index, Func: fn, Host: o.Host, PID: o.PID, Worker: o.Worker,
-		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End),
+		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), CPU: o.CPU,
 	}
 	if len(o.Output) > 0 {
 		dst.Output = bytes.Clone(o.Output)
