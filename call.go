@@ -138,7 +138,7 @@ func (c *call[R]) submit(t *pool.Task) error { return poolErr(c.p.p.Submit(t), c
 
 // encodeFailure is the outcome of a call whose argument did not encode.
 func encodeFailure(err error) *pool.Outcome {
-	return &pool.Outcome{Fail: &pool.Failure{Kind: kind.Encode, Message: "encoding the arguments: " + err.Error()}}
+	return &pool.Outcome{Fail: &pool.Failure{Kind: kind.Encode, Message: "encoding the arguments: " + err.Error()}, CPU: -1}
 }
 
 // appendArg appends the msgpack encoding of a to buf; a Raw is taken as it

@@ -149,7 +149,7 @@ func (mp *mapper[R]) failRest(k *chunker[R], bad []badArg, err error) (*MapResul
 	}
 	for i := k.first; i < len(mp.m.results); i++ {
 		mp.settle(i, &pool.Outcome{Fail: &pool.Failure{Kind: kind.Terminated,
-			Message: "the pool stopped before this part of the Map was submitted: " + err.Error()}})
+			Message: "the pool stopped before this part of the Map was submitted: " + err.Error()}, CPU: -1})
 	}
 	mp.settleBad(bad)
 	return mp.m, nil

@@ -515,3 +515,57 @@ func TestCrashModes(t *testing.T) {
 		})
 	}
 }
+
+// TestJSONCPU: --json records carry each task's CPU time in its worker:
+// more than 0 for the CPU-bound tasks of examples/map.json, next to nothing
+// for a task that sleeps, and, for exec, the CPU of the program it ran.
+func TestJSONCPU(t *testing.T) {
+	t.Parallel()
+	cpu := func(t *testing.T, id string, rec *record) float64 {
+		t.Helper()
+		if rec == nil || !rec.ok() || rec.CPUMS == nil {
+			t.Fatalf("task %s: %+v, want a success with cpu_ms", id, rec)
+		}
+		if *rec.CPUMS < 0 || *rec.CPUMS > 1.5*rec.DurationMS+1 {
+			t.Errorf("task %s: cpu_ms %v for a duration_ms of %v", id, *rec.CPUMS, rec.DurationMS)
+		}
+		return *rec.CPUMS
+	}
+
+	r := runPoold(t, runOpts{}, "-n", "2", "--json", filepath.Join(rootDir, "examples", "map.json"))
+	if r.Code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", r.Code, r.Stderr)
+	}
+	recs := parseRecords(t, r.Stdout)
+	for _, id := range []string{"primes[5]", "pi"} {
+		if ms := cpu(t, id, recs[id]); ms <= 0 {
+			t.Errorf("task %s: cpu_ms %v, want more than 0", id, ms)
+		}
+	}
+	// All the primes below 1,000,000 take a while: on a machine busy with
+	// other work, the CPU they got, not their wall time.
+	if ms := cpu(t, "primes[5]", recs["primes[5]"]); ms < 1 {
+		t.Errorf("primes below 1,000,000: cpu_ms %v, want 1 ms at least", ms)
+	}
+
+	tasks := writeTasks(t, []any{
+		task{ID: "sleep", Func: "sleep", Args: map[string]any{"seconds": 0.3}},
+		execTask("loop", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done"),
+		execTask("nap", "sleep 0.3"),
+	})
+	r = runPoold(t, runOpts{}, "-n", "3", "--json", tasks)
+	if r.Code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", r.Code, r.Stderr)
+	}
+	recs = parseRecords(t, r.Stdout)
+	for _, id := range []string{"sleep", "nap"} {
+		if ms := cpu(t, id, recs[id]); recs[id].DurationMS < 290 || ms > 0.1*recs[id].DurationMS {
+			t.Errorf("task %s: cpu_ms %v for a duration_ms of %v; want less than a tenth", id, ms, recs[id].DurationMS)
+		}
+	}
+	// The shell's loop takes tens of ms of CPU here; the worker itself,
+	// which only waits for it, under a millisecond.
+	if ms := cpu(t, "loop", recs["loop"]); ms < 5 {
+		t.Errorf("exec of a shell loop: cpu_ms %v (duration_ms %v), want the shell's CPU, 5 ms at least", ms, recs["loop"].DurationMS)
+	}
+}

@@ -481,6 +481,7 @@ type record struct {
 	Start      string          `json:"start"`
 	End        string          `json:"end"`
 	DurationMS float64         `json:"duration_ms"`
+	CPUMS      *float64        `json:"cpu_ms"` // null when unknown
 	Output     *string         `json:"output"`
 }
 

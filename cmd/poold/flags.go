@@ -230,6 +230,11 @@ With --jsonl (or a name ending in .jsonl), TASKFILE holds one such entry per
 line, blank lines skipped; it is read as the tasks run, in bounded memory. A
 line that is wrong fails as its entry's result, kind bad_task (status 1).
 
+With --json, each line is an object with id, index, func, ok, result or
+error, pid, attempts, start and end (absent when unknown), duration_ms,
+cpu_ms (the task's CPU time in its worker, its waited-for programs
+included; null when unknown) and output (when it printed).
+
 poold run -- COMMAND ARG... runs COMMAND once per argument, as GNU parallel
 does: the arguments follow :::, or are the lines of the FILE after ::::, or
 else of standard input. {} in the command is the argument (appended when no

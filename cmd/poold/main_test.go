@@ -181,6 +181,7 @@ type record struct {
 	Start      *time.Time      `json:"start"`
 	End        *time.Time      `json:"end"`
 	DurationMS *float64        `json:"duration_ms"`
+	CPUMS      *float64        `json:"cpu_ms"`
 	Output     string          `json:"output"`
 }
 
@@ -197,7 +198,7 @@ func parseRecords(ts *testscript.TestScript, stdout string) []record {
 		}
 		var fields map[string]json.RawMessage
 		ts.Check(json.Unmarshal(sc.Bytes(), &fields))
-		for _, k := range []string{"id", "index", "func", "ok", "pid", "attempts", "duration_ms"} {
+		for _, k := range []string{"id", "index", "func", "ok", "pid", "attempts", "duration_ms", "cpu_ms"} {
 			if _, ok := fields[k]; !ok {
 				ts.Fatalf("stdout line %d has no %q: %.300s", line, k, sc.Text())
 			}
@@ -224,6 +225,10 @@ func checkRecord(ts *testscript.TestScript, i int, r record, n, parent int) {
 		ts.Fatalf("%s: failed, but result %s and error %+v", where, r.Result, r.Error)
 	case r.OK && (r.PID <= 0 || r.Attempts < 1 || r.Start == nil || r.End == nil):
 		ts.Fatalf("%s: ok, but pid %d, %d attempts, start %v, end %v", where, r.PID, r.Attempts, r.Start, r.End)
+	case r.OK && (r.CPUMS == nil || *r.CPUMS < 0):
+		ts.Fatalf("%s: ok, but cpu_ms %v: a worker measures every call", where, r.CPUMS)
+	case r.PID == 0 && r.CPUMS != nil:
+		ts.Fatalf("%s: no worker ran it, but cpu_ms %v", where, *r.CPUMS)
 	case r.PID == parent:
 		ts.Fatalf("%s: ran in the parent, pid %d", where, parent)
 	case r.Start != nil && r.End != nil && r.End.Before(*r.Start):

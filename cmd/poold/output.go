@@ -159,6 +159,7 @@ type jsonRecord struct {
 	Start      string          `json:"start,omitempty"` // absent when the task never started
 	End        string          `json:"end,omitempty"`
 	DurationMS float64         `json:"duration_ms"`
+	CPUMS      *float64        `json:"cpu_ms"` // null when unknown
 	Output     string          `json:"output,omitempty"`
 }
 
@@ -205,6 +206,10 @@ func newJSONRecord(o outcome) jsonRecord {
 		PID: res.PID, Attempts: res.Attempts,
 		DurationMS: float64(duration(res)) / float64(time.Millisecond),
 		Output:     string(res.Output),
+	}
+	if res.CPU >= 0 {
+		ms := float64(res.CPU) / float64(time.Millisecond)
+		rec.CPUMS = &ms
 	}
 	if !res.Start.IsZero() {
 		rec.Start = res.Start.Format(time.RFC3339Nano)

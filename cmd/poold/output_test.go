@@ -98,14 +98,14 @@ var (
 
 func okOutcome(t *testing.T) outcome {
 	return outcome{ID: "sq[1]", Index: 3, Res: poold.Result[poold.Raw]{
-		Value: raw(t, "4"), Func: "pow", PID: 4242, Attempts: 1, Start: t0, End: t1,
+		Value: raw(t, "4"), Func: "pow", PID: 4242, Attempts: 1, Start: t0, End: t1, CPU: 1234567,
 	}}
 }
 
 func lostOutcome() outcome {
 	exit := &poold.WorkerExitError{PID: 4243, ExitCode: -1, Signal: syscall.SIGKILL, Stderr: []string{"bye"}}
 	return outcome{ID: "k", Index: 0, Res: poold.Result[poold.Raw]{
-		Func: "crash", PID: 4243, Attempts: 2, End: t1,
+		Func: "crash", PID: 4243, Attempts: 2, End: t1, CPU: -1,
 		Err: &poold.TaskError{Kind: poold.KindWorkerLost, Func: "crash", PID: 4243, Attempts: 2, Message: exit.Error(), Exit: exit},
 	}}
 }
@@ -119,18 +119,18 @@ func TestJSONRecord(t *testing.T) {
 	rep.Result(ok)
 	rep.Result(lostOutcome())
 	exited := &poold.WorkerExitError{PID: 7, ExitCode: 3}
-	rep.Result(outcome{ID: "e", Index: 1, Res: poold.Result[poold.Raw]{Func: "crash", PID: 7, Attempts: 1,
+	rep.Result(outcome{ID: "e", Index: 1, Res: poold.Result[poold.Raw]{Func: "crash", PID: 7, Attempts: 1, CPU: -1,
 		Err: &poold.TaskError{Kind: poold.KindWorkerLost, Message: exited.Error(), Exit: exited}}})
-	rep.Result(outcome{ID: "p", Index: 2, Res: poold.Result[poold.Raw]{Func: "crash", PID: 8, Attempts: 1, Start: t0, End: t1,
+	rep.Result(outcome{ID: "p", Index: 2, Res: poold.Result[poold.Raw]{Func: "crash", PID: 8, Attempts: 1, Start: t0, End: t1, CPU: 250 * time.Microsecond,
 		Err: &poold.TaskError{Kind: poold.KindPanic, Message: "panic: boom", Stack: "goroutine 1"}}})
 	rep.Summary(summary{Tasks: 4, OK: 1, Failed: 3, PIDs: 4, WorkersStarted: 5, Wall: 2 * time.Second})
 
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{
-		`{"id":"sq[1]","index":3,"func":"pow","ok":true,"result":"4","pid":4242,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500,"output":"hi\n"}`,
-		`{"id":"k","index":0,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 4243 killed by signal 9 (killed); stderr: bye","pid":4243,"signal":"SIGKILL","stderr":["bye"]},"pid":4243,"attempts":2,"end":"2025-01-02T03:04:07.1Z","duration_ms":0}`,
-		`{"id":"e","index":1,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 7 exited with code 3","pid":7,"exit_code":3},"pid":7,"attempts":1,"duration_ms":0}`,
-		`{"id":"p","index":2,"func":"crash","ok":false,"error":{"kind":"panic","message":"panic: boom","stack":"goroutine 1"},"pid":8,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500}`,
+		`{"id":"sq[1]","index":3,"func":"pow","ok":true,"result":"4","pid":4242,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500,"cpu_ms":1.234567,"output":"hi\n"}`,
+		`{"id":"k","index":0,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 4243 killed by signal 9 (killed); stderr: bye","pid":4243,"signal":"SIGKILL","stderr":["bye"]},"pid":4243,"attempts":2,"end":"2025-01-02T03:04:07.1Z","duration_ms":0,"cpu_ms":null}`,
+		`{"id":"e","index":1,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 7 exited with code 3","pid":7,"exit_code":3},"pid":7,"attempts":1,"duration_ms":0,"cpu_ms":null}`,
+		`{"id":"p","index":2,"func":"crash","ok":false,"error":{"kind":"panic","message":"panic: boom","stack":"goroutine 1"},"pid":8,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500,"cpu_ms":0.25}`,
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines on stdout, want %d:\n%s", len(lines), len(want), out.String())

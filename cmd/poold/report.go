@@ -19,6 +19,7 @@ func (r *runner) fail(e *Entry, kind poold.Kind, msg string) {
 		r.report(e, j, poold.Result[poold.Raw]{
 			Func: e.Func,
 			Err:  &poold.TaskError{Kind: kind, Func: e.Func, Message: msg},
+			CPU:  -1, // no worker ran it
 		}, false)
 	}
 }

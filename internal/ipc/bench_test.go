@@ -34,7 +34,7 @@ func benchResult(nitems int) *Result {
 	}
 	r := &Result{ID: 1 << 20}
 	for range nitems {
-		r.Items = append(r.Items, Item{OK: true, Value: val, Start: 1732550000000000000, End: 1732550000000123456})
+		r.Items = append(r.Items, Item{OK: true, Value: val, Start: 1732550000000000000, End: 1732550000000123456, CPU: 98765})
 	}
 	return r
 }

@@ -105,14 +105,17 @@ func (w *Writer) WriteResult(r *Result) error {
 		return fmt.Errorf("%w: result %d: from %d is not an argument's index", ErrMalformed, r.ID, r.From)
 	}
 	w.begin(KindResult, 3)
-	w.body.Grow(24 * len(r.Items)) // most of it, at once: items of trivial results take about that
+	w.body.Grow(28 * len(r.Items)) // most of it, at once: items of trivial results take about that
 	w.enc.EncodeUint(r.ID)
 	w.enc.EncodeUint(uint64(r.From))
 	w.enc.EncodeArrayLen(len(r.Items))
 	for i := range r.Items {
 		it := &r.Items[i]
-		w.enc.EncodeArrayLen(6)
-		w.enc.EncodeBool(it.OK)
+		ok := byte(0xc2) // false
+		if it.OK {
+			ok = 0xc3
+		}
+		w.body.Write(append(w.body.AvailableBuffer(), 0x90|7, ok)) // fixarray of 7 fields
 		if err := w.raw(it.Value); err != nil {
 			return fmt.Errorf("value %d of task %d: %w", i, r.ID, err)
 		}
@@ -132,10 +135,37 @@ func (w *Writer) WriteResult(r *Result) error {
 			return fmt.Errorf("output %d of task %d: %w", i, r.ID, err)
 		}
 		w.enc.EncodeBytes(it.Output)
-		w.enc.EncodeInt(it.Start)
-		w.enc.EncodeInt(it.End)
+		// The three integers in one write: the encoder makes one call
+		// through an interface per piece, a good part of a trivial item.
+		w.body.Write(appendInt(appendInt(appendInt(w.body.AvailableBuffer(), it.Start), it.End), it.CPU))
 	}
 	return w.commit()
+}
+
+// appendInt appends v in msgpack's shortest encoding, as Encoder.EncodeInt
+// writes it: a fixint, or a uint of 8 to 64 bits for other values not
+// negative, an int of 8 to 64 bits for the others.
+func appendInt(b []byte, v int64) []byte {
+	be := binary.BigEndian
+	switch u := uint64(v); {
+	case v >= -32 && v <= math.MaxInt8: // positive or negative fixint
+		return append(b, byte(v))
+	case v > 0 && u <= math.MaxUint8:
+		return append(b, 0xcc, byte(u))
+	case v > 0 && u <= math.MaxUint16:
+		return be.AppendUint16(append(b, 0xcd), uint16(u))
+	case v > 0 && u <= math.MaxUint32:
+		return be.AppendUint32(append(b, 0xce), uint32(u))
+	case v > 0:
+		return be.AppendUint64(append(b, 0xcf), u)
+	case v >= math.MinInt8:
+		return append(b, 0xd0, byte(v))
+	case v >= math.MinInt16:
+		return be.AppendUint16(append(b, 0xd1), uint16(v))
+	case v >= math.MinInt32:
+		return be.AppendUint32(append(b, 0xd2), uint32(v))
+	}
+	return be.AppendUint64(append(b, 0xd3), uint64(v))
 }
 
 // WriteCancel buffers a Cancel frame.

@@ -99,8 +99,8 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		w.WriteHello(&Hello{PID: 78, Version: ProtocolVersion})
 		w.WriteTask(&Task{ID: math.MaxUint64, Func: "sq", Timeout: 2e9, Eager: true, Args: []msgpack.RawMessage{arg1, arg2}})
 		w.WriteResult(&Result{ID: 5, From: 2, Items: []Item{
-			{OK: true, Value: val, Output: []byte("out"), Start: 10, End: -20},
-			{OK: false, Err: &ErrorInfo{Kind: "panic", Message: "boom", Stack: "trace"}},
+			{OK: true, Value: val, Output: []byte("out"), Start: 10, End: -20, CPU: 70000},
+			{OK: false, Err: &ErrorInfo{Kind: "panic", Message: "boom", Stack: "trace"}, CPU: -1},
 		}})
 		w.WriteTask(&Task{ID: 6, Func: "sq", Args: []msgpack.RawMessage{arg1}})
 		w.WriteResult(&Result{ID: 6, From: math.MaxInt32})
@@ -135,7 +135,7 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		t.Errorf("task args are not the raw values: %#v", args)
 	}
 
-	// Result [3, id, from, [[ok, value, err, output, start_ns, end_ns]...]], err nil or [kind, message, stack, type, detail]
+	// Result [3, id, from, [[ok, value, err, output, start_ns, end_ns, cpu_ns]...]], err nil or [kind, message, stack, type, detail]
 	v = generic(t, b[3])
 	if len(v) != 4 || num(t, v[0]) != int64(KindResult) || num(t, v[1]) != 5 || unum(t, v[2]) != 2 {
 		t.Errorf("result: %#v", v)
@@ -145,13 +145,13 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		t.Fatalf("result items: %#v", v[3])
 	}
 	it0, _ := items[0].([]any)
-	if len(it0) != 6 || it0[0] != true || it0[1] != "value" || it0[2] != nil ||
-		!reflect.DeepEqual(it0[3], []byte("out")) || num(t, it0[4]) != 10 || num(t, it0[5]) != -20 {
+	if len(it0) != 7 || it0[0] != true || it0[1] != "value" || it0[2] != nil ||
+		!reflect.DeepEqual(it0[3], []byte("out")) || num(t, it0[4]) != 10 || num(t, it0[5]) != -20 || num(t, it0[6]) != 70000 {
 		t.Errorf("result item 0: %#v", items[0])
 	}
 	it1, _ := items[1].([]any)
-	if len(it1) != 6 || it1[0] != false || it1[1] != nil || !reflect.DeepEqual(it1[2], []any{"panic", "boom", "trace", "", nil}) ||
-		it1[3] != nil || num(t, it1[4]) != 0 || num(t, it1[5]) != 0 {
+	if len(it1) != 7 || it1[0] != false || it1[1] != nil || !reflect.DeepEqual(it1[2], []any{"panic", "boom", "trace", "", nil}) ||
+		it1[3] != nil || num(t, it1[4]) != 0 || num(t, it1[5]) != 0 || num(t, it1[6]) != -1 {
 		t.Errorf("result item 1: %#v", items[1])
 	}
 
@@ -203,20 +203,35 @@ func TestReaderReadsOtherEncoders(t *testing.T) {
 			Message{Kind: KindResult, Result: Result{ID: 9, From: 4}}},
 		{"result/max from as int64", []any{int64(3), int64(9), int64(math.MaxInt32), []any{
 			[]any{true, msgpack.RawMessage(arg), nil, nil, uint8(0), uint8(0)},
-		}}, Message{Kind: KindResult, Result: Result{ID: 9, From: math.MaxInt32, Items: []Item{{OK: true, Value: arg}}}}},
+		}}, Message{Kind: KindResult, Result: Result{ID: 9, From: math.MaxInt32, Items: []Item{{OK: true, Value: arg, CPU: -1}}}}},
 		{"result/max from as uint64", []any{uint64(3), uint64(9), uint64(math.MaxInt32), []any{}},
 			Message{Kind: KindResult, Result: Result{ID: 9, From: math.MaxInt32}}},
 		{"result/from, as_array struct", &resultV3{Kind: uint8(KindResult), ID: 11, From: 70000, Items: []any{
 			[]any{false, nil, []any{"timeout", "m", "", "", nil}, []byte("o"), int64(5), int64(6)},
 		}}, Message{Kind: KindResult, Result: Result{ID: 11, From: 70000, Items: []Item{
-			{Value: msgpackNil, Err: &ErrorInfo{Kind: "timeout", Message: "m"}, Output: []byte("o"), Start: 5, End: 6},
+			{Value: msgpackNil, Err: &ErrorInfo{Kind: "timeout", Message: "m"}, Output: []byte("o"), Start: 5, End: 6, CPU: -1},
 		}}}},
 		{"result", []any{int16(3), uint64(8), uint32(0), []any{
 			[]any{true, msgpack.RawMessage(arg), nil, []byte("o"), int64(1), uint64(2)},
 			[]any{false, nil, []any{"k", "m", "s", "*fs.PathError", map[string]int{"code": 3}}, nil, int8(-1), int16(-2)},
 		}}, Message{Kind: KindResult, Result: Result{ID: 8, Items: []Item{
-			{OK: true, Value: arg, Output: []byte("o"), Start: 1, End: 2},
-			{OK: false, Value: msgpackNil, Err: &ErrorInfo{Kind: "k", Message: "m", Stack: "s", Type: "*fs.PathError", Detail: msgpack.RawMessage{0x81, 0xa4, 'c', 'o', 'd', 'e', 0x03}}, Start: -1, End: -2},
+			{OK: true, Value: arg, Output: []byte("o"), Start: 1, End: 2, CPU: -1},
+			{OK: false, Value: msgpackNil, Err: &ErrorInfo{Kind: "k", Message: "m", Stack: "s", Type: "*fs.PathError", Detail: msgpack.RawMessage{0x81, 0xa4, 'c', 'o', 'd', 'e', 0x03}}, Start: -1, End: -2, CPU: -1},
+		}}}},
+		{"result/cpu in any width", []any{uint8(3), uint8(8), uint8(0), []any{
+			[]any{true, msgpack.RawMessage(arg), nil, nil, int64(1), int64(2), uint8(200)},
+			[]any{true, msgpack.RawMessage(arg), nil, nil, int64(1), int64(2), uint32(1 << 30)},
+			[]any{true, msgpack.RawMessage(arg), nil, nil, int64(1), int64(2), int64(math.MaxInt64)},
+			[]any{true, msgpack.RawMessage(arg), nil, nil, int64(1), int64(2), uint64(0)},
+			[]any{true, msgpack.RawMessage(arg), nil, nil, int64(1), int64(2), int8(-1)},
+			[]any{true, msgpack.RawMessage(arg), nil, nil, int64(1), int64(2), int64(math.MinInt64)},
+		}}, Message{Kind: KindResult, Result: Result{ID: 8, Items: []Item{
+			{OK: true, Value: arg, Start: 1, End: 2, CPU: 200},
+			{OK: true, Value: arg, Start: 1, End: 2, CPU: 1 << 30},
+			{OK: true, Value: arg, Start: 1, End: 2, CPU: math.MaxInt64},
+			{OK: true, Value: arg, Start: 1, End: 2, CPU: 0},
+			{OK: true, Value: arg, Start: 1, End: 2, CPU: -1},
+			{OK: true, Value: arg, Start: 1, End: 2, CPU: math.MinInt64},
 		}}}},
 	}
 	for _, tc := range cases {
@@ -309,5 +324,24 @@ func TestRetiredKindsRefused(t *testing.T) {
 				t.Fatalf("message not left zero: %s", describe(&m))
 			}
 		})
+	}
+}
+
+// TestAppendInt: appendInt writes what the msgpack library's EncodeInt
+// writes, at every boundary of the encodings.
+func TestAppendInt(t *testing.T) {
+	var vs []int64
+	for _, v := range []int64{0, 1, 31, 32, 127, 128, 255, 256, 1<<16 - 1, 1 << 16, 1<<32 - 1, 1 << 32, math.MaxInt64,
+		-1, -31, -32, -33, -127, -128, -129, -1 << 15, -1<<15 - 1, -1 << 31, -1<<31 - 1, math.MinInt64} {
+		vs = append(vs, v, v+1, v-1)
+	}
+	for _, v := range vs {
+		var buf bytes.Buffer
+		if err := msgpack.NewEncoder(&buf).EncodeInt(v); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendInt([]byte{0xaa}, v); !bytes.Equal(got[1:], buf.Bytes()) || got[0] != 0xaa {
+			t.Errorf("appendInt(%d) = % x, EncodeInt gives % x", v, got[1:], buf.Bytes())
+		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 var fieldCount = [...]int{KindHello: 4, KindTask: 6, KindResult: 4, KindCancel: 2}
 
 // minItemSize is the smallest encoding of a result item: a fixarray header
-// and six one-byte values.
+// and six one-byte values (the seventh, cpu, may be left out).
 const minItemSize = 7
 
 // Reader decodes frames from a stream. It reuses its frame buffer; every
@@ -200,7 +200,10 @@ func (c *cursor) result(res *Result) {
 }
 
 func (c *cursor) item(it *Item) {
-	c.fields("item", "result item", 6)
+	n := c.arrayLen("item")
+	if n != 6 && n != 7 && c.err == nil {
+		c.err = fmt.Errorf("result item with %d fields, want 6 or 7", n)
+	}
 	it.OK = c.bool("ok")
 	it.Value = c.raw("value")
 	if !c.nil() {
@@ -218,4 +221,8 @@ func (c *cursor) item(it *Item) {
 	it.Output = c.binOrNil("output")
 	it.Start = c.int64("start")
 	it.End = c.int64("end")
+	it.CPU = -1 // without cpu: not measured
+	if n == 7 {
+		it.CPU = c.int64("cpu")
+	}
 }

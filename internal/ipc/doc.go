@@ -6,24 +6,26 @@
 //
 //	Hello    [1, pid, version, [task names...]]
 //	Task     [2, id, func, timeout_ns, eager, [args...]]  one or more raw args: more than one is a chunk
-//	Result   [3, id, from, [[ok, value, err, output, start_ns, end_ns]...]]  items of args from, from+1, ...
+//	Result   [3, id, from, [[ok, value, err, output, start_ns, end_ns, cpu_ns]...]]  items of args from, from+1, ...
 //	Cancel   [6, id]                                    on the control stream only: stop job id
 //
 // where err is nil or [kind, message, stack, type, detail], detail being
-// one raw value (nil: none). A job's items may come in several Results, in
+// one raw value (nil: none), and cpu_ns is the CPU time of the call in its
+// worker, user and system (negative: unknown). Protocol 4 added cpu_ns; a
+// worker always sends it, and an item that ends at end_ns is read as one
+// whose CPU is unknown. A job's items may come in several Results, in
 // order, each starting where the last ended (a worker reports a long
-// chunk's finished calls as it goes; each of them, for an eager task). Kinds
-// 4 and 5 are retired. Arguments and values are raw
-// msgpack: this package never decodes them, it only checks that they are
-// well formed. An empty value is sent as nil, and read back as the one byte
-// of msgpack nil.
+// chunk's finished calls as it goes; each of them, for an eager task).
+// Kinds 4 and 5 are retired. Arguments and values are raw msgpack: this
+// package never decodes them, it only checks that they are well formed. An
+// empty value is sent as nil, and read back as the one byte of msgpack nil.
 //
-// Types are checked: kind, id, from, pid, version, timeout, start and end are
-// integers (any msgpack width; ids and kinds not negative, none beyond the Go
-// field), func, names and the parts of err are str, ok is a bool, output is
-// bin or nil, eager a bool. A frame of the wrong shape or of any other kind is
-// [ErrMalformed]; so is a Task without arguments, which Writer also refuses
-// to write.
+// Types are checked: kind, id, from, pid, version, timeout, start, end and
+// cpu are integers (any msgpack width; ids and kinds not negative, none
+// beyond the Go field), func, names and the parts of err are str, ok is a
+// bool, output is bin or nil, eager a bool. A frame of the wrong shape or of
+// any other kind is [ErrMalformed]; so is a Task without arguments, which
+// Writer also refuses to write.
 //
 // Frames come from processes we do not trust (a task can crash its worker
 // half way through a write, or write garbage). The length is checked against a

@@ -52,8 +52,8 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	seeds = append(seeds, all.Bytes())
 	seeds = append(seeds, writeFrames(t, 0, func(w *Writer) error {
 		return w.WriteResult(&Result{ID: 3, Items: []Item{
-			{OK: true, Value: mp(t, map[string]any{"k": []any{1, "x", 2.5, nil, true}}), Output: []byte("o\n"), Start: 1, End: 2},
-			{Err: &ErrorInfo{Kind: "panic", Message: "m", Stack: "s"}},
+			{OK: true, Value: mp(t, map[string]any{"k": []any{1, "x", 2.5, nil, true}}), Output: []byte("o\n"), Start: 1, End: 2, CPU: 70000},
+			{Err: &ErrorInfo{Kind: "panic", Message: "m", Stack: "s"}, CPU: -1},
 		}})
 	}))
 	for _, tc := range hostileBodies() {

@@ -170,6 +170,10 @@ func hostileBodies() []struct {
 	item := func(ok, value, err, output, start, end []byte) []byte {
 		return cat(resultHead, []byte{0x91, 0x96}, ok, value, err, output, start, end)
 	}
+	// cpuItem is a good item of seven fields but for its cpu, v.
+	cpuItem := func(v ...byte) []byte {
+		return cat(resultHead, []byte{0x91, 0x97}, okItemHead[1:], []byte{0xc0}, fineTail, v)
+	}
 	nilv := []byte{0xc0}
 	zero := []byte{0x00}
 	var fields []struct {
@@ -226,7 +230,8 @@ func hostileBodies() []struct {
 		{"result with 3 fields (protocol 2, no from)", []byte{0x93, 0x03, 0x01, 0x90}},
 		{"result with 5 fields", []byte{0x95, 0x03, 0x01, 0x00, 0x90, 0x00}},
 		{"result item with 5 fields", cat(resultHead, []byte{0x91, 0x95, 0xc3, 0xc0, 0xc0, 0xc0, 0x00})},
-		{"result item with 7 fields", cat(resultHead, []byte{0x91, 0x97, 0xc3, 0xc0, 0xc0, 0xc0, 0x00, 0x00, 0x00})},
+		{"result item with 8 fields", cat(resultHead, []byte{0x91, 0x98, 0xc3, 0xc0, 0xc0, 0xc0, 0x00, 0x00, 0x00, 0x00})},
+		{"result item with 7 fields, the last nil", cat(resultHead, []byte{0x91, 0x97, 0xc3, 0xc0, 0xc0, 0xc0, 0x00, 0x00, 0xc0})},
 		{"error with 2 fields", item([]byte{0xc2}, nilv, []byte{0x92, 0xa0, 0xa0}, nilv, zero, zero)},
 
 		// Unknown kinds, and kinds that are not small non-negative integers.
@@ -285,6 +290,12 @@ func hostileBodies() []struct {
 		{"start a float", item([]byte{0xc3}, nilv, nilv, nilv, []byte{0xca, 0, 0, 0, 0}, zero)},
 		{"start nil", item([]byte{0xc3}, nilv, nilv, nilv, nilv, zero)},
 		{"end above int64", item([]byte{0xc3}, nilv, nilv, nilv, zero, []byte{0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})},
+		{"cpu above int64", cpuItem(0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0)},
+		{"cpu a float", cpuItem(0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0)},
+		{"cpu a string", cpuItem(0xa1, '1')},
+		{"cpu false", cpuItem(0xc2)},
+		{"cpu an empty array", cpuItem(0x90)},
+		{"cpu truncated int64", cpuItem(0xd3, 0, 0, 0)},
 		{"result id a string", []byte{0x94, 0x03, 0xa0, 0x00, 0x90}},
 		{"result id nil", []byte{0x94, 0x03, 0xc0, 0x00, 0x90}},
 		{"result id a negative fixint", []byte{0x94, 0x03, 0xe0, 0x00, 0x90}},
@@ -379,6 +390,9 @@ func TestHostileNearMisses(t *testing.T) {
 		{"result id max uint64", []byte{0x94, 0x03, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x90}},
 		{"error as nil", cat(resultHead, []byte{0x91}, okItemHead, []byte{0xc0, 0xc0, 0xc0, 0x00, 0x00})},
 		{"error with 4 strings and a nil detail", cat(resultHead, []byte{0x91, 0x96, 0xc2, 0xc0, 0x95, 0xa0, 0xa0, 0xa0, 0xa0, 0xc0, 0xc4, 0x00, 0x00, 0x00})},
+		{"result item with cpu", cat(resultHead, []byte{0x91, 0x97}, okItemHead[1:], []byte{0xc0}, fineTail, []byte{0xcd, 0x01, 0x00})},
+		{"result item with cpu -1", cat(resultHead, []byte{0x91, 0x97}, okItemHead[1:], []byte{0xc0}, fineTail, []byte{0xff})},
+		{"result item with cpu max int64", cat(resultHead, []byte{0x91, 0x97}, okItemHead[1:], []byte{0xc0}, fineTail, []byte{0xcf, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := readOnce(frame(tc.body), 0); err != nil {

@@ -4,7 +4,7 @@ import "github.com/vmihailenco/msgpack/v5"
 
 // ProtocolVersion is sent in every Hello; a worker of another version is
 // refused.
-const ProtocolVersion = 3
+const ProtocolVersion = 4
 
 // Kind is the first element of every frame.
 type Kind uint8
@@ -76,6 +76,10 @@ type Item struct {
 	Output []byte             // what the task wrote to stdout
 	Start  int64              // unix nanoseconds, in the worker
 	End    int64
+	// CPU is the CPU time of the call, user and system, in nanoseconds, as
+	// the worker measured it (see the worker package); negative: unknown.
+	// A Reader gives -1 for an item sent without it.
+	CPU int64
 }
 
 // ErrorInfo is a task failure as the worker saw it.

@@ -280,7 +280,7 @@ func (w *worker) deliver(t *Task, from int, last bool, items []ipc.Item, retried
 func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
 	*o = Outcome{
 		Host: w.host, PID: w.pid, Worker: w.slot, Attempts: t.tries,
-		Start: it.Start, End: it.End, Output: it.Output, CPU: -1,
+		Start: it.Start, End: it.End, Output: it.Output, CPU: time.Duration(it.CPU), // negative: unknown
 	}
 	if it.OK {
 		o.Value = it.Value

@@ -121,7 +121,7 @@ func (t *Task) failAll(f *Failure, pid, slot, from int) {
 	if !t.claim() {
 		return
 	}
-	o := Outcome{Fail: f, PID: pid, Worker: slot, Attempts: t.tries, End: time.Now().UnixNano()}
+	o := Outcome{Fail: f, PID: pid, Worker: slot, Attempts: t.tries, End: time.Now().UnixNano(), CPU: -1}
 	for i := from; i < t.Calls; i++ {
 		t.deliver(i, &o)
 	}

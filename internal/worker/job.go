@@ -50,7 +50,7 @@ func (s *server) runJob(t *ipc.Task) error {
 	}
 	chunk := len(t.Args) > 1
 	s.progress.begin(t.ID)
-	now := time.Now() // each task starts when the one before it ended
+	now := s.cpu.begin(time.Now(), s.waited) // each task starts when the one before it ended
 	jobStart, lastWrite := now, now
 	for i, arg := range t.Args {
 		if len(j.res.Items) > 0 && (t.Eager || now.Sub(lastWrite) >= reportEvery) {
@@ -80,6 +80,19 @@ func (s *server) runJob(t *ipc.Task) error {
 			it = failed(kind.UnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v (%s)", t.Func, s.reg.Names(), registerHint))
 		}
 		j.res.Items = append(j.res.Items, it)
+		// The CPU clock is read after a long call, once cpuSpan has passed
+		// since the last reading, and before the worker waits for its
+		// next job; an item written before the next reading (the job's
+		// result, a partial one at the next call's start, on the same
+		// condition) gets an estimate. See cpuLong.
+		last := i == len(t.Args)-1
+		idle := last && !s.rd.Buffered()
+		switch {
+		case idle || s.cpu.due(&j.res.Items[len(j.res.Items)-1]):
+			s.cpu.settle(j.res.Items, now, idle)
+		case last || t.Eager || now.Sub(lastWrite) >= reportEvery:
+			s.cpu.estimate(j.res.Items)
+		}
 	}
 	err := s.writeResult(&j.res)
 	s.endItems()
@@ -111,6 +124,7 @@ func (s *server) endItems() {
 	s.job.res.Items = s.job.res.Items[:0]
 	s.items = s.job.res.Items
 	s.vals = s.vals[:0]
+	s.cpu.first = 0
 }
 
 // goexited runs in the defer of a call whose task called runtime.Goexit:
@@ -126,6 +140,7 @@ func (s *server) goexited(start time.Time) {
 		Message: "the task called runtime.Goexit, which ends the goroutine that runs it: its worker ends after this result",
 		Stack:   string(debug.Stack()),
 	}})
+	s.cpu.settle(j.res.Items, now, true)
 	s.writeResult(&j.res)
 	if s.owner {
 		os.Exit(3)
@@ -216,12 +231,16 @@ func (s *server) writeResult(res *ipc.Result) error {
 		budget := s.wr.MaxFrame()/(2*len(res.Items)) - 64
 		for i := range res.Items {
 			it := &res.Items[i]
+			ran := *it // the call ran all the same: its times stay
 			if it.OK && len(it.Value) > 0 && ipc.Validate(it.Value) != nil {
 				*it = failed(kind.Encode, "the task returned a value that is not well-formed msgpack")
 			} else if len(it.Value)+len(it.Output) > budget {
 				size := len(it.Value) + len(it.Output)
 				*it = failed(kind.ResultTooLarge, fmt.Sprintf("result of %d bytes does not fit in a frame of at most %d bytes", size, s.wr.MaxFrame()))
+			} else {
+				continue
 			}
+			it.Start, it.End, it.CPU = ran.Start, ran.End, ran.CPU
 		}
 		err = s.wr.WriteResult(res)
 	}

@@ -110,6 +110,8 @@ type server struct {
 	control  *control        // nil: the parent cannot cancel
 	progress *Progress       // nil: the parent cannot see which call runs
 	job      jobRun          // the job running
+	cpu      cpuMeter        // the CPU time of the calls
+	waited   bool            // the job running was not buffered when the worker went to read it
 }
 
 func newServer(reg *tasks.Registry, st Streams, set Settings) *server {
@@ -127,6 +129,7 @@ func newServer(reg *tasks.Registry, st Streams, set Settings) *server {
 		rd:       ipc.NewReader(in, set.MaxFrame),
 		wr:       ipc.NewWriter(out, set.MaxFrame),
 		base:     tasks.WithProtocolStream(context.Background(), out),
+		cpu:      newCPUMeter(),
 	}
 	if st.Control != nil {
 		s.control = newControl(s.base, st.Control)
@@ -174,6 +177,7 @@ func (s *server) run(startErr error) int {
 	var m ipc.Message
 	for {
 		// Shared: a job is done and answered before the next read.
+		s.waited = !s.rd.Buffered()
 		if err := s.rd.ReadShared(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				parentDied()

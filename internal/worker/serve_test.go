@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +20,14 @@ import (
 	"github.com/poold/poold/internal/tasks"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The test binary is also a worker process: TestMain serves when
+// startProcess started it.
+func TestMain(m *testing.M) {
+	if IsWorker() {
+		os.Exit(Serve(testRegistry()))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func testRegistry() *tasks.Registry {
 	r := tasks.NewRegistry()
@@ -30,6 +38,22 @@ func testRegistry() *tasks.Registry {
 	r.Register("wait_ctx", tasks.Typed(func(ctx context.Context, _ struct{}) (int, error) {
 		<-ctx.Done()
 		return 0, ctx.Err()
+	}))
+	// spin_sleep burns SpinUS µs of CPU, then sleeps SleepMS ms, and
+	// returns the ns of CPU it burned.
+	r.Register("spin_sleep", tasks.Typed(func(_ context.Context, a struct{ SpinUS, SleepMS int }) (int64, error) {
+		burned := spin(time.Duration(a.SpinUS) * time.Microsecond)
+		time.Sleep(time.Duration(a.SleepMS) * time.Millisecond)
+		return int64(burned), nil
+	}))
+	// sh runs a shell script and returns the ns of CPU it took, as wait4
+	// told.
+	r.Register("sh", tasks.Typed(func(ctx context.Context, script string) (int64, error) {
+		cmd := exec.CommandContext(ctx, "sh", "-c", script)
+		if err := cmd.Run(); err != nil {
+			return 0, err
+		}
+		return int64(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()), nil
 	}))
 	r.Register("init", tasks.Typed(func(_ context.Context, ok bool) (bool, error) {
 		if !ok {
