@@ -122,7 +122,7 @@ func runLatency(h *harness) ([]Row, error) {
 			"the parent's pipe fds in blocking mode: no netpoller wake-up, the floor a different I/O design could reach"),
 		mkRow("3ta", "threads: round trip p50", tp50, "cap", newFig(capUS, fmtUS),
 			&target{fmt.Sprintf("< %g µs", capUS), func(p, _ float64) bool { return p < capUS }},
-			"threads mode (2 worker goroutines), Apply to result; each call reads its thread's CPU clock twice for Result.CPU"),
+			"threads mode (2 worker goroutines), Apply to result; each Apply (a job of one call) reads its thread's CPU clock twice for Result.CPU"),
 		mkRow("3tb", "threads: round trip p50", tp50, "poold processes p50 (3a)", p50, nil, "threads mode ÷ process mode, interleaved rep by rep"),
 		mkRow("3tc", "threads: round trip p50", tp50, "Python ThreadPool apply p50", pytP50, nil, "multiprocessing.dummy.Pool(2), the same calls"),
 		mkRow("3td", "threads: round trip p99", tp99, "Python ThreadPool apply p99", pytP99, nil, ""),
