@@ -117,6 +117,14 @@ func (r *sideRun) memory(workers int) int64 {
 	return r.parentPeak() + int64(workers)*r.childPeak()
 }
 
+// workWords says each class of workClass in words, for compare's verdict
+// and the run summary.
+var workWords = map[string]string{
+	"cpu-bound": "CPU-bound",
+	"waiting":   "waiting (sleeping, on I/O or on other programs)",
+	"mixed":     "mixed, partly computing and partly waiting",
+}
+
 func workClass(u float64) string {
 	switch {
 	case u >= cpuBoundFrom:
@@ -227,12 +235,12 @@ func (c *comparison) workSentence(v *verdict, s *side, workers int) string {
 	pct := fmt.Sprintf("%.0f%%", 100*v.Util)
 	switch v.Work {
 	case "cpu-bound":
-		return fmt.Sprintf("The work was CPU-bound: it kept %s of the CPUs its workers could use busy (%s).", pct, how)
+		return fmt.Sprintf("The work was %s: it kept %s of the CPUs its workers could use busy (%s).", workWords[v.Work], pct, how)
 	case "waiting":
-		return fmt.Sprintf("The work was waiting (sleeping, on I/O or on other programs): its workers kept only %s of the CPUs they could use busy (%s); "+
-			"such work gains from more workers, which threads make cheap.", pct, how)
+		return fmt.Sprintf("The work was %s: its workers kept only %s of the CPUs they could use busy (%s); "+
+			"such work gains from more workers, which threads make cheap.", workWords[v.Work], pct, how)
 	default:
-		return fmt.Sprintf("The work was mixed, partly computing and partly waiting: its workers kept %s of the CPUs they could use busy (%s).", pct, how)
+		return fmt.Sprintf("The work was %s: its workers kept %s of the CPUs they could use busy (%s).", workWords["mixed"], pct, how)
 	}
 }
 

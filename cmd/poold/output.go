@@ -37,6 +37,7 @@ type summary struct {
 	WorkersStarted    int
 	Wall              time.Duration
 	Signal            syscall.Signal // the signal that interrupted the run; 0 if none did
+	Stats             *runStats      // what explains the run; nil: nothing ran
 }
 
 // reporter prints a run: a header, each result as it finishes, a summary.
@@ -128,7 +129,10 @@ func (q quietReporter) Result(o outcome) {
 	}
 }
 
-func (r *textReporter) Summary(s summary) { writeSummary(r.w, s) }
+func (r *textReporter) Summary(s summary) {
+	writeSummary(r.w, s)
+	writeExplain(r.w, s.Stats, s.Wall)
+}
 
 // jsonReporter prints JSON Lines on out and nothing else there, so that out
 // can be piped into jq; the header and the summary go to log.
@@ -143,8 +147,16 @@ func newJSONReporter(out, log io.Writer) *jsonReporter {
 	return &jsonReporter{out: enc, log: log}
 }
 
-func (r *jsonReporter) Header(h header)   { writeHeader(r.log, h) }
-func (r *jsonReporter) Summary(s summary) { writeSummary(r.log, s) }
+func (r *jsonReporter) Header(h header) { writeHeader(r.log, h) }
+
+// Summary writes the summary for people, then the same as one JSON line,
+// {"summary": {...}}, the last line on stderr.
+func (r *jsonReporter) Summary(s summary) {
+	writeSummary(r.log, s)
+	writeExplain(r.log, s.Stats, s.Wall)
+	b := marshal(map[string]jsonSummary{"summary": newJSONSummary(s)})
+	fmt.Fprintf(r.log, "%s\n", b)
+}
 
 // jsonRecord is one line of --json output.
 type jsonRecord struct {

@@ -48,6 +48,10 @@ func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw], inFlight b
 		r.jobLog.write(e, j, e.First+j, res)
 	}
 	o := outcome{ID: e.ResultID(j), Index: e.First + j, Res: res}
+	if r.stats == nil {
+		r.stats = newRunStats()
+	}
+	r.stats.add(o.ID, res)
 	if r.order == nil {
 		r.print(o, inFlight)
 		return

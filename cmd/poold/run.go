@@ -128,7 +128,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	if j.jobLog != nil && j.jobLog.err != nil {
 		fmt.Fprintf(stderr, "poold: writing the job log %s: %v\n", j.jobLog.path, j.jobLog.err)
 	}
-	s := summary{Tasks: r.ok + r.failed, OK: r.ok, Failed: r.failed, Skipped: r.skipped, PIDs: len(r.pids), Wall: time.Since(start), Signal: in.signal()}
+	s := summary{Tasks: r.ok + r.failed, OK: r.ok, Failed: r.failed, Skipped: r.skipped, PIDs: len(r.pids), Wall: time.Since(start), Signal: in.signal(), Stats: r.stats}
 	if r.pool != nil {
 		s.WorkersStarted = r.pool.Stats().WorkersStarted
 	}
@@ -201,6 +201,7 @@ type runner struct {
 	ok, failed int
 	skipped    int // results skipped by the job log
 	pids       map[int]bool
+	stats      *runStats // for the summary; nil until a result comes
 	jobLog     *jobLog
 	skip       resumeSet
 	total      int   // the tasks of the run; -1 for a stream
