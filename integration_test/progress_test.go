@@ -32,6 +32,8 @@ var (
 	progressBar = regexp.MustCompile(`^(\d+)/2000 done, (\d+) failed, (\d+) running, [0-9.]+/s +\[[=>-]+\] +(\d+) % ETA [0-9hms.]+$`)
 	sleepRow    = regexp.MustCompile(`^ +[0-9]+  t[0-9]+ +sleep  ok +[0-9.]+(ms|µs|s)  0\.002$`)
 	summaryLine = regexp.MustCompile(`^2000 tasks: 2000 ok, 0 failed; 4 worker pids used, 4 workers started; wall time \S+$`)
+	// explainLine is one of the lines after the summary's counts.
+	explainLine = regexp.MustCompile(`^(busy \(task time ÷ wall time\): pid |longest: t\d+ sleep |CPU: .* of CPU in )`)
 )
 
 // runOnPty runs poold with stdout and stderr both on one pseudo-terminal,
@@ -73,7 +75,7 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	screen := runOnPty(t, "-n", "4", progressTasks(t))
 	lines := strings.Split(escape.ReplaceAllString(string(screen), ""), "\n")
 	percents := map[int]bool{}
-	bars, rows, summaries := 0, 0, 0
+	bars, rows, summaries, explains := 0, 0, 0, 0
 	for _, l := range lines {
 		l = strings.TrimRight(l, "\r")
 		switch {
@@ -82,6 +84,8 @@ func TestProgressBarOnTerminal(t *testing.T) {
 			rows++
 		case summaryLine.MatchString(l):
 			summaries++
+		case explainLine.MatchString(l):
+			explains++
 		case progressBar.MatchString(l):
 			bars++
 			pct, _ := strconv.Atoi(progressBar.FindStringSubmatch(l)[4])
@@ -95,6 +99,9 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	}
 	if summaries != 1 {
 		t.Errorf("%d summary lines, want 1", summaries)
+	}
+	if explains != 3 {
+		t.Errorf("%d lines explaining the run after the summary, want 3 (busy, longest, CPU)", explains)
 	}
 	if bars < 2 || len(percents) < 2 {
 		t.Errorf("the bar was drawn %d times with %d different percentages, want it to move (at least 2)", bars, len(percents))
@@ -130,8 +137,8 @@ func TestProgressNoneOffTerminal(t *testing.T) {
 			t.Errorf("stderr to a file holds %q: %q", s, stderr)
 		}
 	}
-	if n := strings.Count(stdout.String(), "\n"); n != 2003 {
-		t.Errorf("stdout has %d lines, want 2003 (header, columns, 2000 rows, summary)", n)
+	if n := strings.Count(stdout.String(), "\n"); n != 2006 {
+		t.Errorf("stdout has %d lines, want 2006 (header, columns, 2000 rows, the summary's 4 lines)", n)
 	}
 
 	screen := runOnPty(t, "--no-progress", "-n", "4", file)
@@ -158,7 +165,7 @@ func TestProgressStream(t *testing.T) {
 		l = strings.TrimRight(l, "\r")
 		switch {
 		case l == "", strings.HasPrefix(l, "poold: streaming tasks from"), strings.HasPrefix(l, "    PID  ID"),
-			strings.HasPrefix(l, "500 tasks: 500 ok, 0 failed;"):
+			strings.HasPrefix(l, "500 tasks: 500 ok, 0 failed;"), explainLine.MatchString(l):
 		case streamRow.MatchString(l):
 			rows++
 		case streamBar.MatchString(l):

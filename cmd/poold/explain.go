@@ -105,7 +105,11 @@ func (st *runStats) add(id string, res poold.Result[poold.Raw]) {
 		if res.Err != nil {
 			lt.Kind = errorKind(res.Err)
 		}
-		i, _ := slices.BinarySearchFunc(st.longest, d, func(t longTask, d time.Duration) int { return cmp.Compare(d, t.D) })
+		// After the tasks as long: of equals, the first reported stays.
+		i := len(st.longest)
+		for i > 0 && st.longest[i-1].D < d {
+			i--
+		}
 		st.longest = slices.Insert(st.longest, i, lt)
 		if len(st.longest) > longestN {
 			st.longest = st.longest[:longestN]
