@@ -144,7 +144,11 @@ func TestJSONRecord(t *testing.T) {
 		}
 	}
 	wantLog := "poold: 2 tasks on 4 workers (8 CPUs), parent pid 99\n" +
-		"4 tasks: 1 ok, 3 failed; 4 worker pids used, 5 workers started; wall time 2s\n"
+		"4 tasks: 1 ok, 3 failed; 4 worker pids used, 5 workers started; wall time 2s\n" +
+		// The summary as JSON, last; empty figures when no task ran (the
+		// reporter was given no stats).
+		`{"summary":{"tasks":4,"ok":1,"failed":3,"skipped":0,"worker_pids":4,"workers_started":5,"wall_ms":2000,"workers":[],"longest":[],` +
+		`"restarts":{"count":0,"lost_ms":0},"cpu":{"cpu_ms":0,"task_ms":0,"share":null,"verdict":"","unknown":0}}}` + "\n"
 	if log.String() != wantLog {
 		t.Errorf("stderr:\n%s\nwant\n%s", log.String(), wantLog)
 	}
