@@ -111,6 +111,19 @@ func TestSummaryBusyLongestWaiting(t *testing.T) {
 	if twice != 1 {
 		t.Errorf("%d workers ran 2 tasks, want 1", twice)
 	}
+	// Whatever start-up took, a worker that ran one sleep was busy half as
+	// long as the one that ran two.
+	var double float64
+	for _, w := range s.Workers {
+		if w.Tasks == 2 {
+			double = w.Busy
+		}
+	}
+	for _, w := range s.Workers {
+		if r := w.Busy / double; w.Tasks == 1 && (r < 0.45 || r > 0.55) {
+			t.Errorf("slot %d was busy %.3f of the time of the worker that ran 2 tasks, want 0.5 (0.45 to 0.55)", w.Slot, r)
+		}
+	}
 
 	var durations []float64
 	for _, rec := range recs {
