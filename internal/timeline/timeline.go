@@ -17,6 +17,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -28,14 +29,98 @@ var style string
 
 // event is one trace event, with only the fields the page uses.
 type event struct {
-	Name string                     `json:"name"`
-	Ph   string                     `json:"ph"`
-	Ts   float64                    `json:"ts"`
-	Dur  float64                    `json:"dur"`
-	Pid  int64                      `json:"pid"`
-	Tid  int64                      `json:"tid"`
-	S    string                     `json:"s"`
-	Args map[string]json.RawMessage `json:"args"`
+	Name string          `json:"name"`
+	Ph   string          `json:"ph"`
+	Ts   float64         `json:"ts"`
+	Dur  float64         `json:"dur"`
+	Pid  int64           `json:"pid"`
+	Tid  int64           `json:"tid"`
+	S    string          `json:"s"`
+	Args json.RawMessage `json:"args"`
+}
+
+// runArgs are the args of a task run's complete event.
+type runArgs struct {
+	Func     string  `json:"func"`
+	Kind     string  `json:"kind"`
+	Attempts float64 `json:"attempts"`
+	Pid      float64 `json:"pid"`
+}
+
+// argMap decodes args into a map: nil when they are not an object.
+func argMap(raw json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// quickArgs reads the args of a run the way poold writes them, a flat
+// object of func, kind, attempts and pid, without encoding/json (which is
+// most of the time for 100,000 runs). It reports false, for a full decode,
+// on anything else: another key, an escape, a value of another type.
+func quickArgs(raw []byte, a *runArgs) bool {
+	p := skipSpace(raw, 0)
+	if p == len(raw) || raw[p] != '{' {
+		return false
+	}
+	p++
+	for {
+		p = skipSpaceComma(raw, p)
+		if p == len(raw) {
+			return false
+		}
+		if raw[p] == '}' {
+			return true
+		}
+		if raw[p] != '"' {
+			return false
+		}
+		end := bytes.IndexByte(raw[p+1:], '"')
+		if end < 0 {
+			return false
+		}
+		key := raw[p+1 : p+1+end]
+		p = skipSpace(raw, p+end+2)
+		if p == len(raw) || raw[p] != ':' {
+			return false
+		}
+		p = skipSpace(raw, p+1)
+		switch string(key) {
+		case "func", "kind":
+			if p == len(raw) || raw[p] != '"' {
+				return false
+			}
+			end := bytes.IndexByte(raw[p+1:], '"')
+			if end < 0 || bytes.IndexByte(raw[p+1:p+1+end], '\\') >= 0 {
+				return false
+			}
+			if key[0] == 'f' {
+				a.Func = string(raw[p+1 : p+1+end])
+			} else {
+				a.Kind = string(raw[p+1 : p+1+end])
+			}
+			p += end + 2
+		case "attempts", "pid":
+			q := p
+			for q < len(raw) && raw[q] != ',' && raw[q] != '}' && raw[q] != ' ' && raw[q] != '\n' {
+				q++
+			}
+			f, err := strconv.ParseFloat(string(raw[p:q]), 64)
+			if err != nil {
+				return false
+			}
+			if key[0] == 'a' {
+				a.Attempts = f
+			} else {
+				a.Pid = f
+			}
+			p = q
+		default:
+			return false
+		}
+	}
 }
 
 // readEvents reads the events of a trace: the object form
@@ -247,12 +332,12 @@ func build(events []event, title string) *page {
 		case "M":
 			switch ev.Name {
 			case "process_name":
-				procNames[ev.Pid] = argString(ev.Args, "name")
+				procNames[ev.Pid] = argString(argMap(ev.Args), "name")
 			case "thread_name":
-				get(k).name = argString(ev.Args, "name")
+				get(k).name = argString(argMap(ev.Args), "name")
 			case "thread_sort_index":
 				t := get(k)
-				if err := json.Unmarshal(ev.Args["sort_index"], &t.sortIdx); err == nil {
+				if err := json.Unmarshal(argMap(ev.Args)["sort_index"], &t.sortIdx); err == nil {
 					t.hasSort = true
 				}
 			}
@@ -338,7 +423,7 @@ func build(events []event, title string) *page {
 			if ev.S == "" || ev.S == "t" {
 				tr = index[k]
 			}
-			p.Marks = append(p.Marks, mark{Track: tr, Ts: ev.Ts, Name: ev.Name, Args: ev.Args})
+			p.Marks = append(p.Marks, mark{Track: tr, Ts: ev.Ts, Name: ev.Name, Args: argMap(ev.Args)})
 			p.End = math.Max(p.End, ev.Ts)
 		}
 	}
@@ -358,11 +443,20 @@ func build(events []event, title string) *page {
 		ev := r.ev
 		dur := math.Max(ev.Dur, 0)
 		b.Track[i], b.Ts[i], b.Dur[i], b.ID[i] = r.track, ev.Ts, dur, ev.Name
-		b.Func[i] = intern(funcIdx, &p.Funcs, argString(ev.Args, "func"))
-		b.Kind[i] = intern(kindIdx, &p.Kinds, argString(ev.Args, "kind"))
-		b.Attempts[i] = argInt(ev.Args, "attempts")
-		b.Pid[i] = argInt(ev.Args, "pid")
-		for key, v := range ev.Args {
+		var a runArgs
+		quick := quickArgs(ev.Args, &a)
+		if !quick {
+			a = runArgs{}
+			_ = json.Unmarshal(ev.Args, &a) // lenient: a field of another type stays zero
+		}
+		b.Func[i] = intern(funcIdx, &p.Funcs, a.Func)
+		b.Kind[i] = intern(kindIdx, &p.Kinds, a.Kind)
+		b.Attempts[i], b.Pid[i] = int64(a.Attempts), int64(a.Pid)
+		p.End = math.Max(p.End, ev.Ts+dur)
+		if quick {
+			continue
+		}
+		for key, v := range argMap(ev.Args) {
 			switch key {
 			case "func", "attempts", "kind", "pid":
 				continue
@@ -372,7 +466,6 @@ func build(events []event, title string) *page {
 			}
 			b.Extra[i][key] = v
 		}
-		p.End = math.Max(p.End, ev.Ts+dur)
 	}
 	return p
 }
@@ -383,14 +476,6 @@ func argString(args map[string]json.RawMessage, key string) string {
 		return ""
 	}
 	return s
-}
-
-func argInt(args map[string]json.RawMessage, key string) int64 {
-	var f float64
-	if err := json.Unmarshal(args[key], &f); err != nil {
-		return 0
-	}
-	return int64(f)
 }
 
 // Render reads a Chrome trace-event file of a poold run from trace and

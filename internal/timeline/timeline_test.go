@@ -3,6 +3,7 @@ package timeline
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -150,6 +151,51 @@ func TestScriptSmall(t *testing.T) {
 	for _, bad := range []string{"fetch(", "XMLHttpRequest", "import(", "WebSocket", "</script"} {
 		if strings.Contains(script, bad) {
 			t.Errorf("timeline.js contains %q", bad)
+		}
+	}
+}
+
+// BenchmarkRender100k renders the page of 100,000 task runs (a 13 MB trace).
+func BenchmarkRender100k(b *testing.B) {
+	trace, _ := synth{tasks: 100000, workers: 8, crash: 50000, failEvery: 997, dur: func(i int) float64 { return float64(500 + (i*7919)%3000) }}.trace()
+	b.SetBytes(int64(len(trace)))
+	for b.Loop() {
+		if err := Render(bytes.NewReader(trace), io.Discard, "100,000 tasks"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestQuickArgs checks the fast path of a run's args against encoding/json,
+// and that it gives up on what it does not read.
+func TestQuickArgs(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{`{"func":"sleep","attempts":1,"pid":1234}`, true},
+		{`{"func":"sleep","attempts":2,"kind":"worker_lost","pid":1234}`, true},
+		{` { "kind" : "" , "pid" : 7 , "func" : "a b" } `, true},
+		{`{}`, true},
+		{`{"func":"sl\"eep","pid":1}`, false},
+		{`{"func":"sleep","error":"boom"}`, false},
+		{`{"func":3}`, false},
+		{`{"pid":"7"}`, false},
+		{`{"pid":1e3}`, true},
+		{`null`, false},
+		{``, false},
+		{`{"func":"x"`, false},
+	} {
+		var got, want runArgs
+		ok := quickArgs([]byte(tc.in), &got)
+		if ok != tc.ok {
+			t.Errorf("quickArgs(%s) = %v, want %v", tc.in, ok, tc.ok)
+			continue
+		}
+		if ok {
+			if err := json.Unmarshal([]byte(tc.in), &want); err != nil || got != want {
+				t.Errorf("quickArgs(%s) = %+v, encoding/json %+v (%v)", tc.in, got, want, err)
+			}
 		}
 	}
 }
