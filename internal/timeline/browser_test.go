@@ -3,9 +3,11 @@ package timeline
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +70,16 @@ func writePage(t *testing.T, trace []byte, title string) string {
 		t.Fatal(err)
 	}
 	return "file://" + file
+}
+
+// logArtifact logs where a test saved file, and whether it is kept.
+func logArtifact(t *testing.T, file string) {
+	t.Helper()
+	if f := flag.Lookup("test.artifacts"); os.Getenv("POOLD_TEST_ARTIFACTS") == "" && (f == nil || f.Value.String() != "true") {
+		t.Logf("saved %s (removed after the test: keep it with go test -artifacts -outputdir DIR, or POOLD_TEST_ARTIFACTS=DIR)", file)
+		return
+	}
+	t.Logf("saved %s", file)
 }
 
 // artifactDir is where a test saves what a person should look at: the
@@ -194,7 +206,7 @@ func TestBrowserCrashRun(t *testing.T) {
 	if err := os.WriteFile(file, run(t, ctx, chromedp.CaptureScreenshot()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot: %s", file)
+	logArtifact(t, file)
 	hovered := run(t, ctx, chromedp.Text("#details"))
 	for _, want := range []string{"task      t07", "function  square", "attempts  1", "pid       1004", "failed: worker_lost", "signal: killed", "worker    " + crashTrack, "start     ", "duration  "} {
 		if !strings.Contains(clicked, want) {
@@ -208,6 +220,15 @@ func TestBrowserCrashRun(t *testing.T) {
 	sel := run(t, ctx, chromedp.Evaluate[string](fmt.Sprintf(`timeline.select(%d)`, other)))
 	if !strings.Contains(sel, "task      t12") {
 		t.Errorf("select(%d): %q", other, sel)
+	}
+
+	// A trace with no events yet (a run killed at once) draws too.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(writePage(t, []byte(`{"displayTimeUnit":"ms","traceEvents":[`), "empty")),
+		discard(chromedp.Poll[bool](`window.timeline && window.timeline.drawn`, chromedp.WithPollingTimeout(10*time.Second))),
+	)
+	if err != nil {
+		t.Fatalf("empty trace: %v", err)
 	}
 }
 
@@ -239,6 +260,11 @@ func TestBrowser100k(t *testing.T) {
 	if elapsed > 2*time.Second {
 		t.Errorf("first frame after %v, want under 2 s", elapsed)
 	}
+	file := filepath.Join(artifactDir(t), "timeline-100k.png")
+	if err := os.WriteFile(file, run(t, ctx, chromedp.CaptureScreenshot()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logArtifact(t, file)
 	// A zoom and a pan redraw too.
 	err = chromedp.Do(ctx,
 		// (CDP's mouseWheel wants a deltaX that cdproto omits when 0.)
@@ -247,5 +273,20 @@ func TestBrowser100k(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatalf("zoom: %v", err)
+	}
+	type view struct{ T0, T1 float64 }
+	before := run(t, ctx, chromedp.Evaluate[view](`timeline.view()`))
+	err = chromedp.Do(ctx,
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, 700, 200, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 600, 200, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 500, 200, chromedp.ButtonLeft),
+		chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, 500, 200, chromedp.ButtonLeft),
+	)
+	if err != nil {
+		t.Fatalf("pan: %v", err)
+	}
+	after := run(t, ctx, chromedp.Evaluate[view](`timeline.view()`))
+	if w0, w1 := before.T1-before.T0, after.T1-after.T0; after.T0 <= before.T0 || math.Abs(w1-w0) > 1e-6*w0 {
+		t.Errorf("a drag to the left: view %+v -> %+v, want later, as wide", before, after)
 	}
 }

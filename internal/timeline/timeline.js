@@ -51,16 +51,17 @@
   for (i = 0; i < N; i++) kindCount[B.kind[i]]++;
   var failed = N - kindCount[0];
   document.getElementById("summary").textContent =
-    plural(N, "task run") + " on " + plural(T, "worker track") + " · " + failed + " failed · " +
+    plural(N, "task run") + " on " + plural(T, "worker track") + " · " + num(failed) + " failed · " +
     plural(deaths, "worker death") + " · " + plural(replacements, "replacement") + " · " + fmtTime(D.end);
-  function plural(n, what) { return n + " " + what + (n === 1 ? "" : "s"); }
+  function plural(n, what) { return num(n) + " " + what + (n === 1 ? "" : "s"); }
+  function num(n) { return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
   var legend = document.getElementById("legend");
   D.kinds.forEach(function (k, i) {
     if (!kindCount[i]) return;
     var s = document.createElement("span"), sw = document.createElement("i");
     sw.style.background = colors[i];
     s.appendChild(sw);
-    s.appendChild(document.createTextNode((k || "ok") + " (" + kindCount[i] + ")"));
+    s.appendChild(document.createTextNode((k || "ok") + " (" + num(kindCount[i]) + ")"));
     legend.appendChild(s);
   });
   if (deaths || replacements) {
