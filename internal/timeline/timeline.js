@@ -201,7 +201,7 @@
       ctx.strokeRect(bx0 - 1, yOf(B.track[b]) + (ROW - BAR) / 2 - 1, bx1 - bx0 + 1, BAR + 2);
     });
     // Marks: a line over the row and a triangle on top, labelled.
-    var deathsDrawn = 0;
+    var deathsDrawn = 0, labelEnd = {};
     ctx.textAlign = "left";
     for (i = 0; i < D.marks.length; i++) {
       var m = D.marks[i];
@@ -219,6 +219,10 @@
       if (m.kind === "death") deathsDrawn++;
       var label = m.kind === "death" ? "✕ " + m.name + (argText(m.args, "reason") ? ": " + argText(m.args, "reason") : "") : m.name;
       var lw = ctx.measureText(label).width;
+      // One label at a time per row: a later one that would overlap the
+      // one before it is left out (hover over its marker for it).
+      if (mx + 4 < (labelEnd[m.track] || -Infinity)) continue;
+      labelEnd[m.track] = mx + lw + 12;
       ctx.fillStyle = "rgba(255,255,255,0.85)";
       ctx.fillRect(mx + 4, my0 + 3, lw + 4, ROW - 6);
       ctx.fillStyle = col;

@@ -199,3 +199,30 @@ func TestQuickArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderScopesAndProcesses: an instant event of process or global
+// scope marks every row; tracks of more than one host are named by host.
+func TestRenderScopesAndProcesses(t *testing.T) {
+	trace := `{"traceEvents":[
+{"ph":"M","name":"process_name","pid":1,"args":{"name":"here"}},
+{"ph":"M","name":"process_name","pid":2,"args":{"name":"there"}},
+{"ph":"M","name":"thread_name","pid":2,"tid":9,"args":{"name":"w9"}},
+{"ph":"X","name":"a","ts":10,"dur":5,"pid":2,"tid":9,"args":{"func":"f","attempts":1,"kind":"timeout","pid":9,"max_rss":1024}},
+{"ph":"X","name":"b","ts":0,"dur":5,"pid":1,"tid":3},
+{"ph":"i","s":"g","name":"halt","ts":12,"pid":1,"tid":0,"args":{"reason":"fail=1"}},
+{"ph":"i","name":"worker death","ts":15,"pid":2,"tid":9},
+`
+	_, p := pageData(t, []byte(trace), "two hosts")
+	if len(p.Tracks) != 2 || p.Tracks[0].Name != "here · tid 3" || p.Tracks[1].Name != "there · w9" {
+		t.Errorf("tracks %+v", p.Tracks)
+	}
+	if len(p.Marks) != 2 || p.Marks[0].Track != -1 || p.Marks[1].Track != 1 {
+		t.Errorf("marks %+v", p.Marks)
+	}
+	if a := p.Bars.Extra[1]; string(a["max_rss"]) != "1024" || len(a) != 1 {
+		t.Errorf("extra args of run a: %v", p.Bars.Extra)
+	}
+	if p.End != 15 {
+		t.Errorf("end %v, want 15", p.End)
+	}
+}
