@@ -197,16 +197,16 @@ func TestBrowserCrashRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	clicked := run(t, ctx, chromedp.Text("#details"))
-	if err := chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, otherAt.X, otherAt.Y)); err != nil {
-		t.Fatal(err)
-	}
-	// The screenshot, with t07's details pinned, and t12's on hover.
+	// The screenshot, with t07 clicked and its details shown.
 	dir := artifactDir(t)
 	file := filepath.Join(dir, "timeline-crash.png")
 	if err := os.WriteFile(file, run(t, ctx, chromedp.CaptureScreenshot()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logArtifact(t, file)
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, otherAt.X, otherAt.Y)); err != nil {
+		t.Fatal(err)
+	}
 	hovered := run(t, ctx, chromedp.Text("#details"))
 	for _, want := range []string{"task      t07", "function  square", "attempts  1", "pid       1004", "failed: worker_lost", "signal: killed", "worker    " + crashTrack, "start     ", "duration  "} {
 		if !strings.Contains(clicked, want) {
