@@ -47,8 +47,9 @@ func loadTrace(t *testing.T, path string, strict bool) []traceEvent {
 		if strict {
 			t.Fatalf("trace not closed: ends %q", s[max(0, len(s)-80):])
 		}
-		// A kill may cut the last line short: keep whole lines.
-		if i := strings.LastIndex(s, "\n"); i > 0 && !strings.HasSuffix(s, "},") {
+		// A kill may cut the last line short (a buffer flushed when full):
+		// drop it unless it is a whole event.
+		if i := strings.LastIndex(s, "\n"); i > 0 && !json.Valid([]byte(strings.TrimSuffix(s[i+1:], ","))) {
 			s = s[:i]
 		}
 		s = strings.TrimSuffix(strings.TrimSpace(s), ",") + "]}"
@@ -98,7 +99,7 @@ func checkTraceEvents(t *testing.T, evs []traceEvent) (runs map[string][]traceEv
 			if e.Name == "thread_name" {
 				named[tr] = true
 			}
-			if _, ok := e.Args["name"].(string); !ok && e.Name != "trace_end" {
+			if _, ok := e.Args["name"].(string); !ok {
 				t.Errorf("metadata without a name: %s", e.Raw)
 			}
 		case "X":
@@ -182,7 +183,8 @@ func TestTraceCrashes(t *testing.T) {
 		t.Fatalf("exit status %d, want 1; stderr:\n%s", r.Code, r.Stderr)
 	}
 	recs := parseRecords(t, r.Stdout)
-	runs, deaths := checkTraceEvents(t, loadTrace(t, path, true))
+	evs := loadTrace(t, path, true)
+	runs, deaths := checkTraceEvents(t, evs)
 	if len(recs) != 6+len(crashes)+3 {
 		t.Fatalf("%d results", len(recs))
 	}
@@ -224,6 +226,21 @@ func TestTraceCrashes(t *testing.T) {
 	// Each crash run took its worker down.
 	if len(deaths) < 2*len(crashes) {
 		t.Errorf("%d worker deaths in the trace, want at least %d", len(deaths), 2*len(crashes))
+	}
+	// A death with tasks left (a first attempt's, at least: its retry is
+	// left) is followed by a replacement in its slot, as is a worker
+	// retired after 2 tasks.
+	replaced := 0
+	for _, e := range evs {
+		if e.Name == "worker replaced" {
+			if r, ok := e.Args["replaces"].(float64); !ok || !is32(&r) || r == *e.TID {
+				t.Errorf("replacement without the pid it replaces: %s", e.Raw)
+			}
+			replaced++
+		}
+	}
+	if replaced < len(crashes) {
+		t.Errorf("%d replacements, want at least %d", replaced, len(crashes))
 	}
 	died := map[float64]bool{}
 	for _, d := range deaths {
@@ -298,6 +315,9 @@ func TestTraceKilled(t *testing.T) {
 	r := c.wait(t)
 	if r.Code != 128+9 {
 		t.Fatalf("status %d after SIGKILL", r.Code)
+	}
+	if b, err := os.ReadFile(path); err != nil || strings.HasSuffix(strings.TrimSpace(string(b)), "]}") {
+		t.Fatalf("the trace of a killed run is closed, or unreadable (%v)", err)
 	}
 	runs, _ := checkTraceEvents(t, loadTrace(t, path, false))
 	for _, id := range done {

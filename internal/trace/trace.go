@@ -3,8 +3,9 @@
 // pool runs, in bounded memory: nothing is kept per task.
 //
 // The file is {"displayTimeUnit":"ms","traceEvents":[ then one event a
-// line, each followed by a comma, then ]} at Close. A run that ends before
-// Close (killed) leaves the array unclosed, which both viewers accept. Each
+// line, each but the last followed by a comma (written with the next
+// event), then ]} at Close. A run that ends before Close (killed) leaves
+// the array unclosed, which both viewers accept. Each
 // attempt of a call is one complete event ("ph":"X") on the track of the
 // worker that ran it: pid is the host (1 for this machine), tid the worker's
 // PID (in threads mode its slot + 1). A worker's start, end and replacement
@@ -42,6 +43,7 @@ type Writer struct {
 	buf     []byte
 	pending int            // events written since the last flush
 	hosts   map[string]int // the pid of each host seen; "" is 1
+	begun   bool           // an event was written: the next one needs a comma before it
 	closed  bool
 	err     error // the first write error: events are dropped after it
 }
@@ -97,9 +99,7 @@ func (t *Writer) Close() error {
 		return t.err
 	}
 	t.closed = true
-	// The last event's comma needs a value after it: an empty metadata
-	// event would show; an object the viewers ignore does not.
-	t.bw.WriteString(`{"name":"trace_end","ph":"M","pid":1,"tid":0,"args":{}}` + "\n]}\n")
+	t.bw.WriteString("\n]}\n")
 	t.flushLocked()
 	err := t.err
 	t.mu.Unlock()
@@ -187,7 +187,7 @@ func (t *Writer) Event(e pool.Event) {
 		return
 	}
 	t.buf = b
-	t.bw.Write(b)
+	t.writeLocked(b)
 	if t.pending++; t.pending >= flushEvents {
 		t.flushLocked()
 	}
@@ -224,8 +224,19 @@ func (t *Writer) hostLocked(host string) int64 {
 	b = appendString(b, name)
 	b = append(b, "}},\n"...)
 	t.buf = b
-	t.bw.Write(b)
+	t.writeLocked(b)
 	return int64(id)
+}
+
+// writeLocked writes b, events each ending in ",\n", so that the last
+// has no comma after it until another follows: a comma and a newline
+// before the events, none after.
+func (t *Writer) writeLocked(b []byte) {
+	if t.begun {
+		t.bw.WriteString(",\n")
+	}
+	t.begun = true
+	t.bw.Write(b[:len(b)-2])
 }
 
 // tid is the track of a worker: its PID, or in threads mode its slot + 1,

@@ -71,10 +71,16 @@ func TestWriter(t *testing.T) {
 	// Flushed within FlushEvery, before Close: a killed run keeps it.
 	time.Sleep(3 * FlushEvery)
 	s := buf.String()
-	if !strings.HasPrefix(s, `{"displayTimeUnit":"ms","traceEvents":[`+"\n") || !strings.HasSuffix(s, "},\n") {
+	if !strings.HasPrefix(s, `{"displayTimeUnit":"ms","traceEvents":[`+"\n") || !strings.HasSuffix(s, "}") {
 		t.Fatalf("before Close:\n%s", s)
 	}
-	evs := decode(t, strings.TrimSuffix(s, ",\n")+"]}")
+	lines := strings.Split(s, "\n")
+	for i, l := range lines[1 : len(lines)-1] {
+		if !strings.HasPrefix(l, "{") || !strings.HasSuffix(l, "},") {
+			t.Errorf("line %d is not one event and a comma: %s", i+2, l)
+		}
+	}
+	evs := decode(t, s+"]}")
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +92,7 @@ func TestWriter(t *testing.T) {
 	if !strings.HasSuffix(s, "]}\n") || strings.Contains(s, "late") {
 		t.Fatalf("after Close:\n%s", s)
 	}
-	if got := decode(t, s); len(got) != len(evs)+1 {
+	if got := decode(t, s); len(got) != len(evs) {
 		t.Errorf("%d events after Close, %d before", len(got), len(evs))
 	}
 
