@@ -100,6 +100,7 @@ func (c *call[R]) init(p *Pool, v verb, name string, opts []CallOption, decode f
 func (c *call[R]) fill(t *pool.Task, args []byte, calls int) {
 	t.Func, t.Args, t.Calls, t.Timeout, t.Retries, t.RetryOn = c.name, args, calls, c.timeout, c.retries, c.retryOn
 	t.AtMostOnce = c.cfg.atMostOnce
+	t.Name = c.cfg.traceName
 }
 
 func (c *call[R]) callbacks() bool { return c.onSuccess != nil || c.cfg.onError != nil }

@@ -60,6 +60,7 @@ func (k *chunker[R]) flush() error {
 	t := new(pool.Task)
 	k.c.fill(t, k.buf, k.n)
 	t.Tag, t.Each, t.Done, t.Group = k.first, k.each, k.done, &k.group
+	t.Base, t.Indexed = k.first, true
 	if err := k.c.submit(t); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package poold
 
 import (
+	"io"
 	"slices"
 	"time"
 
@@ -36,6 +37,8 @@ type config struct {
 	initializer       string
 	initializerArgs   Raw
 	threads           *Registry // WithThreads: goroutines running its tasks
+	trace             io.Writer // WithTrace
+	events            func(pool.Event)
 }
 
 func (c *config) pool() pool.Config {
@@ -44,6 +47,7 @@ func (c *config) pool() pool.Config {
 		MaxFrame: c.maxFrame, StartTimeout: c.startTimeout, KillGrace: c.killGrace,
 		MaxTasksPerWorker: c.maxTasksPerWorker, MaxWorkerMemory: c.maxWorkerMemory,
 		Initializer: c.initializer, InitializerArgs: []byte(c.initializerArgs),
+		Events: c.events,
 	}
 }
 
@@ -64,6 +68,27 @@ func atLeast[T int | int64 | time.Duration](name, rule string, least, v T, field
 // CPUs).
 func WithWorkers(n int) Option {
 	return atLeast("workers", "be at least 1", 1, n, func(c *config) *int { return &c.workers })
+}
+
+// WithTrace writes a trace of the pool's run to w as it runs, in the
+// Chrome trace-event format that Perfetto (ui.perfetto.dev) and
+// chrome://tracing open: one complete event for each attempt of each task,
+// on the track of the worker process that ran it (the slot's in threads
+// mode), and instant events for each worker's start, end and replacement.
+// A task's event is named by its [TraceName], or its function's name (a
+// Map's or IMap's items add their index: "square[3]"). The trace is
+// flushed at least every 100 ms and holds nothing per task in memory. Its
+// closing bracket is written once the pool has exited, when [Pool.Join]
+// or [Pool.Terminate] returns; a process that ends before leaves it out,
+// which both viewers accept. The pool does not close w.
+func WithTrace(w io.Writer) Option {
+	return optionFunc(func(c *config) error {
+		if w == nil {
+			return errorf("WithTrace needs a writer, not nil")
+		}
+		c.trace = w
+		return nil
+	})
 }
 
 // WithLogger sends the pool's logs, and every worker's, to l. Worker lines
@@ -206,6 +231,14 @@ type callConfig struct {
 	onError      func(error)
 	onMapSuccess any // func([]Result[R]), checked against R at the call
 	onMapError   func(error)
+	traceName    string
+}
+
+// TraceName names this call's tasks in the pool's trace (see [WithTrace])
+// instead of their function: an Apply's task is name, a Map's or IMap's
+// items name[0], name[1], ....
+func TraceName(name string) CallOption {
+	return callOptionFunc(func(c *callConfig) { c.traceName = name })
 }
 
 // Timeout sets this call's per-task time limit (see [WithTimeout]); 0 means

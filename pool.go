@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/poold/poold/internal/pool"
+	"github.com/poold/poold/internal/trace"
 	"github.com/poold/poold/internal/worker"
 )
 
@@ -24,7 +25,8 @@ type Pool struct {
 	retries int           // a task's retries unless its call says otherwise
 	retryOn []pool.Kind   // the kinds a task is retried for unless its call says otherwise
 	cb      callbacks
-	log     hclog.Logger // the pool's (WithLogger); nil: none
+	log     hclog.Logger  // the pool's (WithLogger); nil: none
+	trace   *trace.Writer // WithTrace's; nil: none
 }
 
 // executor is what runs a Pool's tasks: today worker processes
@@ -63,6 +65,11 @@ func New(ctx context.Context, opts ...Option) (*Pool, error) {
 	}
 	var p executor
 	var err error
+	var tw *trace.Writer
+	if cfg.trace != nil {
+		tw = trace.New(cfg.trace, cfg.threads != nil)
+		cfg.events = tw.Event
+	}
 	if cfg.threads != nil {
 		if err := cfg.refuseForThreads(); err != nil {
 			return nil, err
@@ -72,13 +79,16 @@ func New(ctx context.Context, opts ...Option) (*Pool, error) {
 		p, err = pool.New(ctx, cfg.pool())
 	}
 	if err != nil {
+		if tw != nil {
+			tw.Close()
+		}
 		return nil, poolErr(err, "")
 	}
 	retryOn := cfg.retryOn
 	if retryOn == nil {
 		retryOn = defaultRetryOn()
 	}
-	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries, retryOn: poolKinds(retryOn), log: cfg.logger}, nil
+	return &Pool{p: p, timeout: cfg.timeout, retries: cfg.retries, retryOn: poolKinds(retryOn), log: cfg.logger, trace: tw}, nil
 }
 
 // Size is the number of worker processes the pool keeps.
@@ -112,7 +122,18 @@ func (p *Pool) Close() error { return poolErr(p.p.Close(), "") }
 // Terminate stops the pool now: every task not yet finished fails with kind
 // terminated, and the workers are sent SIGTERM, then SIGKILL after the kill
 // grace. It returns once every worker has exited. Idempotent.
-func (p *Pool) Terminate() error { return poolErr(p.p.Terminate(), "") }
+func (p *Pool) Terminate() error {
+	err := p.p.Terminate()
+	p.endTrace()
+	return poolErr(err, "")
+}
+
+// endTrace finishes the trace of a pool that has exited.
+func (p *Pool) endTrace() {
+	if p.trace != nil {
+		p.trace.Close()
+	}
+}
 
 // Join waits until every worker has exited, or ctx ends. On a pool that is
 // still running (neither Close nor Terminate was called) it returns
@@ -121,6 +142,9 @@ func (p *Pool) Join(ctx context.Context) error {
 	err := p.p.Join(ctx)
 	if err != nil && err == ctx.Err() {
 		return err
+	}
+	if err == nil {
+		p.endTrace()
 	}
 	return poolErr(err, "")
 }

@@ -68,6 +68,7 @@ func newThreads(ctx context.Context, c *config) (executor, error) {
 		Workers: c.workers, Registry: c.threads.r, Logger: c.logger,
 		MaxFrame: c.maxFrame, KillGrace: c.killGrace, StartTimeout: c.startTimeout,
 		Initializer: c.initializer, InitializerArgs: []byte(c.initializerArgs),
+		Events: c.events,
 	})
 	if err != nil {
 		return nil, err

@@ -64,6 +64,7 @@ var compareRejected = map[string]string{
 	"worker-cmd":           "--worker-cmd starts worker processes of another program: threads mode can run only this binary's built-in tasks",
 	"mode":                 "--mode: compare runs both modes, processes and threads",
 	"joblog":               "--joblog: compare runs the file several times; each run would log into the same job log",
+	"trace":                "--trace: compare runs the file several times; each run would trace into the same file",
 	"resume":               "--resume: compare runs the file several times; a job log would skip tasks in all but the first",
 	"resume-failed":        "--resume-failed: compare runs the file several times; a job log would skip tasks in all but the first",
 	"q":                    "-q: compare prints its report, not the results",

@@ -45,6 +45,7 @@ type config struct {
 	jobLog       string // --joblog FILE ("+FILE" appends); "": none
 	resume       bool   // skip the tasks the job log records
 	resumeFailed bool   // skip the tasks the job log records as succeeded
+	trace        string // --trace FILE: a Chrome trace of the run; "": none
 
 	startTimeout time.Duration // from a worker's start to its hello
 }
@@ -108,6 +109,7 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.StringVar(&cfg.jobLog, "joblog", "", "write GNU parallel's job log to `FILE`, a line a task as it finishes (+FILE appends)")
 	fs.BoolVar(&cfg.resume, "resume", false, "skip the tasks that the --joblog file records, by task id")
 	fs.BoolVar(&cfg.resumeFailed, "resume-failed", false, "skip the tasks that the --joblog file records as succeeded, run the rest again")
+	fs.StringVar(&cfg.trace, "trace", "", "write a Chrome trace of the run (each task run, each worker's start and end) to `FILE`, for ui.perfetto.dev or chrome://tracing")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 	if runMode {
 		fs.BoolVar(&cfg.shell, "shell", false, "run the command line as one sh -c string, each argument quoted for sh")

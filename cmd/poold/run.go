@@ -44,6 +44,16 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 		}
 		defer j.jobLog.Close()
 	}
+	var traceFile *os.File
+	if cfg.trace != "" {
+		f, err := os.Create(cfg.trace)
+		if err != nil {
+			fmt.Fprintf(stderr, "poold: --trace: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		traceFile = f
+	}
 	// The progress bar: on when stderr is a terminal, or with --progress.
 	// Whatever else goes to stderr is then written above it, and so is the
 	// table when stdout is the same terminal: lines written straight there
@@ -103,6 +113,9 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	defer in.stop()
 
 	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr), jobLog: j.jobLog, skip: j.skip, total: h.Tasks}
+	if traceFile != nil {
+		r.trace = traceFile
+	}
 	if cfg.halt != nil && (r.window == 0 || r.window > cfg.workers) {
 		// What is in flight runs: a result that fires the rule then stops
 		// every task that has not started, since none is queued.
@@ -203,6 +216,7 @@ type runner struct {
 	pids       map[int]bool
 	stats      *runStats // for the summary; nil until a result comes
 	jobLog     *jobLog
+	trace      io.Writer // --trace; nil: none
 	skip       resumeSet
 	total      int   // the tasks of the run; -1 for a stream
 	halted     bool  // --halt's rule fired
@@ -333,7 +347,11 @@ func (r *runner) take(ctx context.Context, e *Entry, stopped bool) bool {
 		// An empty map entry: no result, and no reason to start a worker.
 	default:
 		if r.pool == nil {
-			p, err := poold.New(ctx, poolOptions(r.cfg, r.log)...)
+			opts := poolOptions(r.cfg, r.log)
+			if r.trace != nil {
+				opts = append(opts, poold.WithTrace(r.trace))
+			}
+			p, err := poold.New(ctx, opts...)
 			if err != nil {
 				r.startErr = err
 				return false
@@ -384,6 +402,9 @@ func (r *runner) submit(e *Entry) error {
 	}
 	if e.AtMostOnce || r.cfg.atMostOnce {
 		opts = append(opts, poold.AtMostOnce())
+	}
+	if r.trace != nil {
+		opts = append(opts, poold.TraceName(e.ID)) // a map's items: ID[i], as their result ids
 	}
 	f := &flight{e: e}
 	if !e.IsMap {

@@ -37,6 +37,10 @@ type Config struct {
 	// worker whose initializer fails counts as a failed start.
 	Initializer     string
 	InitializerArgs msgpack.RawMessage
+
+	// Events, if set, is told of every worker's start and end and of every
+	// attempt of every call (see [Event]).
+	Events func(Event)
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -69,4 +69,14 @@
 // through ssh or srun fits the same interface, and the tests launch the
 // worker loop in a goroutine over os.Pipe. An [Outcome] carries the host
 // and PID of the worker that ran the call.
+//
+// Config.Events (and ThreadsConfig.Events) is an observer of the pool's
+// life (events.go): each worker that said hello (and whom it replaces in
+// its slot), each that was reaped (how it ended, whom the pool blamed), and
+// each attempt of each call, told where the pool first sees it: onResult,
+// for every item of a result, those that will be retried included, before
+// they are delivered; onExit, for the call a dead worker was running. It is
+// called with no lock held; without it the hot path pays a nil check. A
+// reaped worker's events are told before the pool counts as exited, so
+// that an observer finished after Join has heard them all.
 package pool

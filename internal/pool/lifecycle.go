@@ -155,7 +155,7 @@ func (p *Pool) drainLocked() {
 // maybeExitedLocked closes p.exited once the pool has stopped and no worker
 // is left or on its way.
 func (p *Pool) maybeExitedLocked() {
-	if p.state == running || len(p.workers) > 0 || p.startingLocked() > 0 {
+	if p.state == running || len(p.workers) > 0 || p.startingLocked() > 0 || p.emitting > 0 {
 		return
 	}
 	select {
@@ -190,6 +190,7 @@ func (p *Pool) onExit(w *worker, exit *Exit, pos progress) {
 		exit.Reason = w.blame.reason
 	}
 	var failed []settlement
+	var lostRun *Event
 	if !wasReady {
 		if p.state != terminated {
 			if w.blame != nil && w.blame.hopeless {
@@ -206,6 +207,9 @@ func (p *Pool) onExit(w *worker, exit *Exit, pos progress) {
 		} else {
 			w.log.Debug("worker exited", "exit", exit.Error())
 		}
+		if p.cfg.Events != nil && len(lost) > 0 {
+			lostRun = w.lostRunLocked(lost[0], pos)
+		}
 		failed = p.settleLostLocked(w, lost, exit, pos)
 		if p.slots[w.slot].w == nil && p.state != terminated && (p.state == running || p.pendingLocked() > 0) {
 			p.startLocked(w.slot, 0)
@@ -213,7 +217,50 @@ func (p *Pool) onExit(w *worker, exit *Exit, pos progress) {
 	}
 	p.dispatchLocked()
 	p.drainLocked()
-	p.maybeExitedLocked()
+	ev := p.cfg.Events
+	if ev == nil || !wasReady {
+		p.maybeExitedLocked()
+		p.unlockAndFlush()
+		settleAll(failed)
+		return
+	}
+	var blamed Kind
+	if w.blame != nil {
+		blamed = w.blame.kind
+	}
+	p.emitting++ // the pool exits once its observer has heard of this
 	p.unlockAndFlush()
+	if lostRun != nil {
+		ev(*lostRun)
+	}
+	ev(Event{Kind: WorkerExited, Time: now(), Host: w.host, PID: w.pid, Worker: w.slot, Exit: exit, Blame: blamed, Reason: exit.Error()})
+	p.mu.Lock()
+	p.emitting--
+	p.maybeExitedLocked()
+	p.mu.Unlock()
 	settleAll(failed)
+}
+
+// lostRunLocked is the event of the call of head, the job w ran when it
+// died, or nil if it had not started one: the call its progress names, or
+// if unknown the first it had not reported.
+func (w *worker) lostRunLocked(head *Task, pos progress) *Event {
+	if pos.ok && pos.job != head.id && head.reported == 0 {
+		return nil
+	}
+	c, known := pos.at(head)
+	if !known || c < head.reported {
+		if head.reported >= head.Calls {
+			return nil
+		}
+		c = head.reported
+	}
+	e := new(Event)
+	runEvent(e, head, c)
+	e.Host, e.PID, e.Worker, e.Attempts, e.Start, e.End = w.host, w.pid, w.slot, head.tries, w.idle, now()
+	e.Fail, e.Lost = kind.WorkerLost, true
+	if w.blame != nil && w.blame.jobID == head.id {
+		e.Fail = w.blame.kind
+	}
+	return e
 }

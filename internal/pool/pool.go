@@ -44,6 +44,7 @@ type Pool struct {
 	qhead    int
 	slots    []slot    // by slot number
 	workers  []*worker // every worker not yet reaped, retiring ones included
+	emitting int       // reaped workers whose Config.Events are still being told: the pool has not exited
 	nextJob  uint64
 	startErr error // the last failed start, for reports
 	failures int   // consecutive failed starts
@@ -58,6 +59,7 @@ type Pool struct {
 type slot struct {
 	w        *worker // its current worker; nil while a new one starts (or none will)
 	starting bool    // a start is under way, or waiting out its back-off
+	lastPID  int     // its last worker that said hello, for Event.Replaces
 }
 
 // Stats are counters over a pool's life.

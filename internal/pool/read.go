@@ -145,10 +145,16 @@ func (w *worker) handshake(m *ipc.Message) error {
 	}
 	p.stats.WorkersStarted++
 	w.log.Debug("worker ready", "tasks", len(m.Hello.Tasks))
+	replaces := p.slots[w.slot].lastPID
+	p.slots[w.slot].lastPID = w.pid
 	p.cond.Broadcast()
 	p.dispatchLocked()
 	p.drainLocked()
 	p.unlockAndFlush()
+	if ev := p.cfg.Events; ev != nil {
+		w.idle = now()
+		ev(Event{Kind: WorkerStarted, Time: w.idle, Host: w.host, PID: w.pid, Worker: w.slot, Replaces: replaces})
+	}
 	return nil
 }
 
@@ -168,6 +174,7 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 		return err
 	}
 	p.learnLocked(w, t.Func, r.Items)
+	tries := t.tries
 	retried := p.retryFailedLocked(t, r.From, r.Items)
 	p.dispatchLocked()
 	p.drainLocked()
@@ -178,8 +185,31 @@ func (p *Pool) onResult(w *worker, r *ipc.Result) error {
 	} else {
 		p.mu.Unlock() // readLoop flushes once no more results are buffered
 	}
+	if ev := p.cfg.Events; ev != nil {
+		w.runEvents(ev, t, r.From, tries, r.Items)
+	}
 	w.deliver(t, r.From, last, r.Items, retried)
 	return nil
+}
+
+// runEvents tells ev of the attempts whose items, of calls from, from+1,
+// ... of t, w ran.
+func (w *worker) runEvents(ev func(Event), t *Task, from, tries int, items []ipc.Item) {
+	var e Event
+	for i := range items {
+		it := &items[i]
+		runEvent(&e, t, from+i)
+		e.Host, e.PID, e.Worker, e.Attempts, e.Start, e.End = w.host, w.pid, w.slot, tries, it.Start, it.End
+		e.Fail = ""
+		if !it.OK {
+			e.Fail = kind.Error
+			if it.Err != nil {
+				e.Fail = Kind(it.Err.Kind)
+			}
+		}
+		ev(e)
+	}
+	w.idle = max(w.idle, items[len(items)-1].End)
 }
 
 // takeLocked records that r answers the next calls of w's head job; once

@@ -43,6 +43,11 @@ type Task struct {
 	Group *Group // if set, CancelGroup of it cancels this task too
 	Tag   int    // the caller's, untouched: lets one Each serve many tasks
 	Owner any    // the caller's, untouched: lets Done be a function rather than a closure
+	// Name, Base and Indexed name the task's calls in [Event]s: Name, and,
+	// if Indexed, Base + the call's index. Untouched otherwise.
+	Name    string
+	Base    int
+	Indexed bool
 
 	Outcome // of the single call of a Task without Each, when Done is called
 

@@ -32,6 +32,10 @@ type ThreadsConfig struct {
 	// first task; if it fails in a first worker, New fails.
 	Initializer     string
 	InitializerArgs msgpack.RawMessage
+
+	// Events, as Config.Events: the PID of a worker is this process's,
+	// its slot tells the goroutines apart.
+	Events func(Event)
 }
 
 // Threads is a pool whose workers are goroutines of this process: the
@@ -59,14 +63,16 @@ type Threads struct {
 
 	// mu guards the fields below, the fields of each thread marked so, and
 	// the fields of a Task that the process pool's Pool.mu guards.
-	mu    sync.Mutex
-	work  sync.Cond // signalled when a task is queued; broadcast when the state changes
-	state poolState
-	queue []*Task // pending, oldest first, from qhead on
-	qhead int
-	slots []*thread // by slot: its worker goroutine; nil once it exited
-	live  int       // worker goroutines neither exited nor abandoned
-	stats Stats     // but TasksDone, which is done
+	mu       sync.Mutex
+	work     sync.Cond // signalled when a task is queued; broadcast when the state changes
+	state    poolState
+	queue    []*Task // pending, oldest first, from qhead on
+	qhead    int
+	slots    []*thread // by slot: its worker goroutine; nil once it exited
+	begun    []bool    // by slot: a worker goroutine started there before
+	live     int       // worker goroutines neither exited nor abandoned
+	emitting int       // goroutines given up on whose ThreadsConfig.Events are still being told
+	stats    Stats     // but TasksDone, which is done
 }
 
 // NewThreads starts the worker goroutines; with an initializer, it returns
@@ -98,7 +104,7 @@ func NewThreads(ctx context.Context, cfg ThreadsConfig) (*Threads, error) {
 			return nil, fmt.Errorf("%w: the initializer %q is not registered", ErrWorkerStart, cfg.Initializer)
 		}
 	}
-	p := &Threads{cfg: cfg, pid: os.Getpid(), exited: make(chan struct{}), slots: make([]*thread, cfg.Workers)}
+	p := &Threads{cfg: cfg, pid: os.Getpid(), exited: make(chan struct{}), slots: make([]*thread, cfg.Workers), begun: make([]bool, cfg.Workers)}
 	p.base, p.stop = context.WithCancel(context.Background())
 	p.work.L = &p.mu
 	inits := make(chan error, cfg.Workers)
@@ -128,7 +134,8 @@ func NewThreads(ctx context.Context, cfg ThreadsConfig) (*Threads, error) {
 // startLocked starts the worker goroutine of slot; it reports its
 // initializer's outcome on inits, if not nil.
 func (p *Threads) startLocked(slot int, inits chan<- error) {
-	th := &thread{slot: slot}
+	th := &thread{slot: slot, replaces: p.begun[slot]}
+	p.begun[slot] = true
 	// No call under way: claimed. Stored here, under Threads.mu, and not by
 	// the goroutine: a Terminate that comes before the goroutine first runs
 	// would otherwise find the zero word, unclaimed, and claim a call that
@@ -158,7 +165,7 @@ func (p *Threads) exitLocked(th *thread) {
 }
 
 func (p *Threads) maybeExitedLocked() {
-	if p.live == 0 && p.state != running {
+	if p.live == 0 && p.emitting == 0 && p.state != running {
 		select {
 		case <-p.exited:
 		default:

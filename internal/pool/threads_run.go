@@ -33,7 +33,12 @@ type thread struct {
 	cancel context.CancelFunc // (guarded by Threads.mu)
 	gone   bool               // exited, or given up on: no longer live (guarded by Threads.mu)
 	buf    []byte             // its calls' results, reused; owned by the goroutine
-	meter  threadMeter        // its job's CPU time; owned by the goroutine
+	// replaces: a goroutine ran in its slot before it (set before it starts).
+	replaces bool
+	// began is when the call under way started, unix ns (only with
+	// ThreadsConfig.Events).
+	began atomic.Int64
+	meter threadMeter // its job's CPU time; owned by the goroutine
 }
 
 // serve is the worker goroutine th: its initializer, then jobs until the
@@ -68,6 +73,13 @@ func (p *Threads) serve(th *thread, inits chan<- error) {
 			p.mu.Unlock()
 			return
 		}
+	}
+	if ev := p.cfg.Events; ev != nil {
+		e := Event{Kind: WorkerStarted, Time: now(), PID: p.pid, Worker: th.slot}
+		if th.replaces {
+			e.Replaces = th.slot + 1
+		}
+		ev(e)
 	}
 	for {
 		t, ctx := p.next(th)
@@ -159,6 +171,15 @@ func (p *Threads) runJob(th *thread, t *Task, ctx context.Context) bool {
 			return true
 		}
 		p.done.Add(1)
+		if ev := p.cfg.Events; ev != nil {
+			var e Event
+			runEvent(&e, t, i)
+			e.PID, e.Worker, e.Attempts, e.Start, e.End = o.PID, o.Worker, o.Attempts, o.Start, o.End
+			if o.Fail != nil {
+				e.Fail = o.Fail.Kind
+			}
+			ev(e)
+		}
 		if o.Fail != nil && p.retry(t, o.Fail.Kind, attempts) {
 			attempts++
 			continue
@@ -217,6 +238,9 @@ func (p *Threads) runCall(th *thread, t *Task, fn tasks.Func, i int, arg msgpack
 		}
 	}()
 	start := time.Now().UnixNano()
+	if p.cfg.Events != nil {
+		th.began.Store(start)
+	}
 	out, stack, err := invoke(cctx, fn, arg, th.buf[:0])
 	end := time.Now().UnixNano()
 	o = Outcome{PID: p.pid, Worker: th.slot, Attempts: attempts, Start: start, End: end, CPU: th.meter.cpu(start, end, i == t.Calls-1)}
@@ -361,8 +385,28 @@ func (p *Threads) giveUp(th *thread, s uint64, f *Failure, exited bool) bool {
 	if p.state != terminated {
 		p.startLocked(th.slot, nil)
 	}
+	var lostRun Event
+	if p.cfg.Events != nil {
+		runEvent(&lostRun, t, i)
+		p.emitting++ // the pool exits once its observer has heard of this
+	}
 	p.exitLocked(th)
 	p.mu.Unlock()
+	if ev := p.cfg.Events; ev != nil {
+		end := now()
+		lostRun.PID, lostRun.Worker, lostRun.Attempts, lostRun.Fail, lostRun.Lost = p.pid, th.slot, attempts, f.Kind, true
+		lostRun.Start, lostRun.End = th.began.Load(), end
+		ev(lostRun)
+		reason := "abandoned: " + f.Message
+		if exited {
+			reason = "its goroutine ended: " + f.Message
+		}
+		ev(Event{Kind: WorkerExited, Time: end, PID: p.pid, Worker: th.slot, Blame: f.Kind, Reason: reason})
+		p.mu.Lock()
+		p.emitting--
+		p.maybeExitedLocked()
+		p.mu.Unlock()
+	}
 	settleAll(failed)
 	if !retry {
 		o := Outcome{Fail: f, PID: p.pid, Worker: th.slot, Attempts: attempts, End: time.Now().UnixNano(), CPU: -1}

@@ -79,6 +79,7 @@ func legalMove(from, to workerState) bool {
 // Process.Signal may be called under either: a process's own lock is a
 // leaf.
 type worker struct {
+	idle int64 // unix ns: when it last finished a call, or said hello (only with Config.Events; the reader's)
 	p    *Pool
 	slot int
 	pid  int
