@@ -404,3 +404,35 @@ func TestTraceMillion(t *testing.T) {
 		t.Errorf("%d runs in the trace, want 1000000", n)
 	}
 }
+
+// --timeline writes a page drawn from the run's trace, with or without
+// --trace; the temporary trace does not stay behind.
+func TestTimelineFlag(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	page := filepath.Join(dir, "run.html")
+	tmp := t.TempDir()
+	r := runPoold(t, runOpts{env: []string{"TMPDIR=" + tmp}}, "-n", "2", "-q", "--timeline", page, filepath.Join(rootDir, "examples", "crash.json"))
+	if r.Code != 1 { // the file's crash tasks fail
+		t.Fatalf("exit status %d; stderr:\n%s", r.Code, r.Stderr)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<canvas", `id="timeline-data"`, "worker_lost", `"panic"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the page has no %q", want)
+		}
+	}
+	if strings.Contains(string(b), "http://") || strings.Contains(string(b), "https://") {
+		t.Errorf("the page refers to the network")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left behind in TMPDIR: %v", left)
+	}
+	r = runPoold(t, runOpts{}, "--timeline", filepath.Join(dir, "no", "such", "dir.html"), filepath.Join(rootDir, "examples", "seed.json"))
+	if r.Code != 2 || !strings.Contains(r.Stderr, "--timeline") {
+		t.Errorf("an unwritable page: exit %d, stderr %q; want 2 naming --timeline", r.Code, r.Stderr)
+	}
+}

@@ -65,6 +65,7 @@ var compareRejected = map[string]string{
 	"mode":                 "--mode: compare runs both modes, processes and threads",
 	"joblog":               "--joblog: compare runs the file several times; each run would log into the same job log",
 	"trace":                "--trace: compare runs the file several times; each run would trace into the same file",
+	"timeline":             "--timeline: compare runs the file several times; each run would draw into the same page",
 	"resume":               "--resume: compare runs the file several times; a job log would skip tasks in all but the first",
 	"resume-failed":        "--resume-failed: compare runs the file several times; a job log would skip tasks in all but the first",
 	"q":                    "-q: compare prints its report, not the results",

@@ -46,6 +46,7 @@ type config struct {
 	resume       bool   // skip the tasks the job log records
 	resumeFailed bool   // skip the tasks the job log records as succeeded
 	trace        string // --trace FILE: a Chrome trace of the run; "": none
+	timeline     string // --timeline FILE.html: the run drawn as a page; "": none
 
 	startTimeout time.Duration // from a worker's start to its hello
 }
@@ -109,6 +110,7 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.StringVar(&cfg.jobLog, "joblog", "", "write GNU parallel's job log to `FILE`, a line a task as it finishes (+FILE appends)")
 	fs.BoolVar(&cfg.resume, "resume", false, "skip the tasks that the --joblog file records, by task id")
 	fs.BoolVar(&cfg.resumeFailed, "resume-failed", false, "skip the tasks that the --joblog file records as succeeded, run the rest again")
+	fs.StringVar(&cfg.timeline, "timeline", "", "draw the run as a Gantt chart, a row per worker and a bar per task run, in one self-contained page `FILE.html` (no network), written when the run ends")
 	fs.StringVar(&cfg.trace, "trace", "", "write a Chrome trace of the run (each task run, each worker's start and end) to `FILE`, for ui.perfetto.dev or chrome://tracing")
 	fs.BoolVar(&cfg.version, "version", false, "print the version and exit")
 	if runMode {

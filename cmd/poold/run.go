@@ -30,7 +30,7 @@ type job struct {
 
 // execute runs a job's entries on a new pool and reports every result.
 // start is when poold started, for the wall time.
-func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int {
+func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (code int) {
 	defer j.src.Stop()
 	if cfg.threads {
 		var restore func()
@@ -44,15 +44,18 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 		}
 		defer j.jobLog.Close()
 	}
-	var traceFile *os.File
-	if cfg.trace != "" {
-		f, err := os.Create(cfg.trace)
-		if err != nil {
-			fmt.Fprintf(stderr, "poold: --trace: %v\n", err)
-			return exitUsage
-		}
-		defer f.Close()
-		traceFile = f
+	tr, err := openTrace(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "poold: %v\n", err)
+		return exitUsage
+	}
+	if tr != nil {
+		defer func() { // after the run: the pool has written the trace's end
+			if err := tr.finish(); err != nil {
+				fmt.Fprintf(stderr, "poold: %v\n", err)
+				code = max(code, exitFailed)
+			}
+		}()
 	}
 	// The progress bar: on when stderr is a terminal, or with --progress.
 	// Whatever else goes to stderr is then written above it, and so is the
@@ -113,8 +116,8 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int
 	defer in.stop()
 
 	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr), jobLog: j.jobLog, skip: j.skip, total: h.Tasks}
-	if traceFile != nil {
-		r.trace = traceFile
+	if tr != nil {
+		r.trace = tr.writer()
 	}
 	if cfg.halt != nil && (r.window == 0 || r.window > cfg.workers) {
 		// What is in flight runs: a result that fires the rule then stops
