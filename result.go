@@ -34,7 +34,12 @@ type Result[R any] struct {
 	// CPU is the task's CPU time, user and system, measured in its worker
 	// around the call; negative when it was not measured (see the README's
 	// "processes or threads?").
-	CPU    time.Duration
+	CPU time.Duration
+	// MaxRSS is the worker process's peak resident memory, in bytes, when
+	// the task ended: the most it held up to then (read after tasks of 1 ms
+	// or more; a shorter one reports the last figure read). 0: unknown, and
+	// always in threads mode, where the workers share this process.
+	MaxRSS int64
 	Output []byte // what the task wrote to stdout (its stderr goes to the pool's logger)
 }
 
@@ -219,7 +224,7 @@ func (m *MapResult[R]) Successful() (bool, error) {
 func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, decode func(Raw, *R) error) {
 	*dst = Result[R]{
 		Err: outcomeErr(fn, o), Index: index, Func: fn, Host: o.Host, PID: o.PID, Worker: o.Worker,
-		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), CPU: o.CPU,
+		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), CPU: o.CPU, MaxRSS: o.MaxRSS,
 	}
 	if len(o.Output) > 0 {
 		dst.Output = bytes.Clone(o.Output)
@@ -237,7 +242,7 @@ func setResult[R any](dst *Result[R], o *pool.Outcome, fn string, index int, dec
 func resultOf[R any](o *pool.Outcome, err error, fn string, index int, decode func(Raw, *R) error) Result[R] {
 	r := Result[R]{
 		Err: err, Index: index, Func: fn, Host: o.Host, PID: o.PID, Worker: o.Worker,
-		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), CPU: o.CPU, Output: o.Output,
+		Attempts: o.Attempts, Start: unixTime(o.Start), End: unixTime(o.End), CPU: o.CPU, MaxRSS: o.MaxRSS, Output: o.Output,
 	}
 	if r.Err == nil {
 		v := new(R) // decode is a func value: whatever it gets escapes

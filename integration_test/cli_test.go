@@ -529,6 +529,10 @@ func TestJSONCPU(t *testing.T) {
 		if *rec.CPUMS < 0 || *rec.CPUMS > 1.5*rec.DurationMS+1 {
 			t.Errorf("task %s: cpu_ms %v for a duration_ms of %v", id, *rec.CPUMS, rec.DurationMS)
 		}
+		// A worker process holds a few MiB at least, and less than a GiB here.
+		if rec.MaxRSS == nil || *rec.MaxRSS < 1<<20 || *rec.MaxRSS > 1<<30 {
+			t.Errorf("task %s: max_rss_bytes %v, want the worker's peak memory", id, rec.MaxRSS)
+		}
 		return *rec.CPUMS
 	}
 

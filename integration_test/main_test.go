@@ -481,7 +481,8 @@ type record struct {
 	Start      string          `json:"start"`
 	End        string          `json:"end"`
 	DurationMS float64         `json:"duration_ms"`
-	CPUMS      *float64        `json:"cpu_ms"` // null when unknown
+	CPUMS      *float64        `json:"cpu_ms"`        // null when unknown
+	MaxRSS     *int64          `json:"max_rss_bytes"` // null when unknown
 	Output     *string         `json:"output"`
 }
 

@@ -22,7 +22,7 @@ func TestThreadsSeed(t *testing.T) {
 		t.Fatalf("%d results, want 5; stdout:\n%s", len(recs), r.Stdout)
 	}
 	for id, rec := range recs {
-		if !rec.ok() || rec.PID != r.PID || string(rec.Result) != `"`+pow8_20+`"` {
+		if !rec.ok() || rec.PID != r.PID || string(rec.Result) != `"`+pow8_20+`"` || rec.MaxRSS != nil {
 			t.Errorf("task %s: ok %v, pid %d (poold's is %d), result %s", id, rec.ok(), rec.PID, r.PID, rec.Result)
 		}
 	}

@@ -217,6 +217,16 @@ func TestTraceCrashes(t *testing.T) {
 		if int(last.Args["pid"].(float64)) != rec.PID || int(*last.TID) != rec.PID {
 			t.Errorf("%s: last run's pid %v (tid %v), the result's %d", id, last.Args["pid"], *last.TID, rec.PID)
 		}
+		// A run the worker reported says its CPU time and the worker's peak
+		// memory, as the result does.
+		if rec.ok() {
+			if m, _ := last.Args["max_rss"].(float64); rec.MaxRSS == nil || m != float64(*rec.MaxRSS) {
+				t.Errorf("%s: last run's max_rss %v, the result's %v", id, last.Args["max_rss"], rec.MaxRSS)
+			}
+			if _, ok := last.Args["cpu_ms"].(float64); !ok {
+				t.Errorf("%s: last run has no cpu_ms: %v", id, last.Args)
+			}
+		}
 	}
 	for _, c := range crashes {
 		if n := len(runs["crash-"+c.mode]); n != 2 {

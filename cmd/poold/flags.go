@@ -237,7 +237,9 @@ line that is wrong fails as its entry's result, kind bad_task (status 1).
 With --json, each line is an object with id, index, func, ok, result or
 error, pid, attempts, start and end (absent when unknown), duration_ms,
 cpu_ms (the task's CPU time in its worker, its waited-for programs
-included; null when unknown) and output (when it printed).
+included; null when unknown), max_rss_bytes (the worker's peak memory when
+the task ended; null when unknown, always with --mode threads) and output
+(when it printed).
 
 poold run -- COMMAND ARG... runs COMMAND once per argument, as GNU parallel
 does: the arguments follow :::, or are the lines of the FILE after ::::, or

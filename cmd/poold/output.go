@@ -171,7 +171,8 @@ type jsonRecord struct {
 	Start      string          `json:"start,omitempty"` // absent when the task never started
 	End        string          `json:"end,omitempty"`
 	DurationMS float64         `json:"duration_ms"`
-	CPUMS      *float64        `json:"cpu_ms"` // null when unknown
+	CPUMS      *float64        `json:"cpu_ms"`        // null when unknown
+	MaxRSS     *int64          `json:"max_rss_bytes"` // null when unknown
 	Output     string          `json:"output,omitempty"`
 }
 
@@ -218,6 +219,9 @@ func newJSONRecord(o outcome) jsonRecord {
 		PID: res.PID, Attempts: res.Attempts,
 		DurationMS: float64(duration(res)) / float64(time.Millisecond),
 		Output:     string(res.Output),
+	}
+	if res.MaxRSS > 0 {
+		rec.MaxRSS = &res.MaxRSS
 	}
 	if res.CPU >= 0 {
 		ms := float64(res.CPU) / float64(time.Millisecond)

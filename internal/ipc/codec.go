@@ -115,7 +115,7 @@ func (w *Writer) WriteResult(r *Result) error {
 		if it.OK {
 			ok = 0xc3
 		}
-		w.body.Write(append(w.body.AvailableBuffer(), 0x90|7, ok)) // fixarray of 7 fields
+		w.body.Write(append(w.body.AvailableBuffer(), 0x90|8, ok)) // fixarray of 8 fields
 		if err := w.raw(it.Value); err != nil {
 			return fmt.Errorf("value %d of task %d: %w", i, r.ID, err)
 		}
@@ -135,9 +135,9 @@ func (w *Writer) WriteResult(r *Result) error {
 			return fmt.Errorf("output %d of task %d: %w", i, r.ID, err)
 		}
 		w.enc.EncodeBytes(it.Output)
-		// The three integers in one write: the encoder makes one call
+		// The four integers in one write: the encoder makes one call
 		// through an interface per piece, a good part of a trivial item.
-		w.body.Write(appendInt(appendInt(appendInt(w.body.AvailableBuffer(), it.Start), it.End), it.CPU))
+		w.body.Write(appendInt(appendInt(appendInt(appendInt(w.body.AvailableBuffer(), it.Start), it.End), it.CPU), it.MaxRSS))
 	}
 	return w.commit()
 }

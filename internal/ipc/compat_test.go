@@ -145,12 +145,12 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		t.Fatalf("result items: %#v", v[3])
 	}
 	it0, _ := items[0].([]any)
-	if len(it0) != 7 || it0[0] != true || it0[1] != "value" || it0[2] != nil ||
+	if len(it0) != 8 || num(t, it0[7]) != 0 || it0[0] != true || it0[1] != "value" || it0[2] != nil ||
 		!reflect.DeepEqual(it0[3], []byte("out")) || num(t, it0[4]) != 10 || num(t, it0[5]) != -20 || num(t, it0[6]) != 70000 {
 		t.Errorf("result item 0: %#v", items[0])
 	}
 	it1, _ := items[1].([]any)
-	if len(it1) != 7 || it1[0] != false || it1[1] != nil || !reflect.DeepEqual(it1[2], []any{"panic", "boom", "trace", "", nil}) ||
+	if len(it1) != 8 || num(t, it1[7]) != 0 || it1[0] != false || it1[1] != nil || !reflect.DeepEqual(it1[2], []any{"panic", "boom", "trace", "", nil}) ||
 		it1[3] != nil || num(t, it1[4]) != 0 || num(t, it1[5]) != 0 || num(t, it1[6]) != -1 {
 		t.Errorf("result item 1: %#v", items[1])
 	}

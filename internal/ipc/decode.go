@@ -201,8 +201,8 @@ func (c *cursor) result(res *Result) {
 
 func (c *cursor) item(it *Item) {
 	n := c.arrayLen("item")
-	if n != 6 && n != 7 && c.err == nil {
-		c.err = fmt.Errorf("result item with %d fields, want 6 or 7", n)
+	if (n < 6 || n > 8) && c.err == nil {
+		c.err = fmt.Errorf("result item with %d fields, want 6 to 8", n)
 	}
 	it.OK = c.bool("ok")
 	it.Value = c.raw("value")
@@ -222,7 +222,10 @@ func (c *cursor) item(it *Item) {
 	it.Start = c.int64("start")
 	it.End = c.int64("end")
 	it.CPU = -1 // without cpu: not measured
-	if n == 7 {
+	if n >= 7 {
 		it.CPU = c.int64("cpu")
+	}
+	if n == 8 {
+		it.MaxRSS = c.int64("max_rss")
 	}
 }

@@ -6,14 +6,16 @@
 //
 //	Hello    [1, pid, version, [task names...]]
 //	Task     [2, id, func, timeout_ns, eager, [args...]]  one or more raw args: more than one is a chunk
-//	Result   [3, id, from, [[ok, value, err, output, start_ns, end_ns, cpu_ns]...]]  items of args from, from+1, ...
+//	Result   [3, id, from, [[ok, value, err, output, start_ns, end_ns, cpu_ns, max_rss]...]]  items of args from, from+1, ...
 //	Cancel   [6, id]                                    on the control stream only: stop job id
 //
 // where err is nil or [kind, message, stack, type, detail], detail being
 // one raw value (nil: none), and cpu_ns is the CPU time of the call in its
-// worker, user and system (negative: unknown). Protocol 4 added cpu_ns; a
-// worker always sends it, and an item that ends at end_ns is read as one
-// whose CPU is unknown. A job's items may come in several Results, in
+// worker, user and system (negative: unknown), max_rss the worker's peak
+// resident memory in bytes when the call ended (0: unknown). Protocol 4
+// added cpu_ns, then max_rss (optional, so the version stayed); a worker
+// always sends both, and an item that ends at end_ns (or cpu_ns) is read as
+// one whose CPU (peak memory) is unknown. A job's items may come in several Results, in
 // order, each starting where the last ended (a worker reports a long
 // chunk's finished calls as it goes; each of them, for an eager task).
 // Kinds 4 and 5 are retired. Arguments and values are raw msgpack: this

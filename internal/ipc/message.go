@@ -80,6 +80,11 @@ type Item struct {
 	// the worker measured it (see the worker package); negative: unknown.
 	// A Reader gives -1 for an item sent without it.
 	CPU int64
+	// MaxRSS is the worker's peak resident memory, in bytes, when the call
+	// ended, as far as the worker last measured it (see the worker
+	// package): the most it held up to then; 0: unknown, and what a Reader
+	// gives for an item sent without it.
+	MaxRSS int64
 }
 
 // ErrorInfo is a task failure as the worker saw it.

@@ -30,10 +30,10 @@ func roundTripCases(t testing.TB) []struct {
 	}
 	stack := "goroutine 1 [running]:\nmain.f()\n\t/src/main.go:12 +0x1d\n" + strings.Repeat("frame\n", 200)
 	items := []Item{
-		{OK: true, Value: mp(t, 49), Start: 1732550000000000000, End: 1732550000000123456, CPU: 120001},
+		{OK: true, Value: mp(t, 49), Start: 1732550000000000000, End: 1732550000000123456, CPU: 120001, MaxRSS: 5 << 20},
 		{OK: true, Value: mp(t, []any{"a", 1.5, nil, map[string]any{"k": []byte{1, 2}}}), Output: []byte("printed\n"), CPU: -1},
 		{OK: false, Err: &ErrorInfo{Kind: "panic", Message: "runtime error: index out of range [3] with length 3", Stack: stack}, Output: []byte{}, CPU: 300},
-		{OK: false, Err: &ErrorInfo{}, Start: -1, End: math.MaxInt64, CPU: math.MaxInt64},
+		{OK: false, Err: &ErrorInfo{}, Start: -1, End: math.MaxInt64, CPU: math.MaxInt64, MaxRSS: math.MaxInt64},
 		{OK: true, Value: mp(t, strings.Repeat("v", 70000)), Output: bytes.Repeat([]byte{0, 0xff}, 40000), CPU: math.MinInt64},
 		{OK: true, Value: msgpackNil},
 	}

@@ -43,8 +43,10 @@ type Event struct {
 	Attempts int
 	Start    int64 // unix nanoseconds
 	End      int64
-	Fail     Kind // "" when it succeeded
-	Lost     bool // its worker died under it: Start is the worker's last known idle time, End when the pool noticed
+	CPU      time.Duration // its CPU time in the worker; negative: unknown
+	MaxRSS   int64         // the worker's peak memory when it ended, bytes; 0: unknown
+	Fail     Kind          // "" when it succeeded
+	Lost     bool          // its worker died under it: Start is the worker's last known idle time, End when the pool noticed
 }
 
 // runEvent fills e for an attempt of call i of t.

@@ -200,6 +200,7 @@ func (w *worker) runEvents(ev func(Event), t *Task, from, tries int, items []ipc
 		it := &items[i]
 		runEvent(&e, t, from+i)
 		e.Host, e.PID, e.Worker, e.Attempts, e.Start, e.End = w.host, w.pid, w.slot, tries, it.Start, it.End
+		e.CPU, e.MaxRSS = time.Duration(it.CPU), it.MaxRSS
 		e.Fail = ""
 		if !it.OK {
 			e.Fail = kind.Error
@@ -310,7 +311,7 @@ func (w *worker) deliver(t *Task, from int, last bool, items []ipc.Item, retried
 func (w *worker) outcome(o *Outcome, t *Task, it *ipc.Item) {
 	*o = Outcome{
 		Host: w.host, PID: w.pid, Worker: w.slot, Attempts: t.tries,
-		Start: it.Start, End: it.End, Output: it.Output, CPU: time.Duration(it.CPU), // negative: unknown
+		Start: it.Start, End: it.End, Output: it.Output, CPU: time.Duration(it.CPU), MaxRSS: it.MaxRSS, // negative, 0: unknown
 	}
 	if it.OK {
 		o.Value = it.Value

@@ -76,7 +76,11 @@ type Outcome struct {
 	End      int64
 	// CPU is the CPU time of the call (user and system), measured in its
 	// worker; negative: not measured.
-	CPU    time.Duration
+	CPU time.Duration
+	// MaxRSS is the worker process's peak resident memory, in bytes, when
+	// the call ended; 0: unknown (and always in a Threads pool, whose
+	// workers share one process's memory).
+	MaxRSS int64
 	Output []byte // what the call wrote to its standard output
 }
 

@@ -174,7 +174,7 @@ func (p *Threads) runJob(th *thread, t *Task, ctx context.Context) bool {
 		if ev := p.cfg.Events; ev != nil {
 			var e Event
 			runEvent(&e, t, i)
-			e.PID, e.Worker, e.Attempts, e.Start, e.End = o.PID, o.Worker, o.Attempts, o.Start, o.End
+			e.PID, e.Worker, e.Attempts, e.Start, e.End, e.CPU = o.PID, o.Worker, o.Attempts, o.Start, o.End, o.CPU
 			if o.Fail != nil {
 				e.Fail = o.Fail.Kind
 			}

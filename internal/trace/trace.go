@@ -135,6 +135,14 @@ func (t *Writer) Event(e pool.Event) {
 			b = append(b, `,"kind":`...)
 			b = appendString(b, string(e.Fail))
 		}
+		if e.CPU >= 0 && !e.Lost {
+			b = append(b, `,"cpu_ms":`...)
+			b = strconv.AppendFloat(b, float64(e.CPU)/1e6, 'f', -1, 64)
+		}
+		if e.MaxRSS > 0 {
+			b = append(b, `,"max_rss":`...)
+			b = strconv.AppendInt(b, e.MaxRSS, 10)
+		}
 		b = append(b, `,"pid":`...)
 		b = strconv.AppendInt(b, int64(e.PID), 10)
 		b = append(b, `,"slot":`...)

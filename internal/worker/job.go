@@ -76,6 +76,7 @@ func (s *server) runJob(t *ipc.Task) error {
 			// jobs of a burst, where it would cost a third of a task.
 			check := i == len(t.Args)-1 && (!s.rd.Buffered() || now.Sub(jobStart) >= checkAfter)
 			it.Output = s.capture.take(check)
+			it.MaxRSS = s.peak.after(time.Duration(it.End - it.Start))
 		default:
 			it = failed(kind.UnknownFunc, fmt.Sprintf("no task named %q; this worker knows %v (%s)", t.Func, s.reg.Names(), registerHint))
 		}
@@ -240,7 +241,7 @@ func (s *server) writeResult(res *ipc.Result) error {
 			} else {
 				continue
 			}
-			it.Start, it.End, it.CPU = ran.Start, ran.End, ran.CPU
+			it.Start, it.End, it.CPU, it.MaxRSS = ran.Start, ran.End, ran.CPU, ran.MaxRSS
 		}
 		err = s.wr.WriteResult(res)
 	}

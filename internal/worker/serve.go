@@ -111,6 +111,7 @@ type server struct {
 	progress *Progress       // nil: the parent cannot see which call runs
 	job      jobRun          // the job running
 	cpu      cpuMeter        // the CPU time of the calls
+	peak     peakMeter       // the worker's peak memory, as the calls report it
 	waited   bool            // the job running was not buffered when the worker went to read it
 }
 

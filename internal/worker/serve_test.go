@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 func testRegistry() *tasks.Registry {
 	r := tasks.NewRegistry()
 	r.Register("double", tasks.Typed(func(_ context.Context, n int) (int, error) { return 2 * n, nil }))
+	r.Register("hold", holdTask())
 	r.Register("panic", tasks.Typed(func(context.Context, struct{}) (int, error) { panic("boom") }))
 	r.Register("fail", tasks.Typed(func(context.Context, struct{}) (int, error) { return 0, errors.New("nope") }))
 	r.Register("echo", tasks.Typed(func(_ context.Context, v any) (any, error) { return v, nil }))
