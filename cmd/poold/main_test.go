@@ -182,6 +182,7 @@ type record struct {
 	End        *time.Time      `json:"end"`
 	DurationMS *float64        `json:"duration_ms"`
 	CPUMS      *float64        `json:"cpu_ms"`
+	MaxRSS     *int64          `json:"max_rss_bytes"`
 	Output     string          `json:"output"`
 }
 
@@ -198,7 +199,7 @@ func parseRecords(ts *testscript.TestScript, stdout string) []record {
 		}
 		var fields map[string]json.RawMessage
 		ts.Check(json.Unmarshal(sc.Bytes(), &fields))
-		for _, k := range []string{"id", "index", "func", "ok", "pid", "attempts", "duration_ms", "cpu_ms"} {
+		for _, k := range []string{"id", "index", "func", "ok", "pid", "attempts", "duration_ms", "cpu_ms", "max_rss_bytes"} {
 			if _, ok := fields[k]; !ok {
 				ts.Fatalf("stdout line %d has no %q: %.300s", line, k, sc.Text())
 			}
