@@ -1,11 +1,8 @@
 package integration_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"runtime"
 	"strings"
@@ -345,39 +342,16 @@ func TestUsageReport(t *testing.T) {
 	for i := range 4 {
 		tasks = append(tasks, fmt.Sprintf(`{"id": "p%d", "func": "primes", "args": {"n": 200000}}`, i))
 	}
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	cmd := exec.Command(pooldBin, "-n", "2", "-q", taskFile(t, tasks))
-	cmd.Env = append(os.Environ(), debugEnv, tagVar+"="+newTag(t), "POOLD_USAGE_FD=3")
-	cmd.ExtraFiles = []*os.File{wr}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Start()
-	wr.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	b.ReadFrom(rd)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("poold: %v; stderr:\n%s", err, stderr.String())
-	}
-	var u map[string]float64
-	if err := json.Unmarshal(b.Bytes(), &u); err != nil {
-		t.Fatalf("usage report %q: %v", b.String(), err)
-	}
+	u, raw, stderr := runWithUsage(t, "-n", "2", "-q", taskFile(t, tasks))
 	for _, k := range []string{"status", "user_ms", "sys_ms", "maxrss_bytes", "peak_bytes", "children_user_ms", "children_sys_ms", "children_maxrss_bytes"} {
 		if _, ok := u[k]; !ok {
-			t.Errorf("the usage report has no %q: %s", k, b.String())
+			t.Errorf("the usage report has no %q: %s", k, raw)
 		}
 	}
 	if u["status"] != 0 || u["children_user_ms"] < 2*u["user_ms"] || u["peak_bytes"] <= 0 {
-		t.Errorf("usage report %s: want status 0, most CPU time in the workers, a peak", b.String())
+		t.Errorf("usage report %s: want status 0, most CPU time in the workers, a peak", raw)
 	}
-	if strings.Contains(stderr.String(), "POOLD_USAGE_FD") {
-		t.Errorf("stderr:\n%s", stderr.String())
+	if strings.Contains(stderr, "POOLD_USAGE_FD") {
+		t.Errorf("stderr:\n%s", stderr)
 	}
 }

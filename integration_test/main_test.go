@@ -574,3 +574,34 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// runWithUsage runs poold with args and POOLD_USAGE_FD, failing the test
+// unless it exits 0, and returns its usage report (decoded and as it was
+// written) and its stderr.
+func runWithUsage(t *testing.T, args ...string) (usage map[string]float64, raw, stderr string) {
+	t.Helper()
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	cmd := exec.Command(pooldBin, args...)
+	cmd.Env = append(os.Environ(), debugEnv, tagVar+"="+newTag(t), "POOLD_USAGE_FD=3")
+	cmd.ExtraFiles = []*os.File{wr}
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	err = cmd.Start()
+	wr.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.ReadFrom(rd)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("poold: %v; stderr:\n%s", err, errBuf.String())
+	}
+	if err := json.Unmarshal(b.Bytes(), &usage); err != nil {
+		t.Fatalf("usage report %q: %v", b.String(), err)
+	}
+	return usage, b.String(), errBuf.String()
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -357,30 +356,7 @@ func TestTraceMillion(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "trace.json")
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	cmd := exec.Command(pooldBin, "-n", "2", "-q", "--no-progress", "--trace", path, file)
-	cmd.Env = append(os.Environ(), debugEnv, tagVar+"="+newTag(t), "POOLD_USAGE_FD=3")
-	cmd.ExtraFiles = []*os.File{wr}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Start()
-	wr.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var u bytes.Buffer
-	u.ReadFrom(rd)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("poold: %v; stderr:\n%s", err, stderr.String())
-	}
-	var usage map[string]float64
-	if err := json.Unmarshal(u.Bytes(), &usage); err != nil {
-		t.Fatalf("usage report %q: %v", u.String(), err)
-	}
+	usage, _, _ := runWithUsage(t, "-n", "2", "-q", "--no-progress", "--trace", path, file)
 	peak := usage["peak_bytes"]
 	if peak == 0 {
 		peak = usage["maxrss_bytes"]
