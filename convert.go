@@ -18,7 +18,7 @@ func taskError(fn string, o *pool.Outcome) *TaskError {
 	if x := f.Exit; x != nil {
 		te.Exit = &WorkerExitError{
 			PID: x.PID, ExitCode: x.ExitCode, Signal: x.Signal, CoreDump: x.CoreDump,
-			Reason: x.Reason, Stderr: x.Stderr,
+			Reason: x.Reason, Stderr: x.Stderr, Host: x.Host, Launcher: x.Launcher, LauncherPID: x.LauncherPID,
 		}
 	}
 	return te
@@ -36,7 +36,8 @@ func outcomeErr(fn string, o *pool.Outcome) error {
 // exit is e as the internal pool has it, whose text is the one text of a
 // worker's end.
 func (e *WorkerExitError) exit() *pool.Exit {
-	return &pool.Exit{PID: e.PID, ExitCode: e.ExitCode, Signal: e.Signal, CoreDump: e.CoreDump, Reason: e.Reason, Stderr: e.Stderr}
+	return &pool.Exit{PID: e.PID, ExitCode: e.ExitCode, Signal: e.Signal, CoreDump: e.CoreDump, Reason: e.Reason, Stderr: e.Stderr,
+		Host: e.Host, Launcher: e.Launcher, LauncherPID: e.LauncherPID}
 }
 
 // sentinels pairs the internal pool's sentinel errors with the root's.

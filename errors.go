@@ -151,6 +151,14 @@ type WorkerExitError struct {
 	CoreDump bool
 	Reason   string   // why the pool killed it, if it did ("timeout", "protocol error: ...", ...)
 	Stderr   []string // the last lines the worker wrote to stderr
+	Host     string   // where it ran: "" for this machine
+	// Launcher and LauncherPID name the program that started the worker
+	// and reported its end ("ssh", "srun"), when that is not the worker
+	// itself: ExitCode and Signal are then the launcher's. ssh's 255 is
+	// its own failure: a lost or failed connection, or a worker killed by
+	// a signal.
+	Launcher    string
+	LauncherPID int
 }
 
 // Error says "worker pid <PID> exited with code <ExitCode>" or "... killed

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/poold/poold/internal/pool"
+	"github.com/poold/poold/internal/remote"
 	"github.com/poold/poold/internal/tasks"
 )
 
@@ -39,6 +40,9 @@ type config struct {
 	threads           *Registry // WithThreads: goroutines running its tasks
 	trace             io.Writer // WithTrace
 	events            func(pool.Event)
+	hosts             []remote.Host // WithSSH; nil: this machine only
+	ssh               []string      // WithSSH: the ssh program and its options
+	remoteWorker      []string      // WithSSH: the worker's command line on the hosts
 }
 
 func (c *config) pool() pool.Config {

@@ -76,7 +76,11 @@ func New(ctx context.Context, opts ...Option) (*Pool, error) {
 		}
 		p, err = newThreads(ctx, &cfg)
 	} else {
-		p, err = pool.New(ctx, cfg.pool())
+		pcfg := cfg.pool()
+		if len(cfg.hosts) > 0 {
+			pcfg.Hosts = cfg.poolHosts(ctx, pcfg)
+		}
+		p, err = pool.New(ctx, pcfg)
 	}
 	if err != nil {
 		if tw != nil {

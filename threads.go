@@ -54,6 +54,7 @@ func (c *config) refuseForThreads() error {
 		{c.maxTasksPerWorker > 0, "WithMaxTasksPerWorker", "a fresh goroutine would free nothing a task left behind"},
 		{c.command != nil, "WithWorkerCommand", "no worker program is started"},
 		{c.env != nil, "WithEnv", "no worker process is started; the goroutines share this process's environment"},
+		{c.hosts != nil, "WithSSH", "goroutines run in this process only"},
 	} {
 		if refused.set {
 			return errorf("%s cannot hold in threads mode: %s (leave out WithThreads for worker processes)", refused.name, refused.why)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -91,8 +92,13 @@ func runCommand(start time.Time, args []string, stdin io.Reader, stdout, stderr 
 	if cfg.dryRun {
 		return dryRun(j.src, stdout, stderr)
 	}
-	if j.tf != nil {
+	if j.tf != nil && len(cfg.hosts) == 0 {
 		cfg.workers = min(cfg.workers, max(1, j.tf.Results))
+	}
+	if err := sizeHosts(context.Background(), cfg, stderr); err != nil {
+		j.src.Stop()
+		fmt.Fprintf(stderr, "poold: %v\n", err)
+		return exitFailed
 	}
 	if err := checkWorkers(cfg); err != nil {
 		j.src.Stop()

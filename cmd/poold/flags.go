@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/poold/poold/internal/remote"
 )
 
 // config is what the command line asks for.
@@ -20,7 +22,7 @@ type config struct {
 	threads    bool // --mode threads: the workers are goroutines of this process
 	json       bool
 	logLevel   hclog.Level
-	workerCmd  string
+	workerCmd  []string // --worker-cmd, split; nil: this binary
 	timeout    time.Duration
 	retries    int
 	retryOn    string    // the kinds retried, comma-separated and checked; "": none
@@ -49,6 +51,10 @@ type config struct {
 	timeline     string // --timeline FILE.html: the run drawn as a page; "": none
 
 	startTimeout time.Duration // from a worker's start to its hello
+
+	hosts        []remote.Host // --ssh and --ssh-file; nil: this machine only
+	sshCommand   []string      // ssh's program and options
+	remoteWorker []string      // the worker's command line on the hosts
 }
 
 // usageError is a mistake on the command line: exit status 2.
@@ -97,7 +103,8 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.BoolVar(&cfg.noProgress, "no-progress", false, "never draw the progress bar")
 	logLevel := fs.String("log-level", "warn", "log messages of `LEVEL` and above on stderr: trace, debug, info, warn, error or off")
 	logFormat := fs.String("log-format", "text", "write the logs as `FORMAT`: text, or json (hclog's JSON, one object a line, for machines)")
-	fs.StringVar(&cfg.workerCmd, "worker-cmd", "", "run `PATH` as the worker program instead of this binary (cmd/worker is one)")
+	var rf remoteFlags
+	addRemoteFlags(fs, &rf)
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "limit each task to `DURATION` unless it says otherwise, e.g. 30s (0: no limit)")
 	fs.IntVar(&cfg.retries, "retries", 0, "retry a task up to `N` times when it fails with a kind of --retry-on")
 	retryOn := fs.String("retry-on", defaultRetryOn, "retry failures of these `KINDS`, comma-separated (see --retries)")
@@ -158,7 +165,12 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 			return nil, usagef("--max-worker-memory: %v", err)
 		}
 	}
-	if cfg.retryOn, err = parseRetryOn(*retryOn, cfg.workerCmd != ""); err != nil {
+	nWorkers := false
+	fs.Visit(func(f *flag.Flag) { nWorkers = nWorkers || f.Name == "n" })
+	if err := rf.finish(cfg, nWorkers); err != nil {
+		return nil, err
+	}
+	if cfg.retryOn, err = parseRetryOn(*retryOn, len(cfg.workerCmd) > 0); err != nil {
 		return nil, usagef("--retry-on: %v", err)
 	}
 	switch {
@@ -172,7 +184,7 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 		return nil, usagef("--max-tasks-per-worker must not be negative, not %d", cfg.maxTasks)
 	case cfg.window < 0:
 		return nil, usagef("--window must not be negative, not %d", cfg.window)
-	case cfg.threads && cfg.workerCmd != "":
+	case cfg.threads && len(cfg.workerCmd) > 0:
 		return nil, usagef("--worker-cmd starts worker processes: it cannot go with --mode threads")
 	case cfg.threads && cfg.maxMemory > 0:
 		return nil, usagef("--max-worker-memory cannot hold in --mode threads: the goroutines share poold's memory (use --mode processes)")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -52,21 +53,21 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.workers != runtime.NumCPU() || cfg.json || cfg.logLevel != hclog.Warn || cfg.taskFile != "tasks.json" ||
-		cfg.timeout != 0 || cfg.retries != 0 || cfg.maxTasks != 0 || cfg.maxMemory != 0 || cfg.workerCmd != "" ||
+		cfg.timeout != 0 || cfg.retries != 0 || cfg.maxTasks != 0 || cfg.maxMemory != 0 || cfg.workerCmd != nil || cfg.hosts != nil ||
 		cfg.retryOn != "worker_lost,timeout" || cfg.startTimeout != 10*time.Second {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
 	cfg, err = parseFlags([]string{"-n", "3", "tasks.json", "--json", "--log-level=DEBUG", "--timeout", "1m",
-		"--retries", "2", "--max-tasks-per-worker", "10", "--max-worker-memory", "1G", "--worker-cmd", "/bin/w",
+		"--retries", "2", "--max-tasks-per-worker", "10", "--max-worker-memory", "1G", "--worker-cmd", "srun -N1 '/opt/my poold' worker",
 		"--jsonl", "--window", "100"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{workers: 3, json: true, logLevel: hclog.Debug, workerCmd: "/bin/w", timeout: time.Minute,
+	want := config{workers: 3, json: true, logLevel: hclog.Debug, workerCmd: []string{"srun", "-N1", "/opt/my poold", "worker"}, timeout: time.Minute,
 		retries: 2, retryOn: "worker_lost,timeout", maxTasks: 10, maxMemory: 1 << 30, jsonl: true, window: 100, taskFile: "tasks.json",
 		startTimeout: 10 * time.Second}
-	if *cfg != want {
+	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("got %+v\nwant %+v", *cfg, want)
 	}
 
@@ -155,7 +156,7 @@ func TestParseFlagsHelpAndVersion(t *testing.T) {
 	if _, err := parseFlags([]string{"--help"}, &out); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
 	}
-	for _, w := range []string{"usage: poold [flags] TASKFILE", "-max-worker-memory SIZE", "-worker-cmd PATH", "-window N", "-jsonl", "JSON Lines", "Exit status",
+	for _, w := range []string{"usage: poold [flags] TASKFILE", "-max-worker-memory SIZE", "-worker-cmd COMMAND", "-ssh HOSTS", "-ssh-file FILE", "-ssh-command COMMAND", "-remote-poold PATH", "-window N", "-jsonl", "JSON Lines", "Exit status",
 		"-retry-on KINDS", `(default "worker_lost,timeout")`, "-start-timeout DURATION", "(default 10s)", "poold help tasks", "README",
 		"Tasks: crash, echo, exec, pi, pow, primes, print, sha256, sleep;"} {
 		if !strings.Contains(out.String(), w) {

@@ -69,7 +69,11 @@ func TestCheckWorkerCmd(t *testing.T) {
 		{dir, "is a directory"},
 		{"poold-test-no-such-program", "no such program in $PATH"},
 	} {
-		err := checkWorkerCmd(tt.name)
+		var argv []string
+		if tt.name != "" {
+			argv = []string{tt.name}
+		}
+		err := checkWorkerCmd(argv)
 		var ue *usageError
 		switch {
 		case tt.want == "" && err != nil:

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,6 +70,9 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 	if len(args) > 0 && args[0] == "run" {
 		return runCommand(start, args[1:], stdin, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "worker" {
+		return workerCommand(args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "compare" {
 		return compareCommand(args[1:], stdin, stdout, stderr)
 	}
@@ -86,10 +90,15 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 		printError(stderr, err)
 		return exitUsage
 	}
-	if j.tf != nil {
+	if j.tf != nil && len(cfg.hosts) == 0 {
 		// The count is known: a worker more than there are tasks would
 		// have nothing to do.
 		cfg.workers = min(cfg.workers, j.tf.Results)
+	}
+	if err := sizeHosts(context.Background(), cfg, stderr); err != nil {
+		j.src.Stop()
+		fmt.Fprintf(stderr, "poold: %v\n", err)
+		return exitFailed
 	}
 	if err := checkWorkers(cfg); err != nil {
 		j.src.Stop()
@@ -110,10 +119,11 @@ func checkWorkers(cfg *config) error {
 
 // checkWorkerCmd checks that the --worker-cmd program exists and can be
 // run, so that a typo is a usage error before anything starts.
-func checkWorkerCmd(name string) error {
-	if name == "" {
+func checkWorkerCmd(argv []string) error {
+	if len(argv) == 0 {
 		return nil
 	}
+	name := argv[0]
 	if !strings.Contains(name, "/") {
 		if _, err := exec.LookPath(name); err != nil {
 			return usagef("--worker-cmd %s: no such program in $PATH", name)
@@ -139,7 +149,7 @@ func checkWorkerCmd(name string) error {
 // tasks that this binary does not: the pool then checks names against what
 // its workers announce.
 func knownNames(cfg *config) []string {
-	if cfg.workerCmd != "" {
+	if len(cfg.workerCmd) > 0 {
 		return nil
 	}
 	return newRegistry().Names()

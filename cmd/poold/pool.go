@@ -35,8 +35,11 @@ func poolOptions(cfg *config, logger hclog.Logger) []poold.Option {
 	if cfg.threads {
 		opts = append(opts, poold.WithThreads(newRegistry()))
 	}
-	if cfg.workerCmd != "" {
-		opts = append(opts, poold.WithWorkerCommand(cfg.workerCmd))
+	if len(cfg.workerCmd) > 0 {
+		opts = append(opts, poold.WithWorkerCommand(cfg.workerCmd[0], cfg.workerCmd[1:]...))
+	}
+	if len(cfg.hosts) > 0 {
+		opts = append(opts, sshOption(cfg))
 	}
 	if cfg.timeout > 0 {
 		opts = append(opts, poold.WithTimeout(cfg.timeout))

@@ -42,13 +42,37 @@ func (w *Writer) Flush() error { return w.bw.Flush() }
 
 // WriteHello buffers a Hello frame.
 func (w *Writer) WriteHello(h *Hello) error {
-	w.begin(KindHello, 3)
+	w.begin(KindHello, 7)
 	w.enc.EncodeInt(int64(h.PID))
 	w.enc.EncodeInt(int64(h.Version))
 	w.enc.EncodeArrayLen(len(h.Tasks))
 	for _, name := range h.Tasks {
 		w.enc.EncodeString(name)
 	}
+	w.enc.EncodeString(h.Program)
+	w.enc.EncodeString(h.Host)
+	w.enc.EncodeInt(int64(h.CPUs))
+	w.enc.EncodeBool(h.Setup)
+	return w.commit()
+}
+
+// WriteSetup buffers a Setup frame.
+func (w *Writer) WriteSetup(s *Setup) error {
+	w.begin(KindSetup, 8)
+	w.enc.EncodeInt(int64(s.MaxFrame))
+	w.enc.EncodeInt(int64(s.MaxOutput))
+	w.enc.EncodeString(s.LogLevel)
+	w.enc.EncodeString(s.Initializer)
+	if len(s.InitializerArgs) == 0 {
+		w.enc.EncodeNil()
+	} else {
+		if err := w.raw(s.InitializerArgs); err != nil {
+			return err
+		}
+	}
+	w.enc.EncodeInt(int64(s.Procs))
+	w.enc.EncodeInt(s.MaxMemory)
+	w.enc.EncodeInt(s.MemoryInterval)
 	return w.commit()
 }
 
@@ -240,3 +264,7 @@ func (w *Writer) commit() error {
 	}
 	return err
 }
+
+// SetMaxFrame changes the cap on the frames written from now on
+// (DefaultMaxFrame when maxFrame <= 0).
+func (w *Writer) SetMaxFrame(maxFrame int) { w.max = frameCap(maxFrame) }

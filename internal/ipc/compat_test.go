@@ -111,14 +111,14 @@ func TestWriterFramesAreMsgpack(t *testing.T) {
 		t.Fatalf("%d frames, want 6", len(b))
 	}
 
-	// Hello [1, pid, version, [task names...]]
+	// Hello [1, pid, version, [task names...], program, host, cpus, setup]
 	v := generic(t, b[0])
-	if len(v) != 4 || num(t, v[0]) != int64(KindHello) || num(t, v[1]) != 77 || num(t, v[2]) != ProtocolVersion ||
+	if len(v) != 8 || num(t, v[0]) != int64(KindHello) || num(t, v[1]) != 77 || num(t, v[2]) != ProtocolVersion ||
 		!reflect.DeepEqual(v[3], []any{"a", "b"}) {
 		t.Errorf("hello: %#v", v)
 	}
 	v = generic(t, b[1])
-	if len(v) != 4 || !reflect.DeepEqual(v[3], []any{}) {
+	if len(v) != 8 || !reflect.DeepEqual(v[3], []any{}) {
 		t.Errorf("hello without tasks: %#v, want an empty list", v)
 	}
 
@@ -343,5 +343,39 @@ func TestAppendInt(t *testing.T) {
 		if got := appendInt([]byte{0xaa}, v); !bytes.Equal(got[1:], buf.Bytes()) || got[0] != 0xaa {
 			t.Errorf("appendInt(%d) = % x, EncodeInt gives % x", v, got[1:], buf.Bytes())
 		}
+	}
+}
+
+// TestHelloOfOtherVersions: a parent reads the hello of an older worker
+// (protocol 4: three fields) and of a newer one (fields this version does
+// not know, skipped), so that it can name the version it cannot serve.
+func TestHelloOfOtherVersions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body []any
+		want Hello
+	}{
+		{"protocol 4", []any{1, 10, 4, []string{"echo"}}, Hello{PID: 10, Version: 4, Tasks: []string{"echo"}}},
+		{"later", []any{1, 11, 9, []string{}, "poold v9", "far", 8, true, "new", map[string]int{"x": 1}},
+			Hello{PID: 11, Version: 9, Program: "poold v9", Host: "far", CPUs: 8, Setup: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m Message
+			if err := NewReader(bytes.NewReader(frame(mp(t, tc.body))), 0).Read(&m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Kind != KindHello || !reflect.DeepEqual(m.Hello, tc.want) {
+				t.Errorf("read %+v, want %+v", m.Hello, tc.want)
+			}
+		})
+	}
+	var m Message
+	short := frame(mp(t, []any{1, 10, 4}))
+	if err := NewReader(bytes.NewReader(short), 0).Read(&m); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a hello of 2 fields: %v, want ErrMalformed", err)
+	}
+	wrong := frame(mp(t, []any{1, 10, 5, []string{}, 7}))
+	if err := NewReader(bytes.NewReader(wrong), 0).Read(&m); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a hello whose program is a number: %v, want ErrMalformed", err)
 	}
 }

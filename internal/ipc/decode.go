@@ -11,7 +11,8 @@ import (
 
 // fieldCount is the length of each kind's message array, the kind included;
 // 0 for a kind that does not exist.
-var fieldCount = [...]int{KindHello: 4, KindTask: 6, KindResult: 4, KindCancel: 2}
+// A Hello may have more (see Hello): 4 is its least.
+var fieldCount = [...]int{KindHello: 4, KindTask: 6, KindResult: 4, KindCancel: 2, KindSetup: 9}
 
 // minItemSize is the smallest encoding of a result item: a fixarray header
 // and six one-byte values (the seventh, cpu, may be left out).
@@ -105,18 +106,20 @@ func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
 		return fmt.Errorf("%w: unknown message kind %d", ErrMalformed, k)
 	}
 	kind := Kind(k)
-	if want := fieldCount[k]; n != want {
+	if want := fieldCount[k]; n != want && (kind != KindHello || n < want) {
 		return fmt.Errorf("%w: %s message with %d fields, want %d", ErrMalformed, kind, n, want)
 	}
 	switch kind {
 	case KindHello:
-		c.hello(&m.Hello)
+		c.hello(&m.Hello, n-1)
 	case KindTask:
 		c.task(&m.Task)
 	case KindResult:
 		c.result(&m.Result)
 	case KindCancel:
 		m.Cancel.ID = c.uint("id")
+	case KindSetup:
+		c.setup(&m.Setup)
 	}
 	if c.err == nil && c.off != len(c.b) {
 		c.err = fmt.Errorf("%d bytes after the message", len(c.b)-c.off)
@@ -134,7 +137,10 @@ func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
 // allocating for a count (a count is 0 after an error), and to say which
 // item failed; decodeWith checks it at the end.
 
-func (c *cursor) hello(h *Hello) {
+// hello reads a Hello of fields fields (3 at least): those after the task
+// names are optional, and those after the ones this version knows are
+// skipped.
+func (c *cursor) hello(h *Hello, fields int) {
 	h.PID = c.int("pid")
 	h.Version = c.int("version")
 	// n is at most the bytes left (each name takes one at least), and 0
@@ -145,6 +151,34 @@ func (c *cursor) hello(h *Hello) {
 	for i := range h.Tasks {
 		h.Tasks[i] = c.str("task name")
 	}
+	for f := 4; f <= fields && c.err == nil; f++ {
+		switch f {
+		case 4:
+			h.Program = c.str("program")
+		case 5:
+			h.Host = c.str("host")
+		case 6:
+			h.CPUs = c.int("cpus")
+		case 7:
+			h.Setup = c.bool("setup")
+		default:
+			c.raw("a later version's field")
+		}
+	}
+}
+
+func (c *cursor) setup(s *Setup) {
+	s.MaxFrame = c.int("max frame")
+	s.MaxOutput = c.int("max output")
+	s.LogLevel = c.str("log level")
+	s.Initializer = c.str("initializer")
+	if !c.nil() {
+		c.own()
+		s.InitializerArgs = c.raw("initializer arguments")
+	}
+	s.Procs = c.int("procs")
+	s.MaxMemory = c.int64("max memory")
+	s.MemoryInterval = c.int64("memory interval")
 }
 
 func (c *cursor) task(t *Task) {
@@ -229,3 +263,8 @@ func (c *cursor) item(it *Item) {
 		it.MaxRSS = c.int64("max_rss")
 	}
 }
+
+// SetMaxFrame changes the cap on the frames read from now on (DefaultMaxFrame
+// when maxFrame <= 0): a worker learns its parent's cap from a Setup that it
+// read under the default one.
+func (r *Reader) SetMaxFrame(maxFrame int) { r.fr.max = frameCap(maxFrame) }

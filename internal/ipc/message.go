@@ -3,8 +3,9 @@ package ipc
 import "github.com/vmihailenco/msgpack/v5"
 
 // ProtocolVersion is sent in every Hello; a worker of another version is
-// refused.
-const ProtocolVersion = 4
+// refused. 5 added the Hello's program, host, CPUs and setup fields and the
+// Setup message.
+const ProtocolVersion = 5
 
 // Kind is the first element of every frame.
 type Kind uint8
@@ -17,6 +18,7 @@ const (
 	// 4 and 5 (an old cancel and shutdown, never sent) are retired: a new
 	// kind takes a new number.
 	KindCancel Kind = 6 // parent → worker, on the control stream only: stop job ID
+	KindSetup  Kind = 7 // parent → worker, once, in answer to a Hello that asks for it
 )
 
 func (k Kind) String() string {
@@ -29,15 +31,41 @@ func (k Kind) String() string {
 		return "result"
 	case KindCancel:
 		return "cancel"
+	case KindSetup:
+		return "setup"
 	}
 	return "unknown"
 }
 
-// Hello is a worker's first frame.
+// Hello is a worker's first frame. Its first three fields keep their
+// places in every version, so that a parent can name the version of a
+// worker it cannot serve; a reader takes the fields after them as optional
+// and skips any it does not know.
 type Hello struct {
 	PID     int
 	Version int
 	Tasks   []string // the task names the worker knows
+	Program string   // the worker program's own version ("poold v1.2.0"); "": not said
+	Host    string   // the worker's host name; "": not said
+	CPUs    int      // the CPUs the worker's machine has; 0: not said
+	// Setup: the worker was started without its settings (an explicit
+	// `poold worker`, through ssh or srun, that no environment reaches):
+	// the parent answers with a Setup, and the worker, once set up, says
+	// Hello again without it.
+	Setup bool
+}
+
+// Setup is what a parent tells a worker that asked for it in its Hello:
+// what an environment-started worker reads from its environment.
+type Setup struct {
+	MaxFrame        int    // frame-size cap in both directions; 0: the default
+	MaxOutput       int    // bytes of a task's printed output kept per task; 0: the default
+	LogLevel        string // an hclog level name
+	Initializer     string // a task to run once before the second hello; "": none
+	InitializerArgs []byte // its arguments, one msgpack value
+	Procs           int    // the GOMAXPROCS to set; 0: leave it alone
+	MaxMemory       int64  // bytes of resident memory at which the worker ends itself; 0: no limit
+	MemoryInterval  int64  // nanoseconds between its memory readings; 0: the default
 }
 
 // Task asks a worker to run Func once for each of Args, in order, and to
@@ -110,4 +138,5 @@ type Message struct {
 	Task   Task
 	Result Result
 	Cancel Cancel
+	Setup  Setup
 }

@@ -50,6 +50,11 @@ func roundTripCases(t testing.TB) []struct {
 		{name: "hello/no tasks", msg: Message{Kind: KindHello, Hello: Hello{PID: 1, Version: 1, Tasks: []string{}}},
 			want: &Message{Kind: KindHello, Hello: Hello{PID: 1, Version: 1}}},
 		{name: "hello/nil tasks", msg: Message{Kind: KindHello, Hello: Hello{PID: math.MaxInt32, Version: -1}}},
+		{name: "hello/explicit", msg: Message{Kind: KindHello, Hello: Hello{PID: 7, Version: ProtocolVersion, Tasks: []string{"echo"},
+			Program: "poold v1.2.3 go1.26.8", Host: "node-7", CPUs: 64, Setup: true}}},
+		{name: "setup", msg: Message{Kind: KindSetup, Setup: Setup{MaxFrame: 1 << 20, MaxOutput: 4 << 20, LogLevel: "debug",
+			Initializer: "warm", InitializerArgs: []byte{0x93, 1, 2, 3}, Procs: 2, MaxMemory: 1 << 30, MemoryInterval: 50e6}}},
+		{name: "setup/zero", msg: Message{Kind: KindSetup}},
 		{name: "task", msg: Message{Kind: KindTask, Task: Task{ID: 1, Func: "square", Timeout: 5e9, Args: []msgpack.RawMessage{mp(t, 7)}}}},
 		{name: "task/max id", msg: Message{Kind: KindTask, Task: Task{ID: math.MaxUint64, Func: "", Timeout: math.MinInt64, Args: []msgpack.RawMessage{mp(t, "x")}}}},
 		{name: "task/nil arg", msg: Message{Kind: KindTask, Task: Task{ID: 2, Func: "f", Args: []msgpack.RawMessage{nil, msgpackNil}}},
@@ -126,6 +131,8 @@ func writeMessage(w *Writer, m *Message) error {
 		return w.WriteResult(&m.Result)
 	case KindCancel:
 		return w.WriteCancel(&m.Cancel)
+	case KindSetup:
+		return w.WriteSetup(&m.Setup)
 	}
 	return errors.New("no such kind")
 }
@@ -372,7 +379,7 @@ func TestPipe(t *testing.T) {
 }
 
 func TestKindString(t *testing.T) {
-	for k, want := range map[Kind]string{KindHello: "hello", KindTask: "task", KindResult: "result", KindCancel: "cancel", 0: "unknown", 4: "unknown", 5: "unknown", 7: "unknown", 99: "unknown"} {
+	for k, want := range map[Kind]string{KindHello: "hello", KindTask: "task", KindResult: "result", KindCancel: "cancel", KindSetup: "setup", 0: "unknown", 4: "unknown", 5: "unknown", 8: "unknown", 99: "unknown"} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
 		}

@@ -16,7 +16,8 @@ import (
 // gets by default (time limit, retries) is not here: the caller resolves it
 // into each Task.
 type Config struct {
-	Workers  int      // worker processes; default runtime.NumCPU()
+	Workers  int      // worker processes; default runtime.NumCPU(); with Hosts, theirs are counted instead
+	Hosts    []Host   // where the workers run, and how many on each; default: Workers on this machine
 	Launcher Launcher // how workers are started; default: exec of Command
 	Command  []string // the worker program and its arguments; default: this binary, re-executed
 	Env      []string // extra environment for the workers, "KEY=value"

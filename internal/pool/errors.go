@@ -29,18 +29,34 @@ type Exit struct {
 	CoreDump bool
 	Reason   string   // why the pool killed it, if it did ("killed: the task ran past ...")
 	Stderr   []string // the last lines the worker wrote to stderr
+	Host     string   // where it ran: "" for this machine
+	// Launcher and LauncherPID name the program that started the worker
+	// and reported its end ("ssh", "srun"), when that is not the worker
+	// itself: ExitCode and Signal are then the launcher's.
+	Launcher    string
+	LauncherPID int
 }
+
+// sshFailed is ssh's own exit status: it could not connect, lost the
+// connection, or the remote command was killed by a signal.
+const sshFailed = 255
 
 func (e *Exit) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "worker pid %d ", e.PID)
-	if e.Signal != 0 {
-		fmt.Fprintf(&b, "killed by signal %d (%s)", int(e.Signal), e.Signal)
-		if e.CoreDump {
-			b.WriteString(", core dumped")
-		}
-	} else {
-		fmt.Fprintf(&b, "exited with code %d", e.ExitCode)
+	if e.Host != "" {
+		fmt.Fprintf(&b, "on %s ", e.Host)
+	}
+	switch {
+	case e.Launcher == "":
+		e.ownEnd(&b)
+	case e.Signal != 0:
+		fmt.Fprintf(&b, "lost: its %s (pid %d) was killed by signal %d (%s)", e.Launcher, e.LauncherPID, int(e.Signal), e.Signal)
+	case e.Launcher == "ssh" && e.ExitCode == sshFailed:
+		fmt.Fprintf(&b, "lost: ssh (pid %d) exited with %d: the connection failed, or the worker was killed by a signal", e.LauncherPID, sshFailed)
+	default:
+		e.ownEnd(&b)
+		fmt.Fprintf(&b, " (as its %s, pid %d, reported)", e.Launcher, e.LauncherPID)
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " [%s]", e.Reason)
@@ -49,6 +65,17 @@ func (e *Exit) Error() string {
 		fmt.Fprintf(&b, "; stderr: %s", tail)
 	}
 	return b.String()
+}
+
+func (e *Exit) ownEnd(b *strings.Builder) {
+	if e.Signal != 0 {
+		fmt.Fprintf(b, "killed by signal %d (%s)", int(e.Signal), e.Signal)
+		if e.CoreDump {
+			b.WriteString(", core dumped")
+		}
+	} else {
+		fmt.Fprintf(b, "exited with code %d", e.ExitCode)
+	}
 }
 
 // lastMeaningful picks the stderr line that best says what happened: Go's

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type Launcher interface {
 type Conn struct {
 	PID     int
 	Host    string         // where it runs: "" for this machine
+	Program string         // the program started, by its base name ("ssh", "srun"), for reports; "": this binary
 	Stdin   io.WriteCloser // frames to the worker
 	Stdout  io.ReadCloser  // frames from the worker
 	Stderr  io.ReadCloser  // its log lines
@@ -71,11 +73,8 @@ type Process interface {
 type execLauncher struct {
 	command []string // empty: this binary
 	env     []string // added to this process's environment
+	host    string   // where the command runs its worker: "" for this machine
 	spawner *spawner
-}
-
-func newExecLauncher(command, env []string) *execLauncher {
-	return &execLauncher{command: command, env: env, spawner: newSpawner()}
 }
 
 func (l *execLauncher) Close() { l.spawner.stop() }
@@ -148,9 +147,16 @@ func (l *execLauncher) Launch(s child.Settings) (*Conn, error) {
 	errW.Close()
 	ctlR.Close()
 
-	c := &Conn{PID: cmd.Process.Pid, Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Progress: readProgress, Proc: &execProcess{cmd: cmd, pid: cmd.Process.Pid}}
+	c := &Conn{PID: cmd.Process.Pid, Host: l.host, Program: l.program(), Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Progress: readProgress, Proc: &execProcess{cmd: cmd, pid: cmd.Process.Pid}}
 	c.PipeCap = pipeCap(inW)
 	return c, nil
+}
+
+func (l *execLauncher) program() string {
+	if len(l.command) > 0 {
+		return filepath.Base(l.command[0])
+	}
+	return ""
 }
 
 func (l *execLauncher) name() string {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/poold/poold/internal/ipc"
 	"github.com/poold/poold/internal/kind"
 	child "github.com/poold/poold/internal/worker"
@@ -12,7 +14,7 @@ import (
 // startLocked starts a worker for slot after delay, without holding Pool.mu
 // while it launches. One start per slot at a time.
 func (p *Pool) startLocked(slot int, delay time.Duration) {
-	if p.slots[slot].starting {
+	if p.slots[slot].starting || p.groupOfLocked(slot).out {
 		return
 	}
 	p.slots[slot].starting = true
@@ -32,7 +34,10 @@ func (p *Pool) start(slot int, delay time.Duration) {
 	}
 	p.mu.Unlock()
 
-	c, err := p.launcher.Launch(p.settings())
+	p.mu.Lock()
+	l := p.groupOfLocked(slot).launcher
+	p.mu.Unlock()
+	c, err := l.Launch(p.settings())
 
 	p.mu.Lock()
 	defer p.unlockAndFlush()
@@ -67,7 +72,10 @@ func (p *Pool) start(slot int, delay time.Duration) {
 }
 
 // settings is what every worker is told at launch.
-func (p *Pool) settings() child.Settings {
+func (p *Pool) settings() child.Settings { return settingsFor(p.cfg) }
+
+func settingsFor(cfg Config) child.Settings {
+	p := struct{ cfg Config }{cfg}
 	return child.Settings{
 		MaxFrame:        p.cfg.MaxFrame,
 		MaxOutput:       p.cfg.MaxOutput,
@@ -80,17 +88,18 @@ func (p *Pool) settings() child.Settings {
 
 func (p *Pool) newWorker(slot int, c *Conn) *worker {
 	w := &worker{
-		p:       p,
-		slot:    slot,
-		pid:     c.PID,
-		host:    c.Host,
-		proc:    c.Proc,
-		stdout:  c.Stdout,
-		stderr:  c.Stderr,
-		in:      ipc.NewReader(c.Stdout, p.cfg.MaxFrame),
-		pipeCap: c.PipeCap,
-		window:  1,
-		logged:  make(chan struct{}),
+		p:        p,
+		slot:     slot,
+		pid:      c.PID,
+		host:     c.Host,
+		launcher: c.Program,
+		proc:     c.Proc,
+		stdout:   c.Stdout,
+		stderr:   c.Stderr,
+		in:       ipc.NewReader(c.Stdout, p.cfg.MaxFrame),
+		pipeCap:  c.PipeCap,
+		window:   1,
+		logged:   make(chan struct{}),
 	}
 	if w.pipeCap <= 0 {
 		w.pipeCap = 64 << 10 // Linux's default
@@ -101,19 +110,38 @@ func (p *Pool) newWorker(slot int, c *Conn) *worker {
 		w.ctl = &controlWriter{out: ipc.NewWriter(c.Control, 1<<10), closer: c.Control}
 	}
 	w.readProgress = c.Progress
-	w.log = p.log.Named("worker").With("pid", w.pid, "slot", slot)
+	w.log = p.workerLog(w)
 	return w
+}
+
+// workerLog is the logger of w's lines: its pid, slot and host, and its
+// launcher's pid when that is another process.
+func (p *Pool) workerLog(w *worker) hclog.Logger {
+	l := p.log.Named("worker").With("pid", w.pid, "slot", w.slot)
+	if w.host != "" {
+		l = l.With("host", w.host)
+	}
+	if w.launcherPID != 0 && w.launcherPID != w.pid {
+		l = l.With("launcher_pid", w.launcherPID)
+	}
+	return l
 }
 
 // startFailedLocked records a failed start and retries with back-off, or
 // gives up and fails the queued tasks when no worker is left to run them.
 func (p *Pool) startFailedLocked(slot int, err error) {
-	p.failures++
+	g := p.groupOfLocked(slot)
+	g.failures++
 	p.stats.StartFailures++
-	p.startErr = err
-	p.log.Error("worker failed to start", "slot", slot, "error", err, "failures", p.failures)
-	if !p.gaveUpLocked() {
-		p.startLocked(slot, time.Duration(25<<min(p.failures, 8))*time.Millisecond)
+	g.startErr, p.startErr = err, err
+	p.log.Error("worker failed to start", "slot", slot, "host", cmpHost(g.Name), "error", err, "failures", g.failures)
+	switch {
+	case g.failures > p.cfg.StartRetries:
+		if !g.out {
+			p.takeOutLocked(g)
+		}
+	default:
+		p.startLocked(slot, time.Duration(25<<min(g.failures, 8))*time.Millisecond)
 	}
 	p.strandedLocked()
 	p.cond.Broadcast()
@@ -124,7 +152,7 @@ func (p *Pool) startFailedLocked(slot int, err error) {
 // run it, so that no task waits forever.
 func (p *Pool) strandedLocked() {
 	if p.pendingLocked() > 0 && len(p.workers) == 0 && p.startingLocked() == 0 && p.gaveUpLocked() {
-		failed := p.failQueueLocked(kind.Start, fmt.Sprintf("%v after %d attempts: %v", ErrWorkerStart, p.failures, p.startErr))
+		failed := p.failQueueLocked(kind.Start, fmt.Sprintf("%v after %d attempts: %v", ErrWorkerStart, p.cfg.StartRetries+1, p.startErr))
 		go settleAll(failed) // not under Pool.mu
 	}
 }
@@ -166,7 +194,7 @@ func (p *Pool) maybeExitedLocked() {
 			go settleAll(failed)
 		}
 		close(p.exited)
-		p.launcher.Close()
+		p.closeLaunchers()
 	}
 }
 
@@ -194,7 +222,7 @@ func (p *Pool) onExit(w *worker, exit *Exit, pos progress) {
 	if !wasReady {
 		if p.state != terminated {
 			if w.blame != nil && w.blame.hopeless {
-				p.failures = p.cfg.StartRetries // this failure makes the pool give up
+				p.groupOfLocked(w.slot).failures = p.cfg.StartRetries // this failure takes its group out
 			}
 			p.startFailedLocked(w.slot, exit)
 		}

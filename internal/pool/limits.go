@@ -21,25 +21,50 @@ func (p *Pool) watchMemory() {
 			return
 		case <-tick.C:
 		}
+		// An explicit worker (`poold worker`, perhaps on another machine)
+		// measures itself: see memoryReported.
+		type watched struct {
+			w   *worker
+			pid int
+		}
+		var ws []watched
 		p.mu.Lock()
-		ws := append([]*worker(nil), p.workers...)
+		for _, w := range p.workers {
+			if !w.explicit {
+				ws = append(ws, watched{w, w.pid})
+			}
+		}
 		p.mu.Unlock()
-		for _, w := range ws {
-			rss := readRSS(w.pid, page)
+		for _, x := range ws {
+			rss := readRSS(x.pid, page)
 			if rss <= p.cfg.MaxWorkerMemory {
 				continue
 			}
-			peak := max(rss, readPeakRSS(w.pid))
-			b := &blame{kind: kind.MemoryLimit,
-				reason: fmt.Sprintf("killed: resident memory reached %s, over the limit of %s", mib(peak), mib(p.cfg.MaxWorkerMemory))}
-			p.mu.Lock()
-			if head := w.headLocked(); head != nil {
-				b.jobID = head.id
-			}
-			p.killLocked(w, b)
-			p.unlockAndFlush()
-			w.signal(SIGKILL)
+			peak := max(rss, readPeakRSS(x.pid))
+			p.memoryKill(x.w, fmt.Sprintf("resident memory reached %s, over the limit of %s", mib(peak), mib(p.cfg.MaxWorkerMemory)))
 		}
+	}
+}
+
+// memoryKill kills w for passing the memory limit (what says by how much),
+// blaming the job it runs.
+func (p *Pool) memoryKill(w *worker, what string) {
+	b := &blame{kind: kind.MemoryLimit, reason: "killed: " + what}
+	p.mu.Lock()
+	if head := w.headLocked(); head != nil {
+		b.jobID = head.id
+	}
+	p.killLocked(w, b)
+	p.unlockAndFlush()
+	w.signal(SIGKILL)
+}
+
+// memoryReported: w, an explicit worker, said on stderr that it passed the
+// limit of its Setup, and is ending its process group. The pool blames its
+// job as for a local worker it measured, and closes the connection too.
+func (p *Pool) memoryReported(w *worker, what string) {
+	if p.cfg.MaxWorkerMemory > 0 {
+		p.memoryKill(w, what)
 	}
 }
 

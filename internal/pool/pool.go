@@ -32,7 +32,7 @@ const (
 type Pool struct {
 	cfg      Config
 	log      hclog.Logger
-	launcher Launcher
+	hostname string        // this machine's, to tell a worker's own from another's
 	exited   chan struct{} // closed once the pool has stopped and every worker is reaped
 
 	// mu guards everything below, and each worker's fields marked so. Lock
@@ -43,11 +43,11 @@ type Pool struct {
 	queue    []*Task // pending, oldest first, from qhead on
 	qhead    int
 	slots    []slot    // by slot number
+	groups   []*group  // the slots' groups, by index; slots of a group are consecutive
 	workers  []*worker // every worker not yet reaped, retiring ones included
 	emitting int       // reaped workers whose Config.Events are still being told: the pool has not exited
 	nextJob  uint64
 	startErr error // the last failed start, for reports
-	failures int   // consecutive failed starts
 	dirty    []*worker
 	stats    Stats
 	funcs    map[string]bool          // the task names the workers announced
@@ -60,6 +60,7 @@ type slot struct {
 	w        *worker // its current worker; nil while a new one starts (or none will)
 	starting bool    // a start is under way, or waiting out its back-off
 	lastPID  int     // its last worker that said hello, for Event.Replaces
+	group    int     // its index in Pool.groups
 }
 
 // Stats are counters over a pool's life.
@@ -82,17 +83,24 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	groups, err := groupsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
 	p := &Pool{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		launcher: cfg.Launcher,
-		slots:    make([]slot, cfg.Workers),
+		hostname: hostname(),
+		groups:   groups,
 		exited:   make(chan struct{}),
 		perTask:  make(map[string]time.Duration),
 	}
-	if p.launcher == nil {
-		p.launcher = newExecLauncher(cfg.Command, cfg.Env)
+	for gi, g := range groups {
+		for range g.Workers {
+			p.slots = append(p.slots, slot{group: gi})
+		}
 	}
+	p.cfg.Workers = len(p.slots)
 	p.cond = sync.NewCond(&p.mu)
 	if cfg.MaxWorkerMemory > 0 {
 		go p.watchMemory()
@@ -107,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		p.mu.Unlock()
 	})
 	defer stop()
-	for p.readyLocked() < cfg.Workers {
+	for {
 		if ctx.Err() != nil || p.gaveUpLocked() {
 			err := p.startErr
 			if ctx.Err() != nil {
@@ -117,10 +125,13 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 			p.Terminate()
 			return nil, fmt.Errorf("%w: %w", ErrWorkerStart, err)
 		}
+		if p.readyLocked() >= p.liveSlotsLocked() {
+			break // a host out of rotation has no slots to wait for
+		}
 		p.cond.Wait()
 	}
 	p.mu.Unlock()
-	p.log.Debug("pool started", "workers", cfg.Workers)
+	p.log.Debug("pool started", "workers", p.readyLocked())
 	return p, nil
 }
 
@@ -240,8 +251,5 @@ func (p *Pool) startingLocked() int {
 	}
 	return n
 }
-
-// gaveUpLocked: workers keep failing to start; the pool has stopped trying.
-func (p *Pool) gaveUpLocked() bool { return p.failures > p.cfg.StartRetries }
 
 func (p *Pool) pendingLocked() int { return len(p.queue) - p.qhead }

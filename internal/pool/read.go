@@ -58,6 +58,10 @@ func (w *worker) readLoop() {
 		<-w.logged
 	}
 	exit := w.proc.Reap()
+	exit.Host = w.host
+	if w.launcherPID != 0 && w.launcherPID != w.pid {
+		exit.PID, exit.Launcher, exit.LauncherPID = w.pid, w.launcher, w.launcherPID
+	}
 	pos := w.progress()
 	w.stdout.Close()
 	w.closeControl()
@@ -122,11 +126,13 @@ func (w *worker) resultArriving() {
 }
 
 func (w *worker) handshake(m *ipc.Message) error {
-	if m.Kind != ipc.KindHello {
-		return fmt.Errorf("%w: first message is %s, want hello", ipc.ErrMalformed, m.Kind)
+	if err := checkHello(m); err != nil {
+		return err
 	}
-	if m.Hello.Version != ipc.ProtocolVersion {
-		return fmt.Errorf("%w: worker speaks protocol %d, want %d", ipc.ErrMalformed, m.Hello.Version, ipc.ProtocolVersion)
+	if m.Hello.Setup {
+		if err := w.setUp(m); err != nil {
+			return err
+		}
 	}
 	p := w.p
 	p.mu.Lock()
@@ -135,7 +141,7 @@ func (w *worker) handshake(m *ipc.Message) error {
 		return errHandshake
 	}
 	p.setStateLocked(w, ready)
-	p.failures = 0
+	p.groupOfLocked(w.slot).failures = 0
 	if p.funcs == nil {
 		p.funcs = make(map[string]bool, len(m.Hello.Tasks))
 		for _, name := range m.Hello.Tasks {

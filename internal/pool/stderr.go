@@ -67,6 +67,9 @@ func (w *worker) logLine(line []byte) {
 	if strings.HasPrefix(s, child.FatalPrefix) {
 		w.p.hopeless(w)
 	}
+	if what, ok := strings.CutPrefix(s, child.MemoryPrefix); ok {
+		w.p.memoryReported(w, what)
+	}
 	// A Go crash trace is many lines; its headline reaches the task's error,
 	// the rest is detail.
 	w.log.Info(s)

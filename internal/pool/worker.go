@@ -82,10 +82,15 @@ type worker struct {
 	idle int64 // unix ns: when it last finished a call, or said hello (only with Config.Events; the reader's)
 	p    *Pool
 	slot int
-	pid  int
-	host string
+	pid  int    // the worker's own, as its hello said; guarded by Pool.mu until then
+	host string // where it runs: "" for this machine; guarded by Pool.mu until its hello
 	proc Process
 	log  hclog.Logger
+
+	// Set in the handshake, by readLoop, then read-only.
+	explicit    bool   // an explicit `poold worker`: it limits its own memory, has no control stream
+	launcherPID int    // the process the launcher started (ssh, srun), when it is not the worker; 0: it is
+	launcher    string // that process's program: "ssh"
 
 	// Set before the goroutines start, then read-only.
 	stdout  io.ReadCloser

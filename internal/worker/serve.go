@@ -100,6 +100,7 @@ type server struct {
 	logw     io.Writer // where log writes
 	capture  *capture  // what the tasks print to fd 1; nil: not captured (ServeConn)
 	owner    bool      // the server owns the process (Serve): it may act on the parent's death
+	explicit bool      // started as `poold worker` (ServeStdio): its settings come in a Setup
 	init     string    // the initializer task; "": none
 	initArgs []byte
 	rd       *ipc.Reader
@@ -143,6 +144,15 @@ func newServer(reg *tasks.Registry, st Streams, set Settings) *server {
 // failed initializer does.
 func (s *server) run(startErr error) int {
 	err := startErr
+	if err == nil && s.explicit {
+		if err := s.setUp(); errors.Is(err, errNoSetup) {
+			return 0
+		} else if err != nil {
+			s.log.Error("setup", "error", err)
+			fmt.Fprintf(s.logw, "poold worker: setup failed: %v\n", err)
+			return 3
+		}
+	}
 	if err == nil {
 		err = s.initialize()
 	}
@@ -153,7 +163,7 @@ func (s *server) run(startErr error) int {
 		fmt.Fprintf(s.logw, "poold worker: initializer failed: %v\n", err)
 		return 4
 	}
-	if err := s.wr.WriteHello(&ipc.Hello{PID: os.Getpid(), Version: ipc.ProtocolVersion, Tasks: s.reg.Names()}); err != nil {
+	if err := s.wr.WriteHello(s.hello(false)); err != nil {
 		s.log.Error("hello", "error", err)
 		return 3
 	}

@@ -269,7 +269,7 @@ func TestServeConnGarbage(t *testing.T) {
 		"result to worker":      {resultFrame(t), "unexpected message from the parent"},
 		"kind 4, was cancel":    {[]byte{0, 0, 0, 3, 0x92, 0x04, 0x01}, "unknown message kind 4"},
 		"kind 5, was shutdown":  {[]byte{0, 0, 0, 2, 0x91, 0x05}, "unknown message kind 5"},
-		"kind 7, never defined": {[]byte{0, 0, 0, 2, 0x91, 0x07}, "unknown message kind 7"},
+		"kind 8, never defined": {[]byte{0, 0, 0, 2, 0x91, 0x08}, "unknown message kind 8"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := start(t, Settings{})

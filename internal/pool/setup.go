@@ -1,0 +1,79 @@
+package pool
+
+import (
+	"cmp"
+	"fmt"
+
+	"github.com/poold/poold/internal/ipc"
+	child "github.com/poold/poold/internal/worker"
+)
+
+// checkHello checks that m is a hello of this protocol version. The
+// refusal names both versions, and the worker's program and host when it
+// said them, so that a mismatch between machines reads as one.
+func checkHello(m *ipc.Message) error {
+	if m.Kind != ipc.KindHello {
+		return fmt.Errorf("%w: first message is %s, want hello", ipc.ErrMalformed, m.Kind)
+	}
+	h := &m.Hello
+	if h.Version == ipc.ProtocolVersion {
+		return nil
+	}
+	where := ""
+	if h.Host != "" {
+		where = " on " + h.Host
+	}
+	return fmt.Errorf("version mismatch: the worker%s speaks protocol %d (%s), this pool protocol %d (%s): run the same poold version on both sides",
+		where, h.Version, cmp.Or(h.Program, "a version before 5, which does not say its program"),
+		ipc.ProtocolVersion, child.ProgramVersion())
+}
+
+// setUp answers the hello of a worker that asked for its settings (an
+// explicit `poold worker`, which no environment or extra descriptor
+// reaches) and reads the hello it says once set up. Such a worker measures
+// and limits its own memory, reads no control stream and records no
+// progress: the pool's means for those are dropped, and its pid is the one
+// it said, not its launcher's.
+func (w *worker) setUp(first *ipc.Message) error {
+	p := w.p
+	set := p.settings()
+	w.pipe.mu.Lock()
+	err := w.pipe.out.WriteSetup(&ipc.Setup{
+		MaxFrame: set.MaxFrame, MaxOutput: set.MaxOutput, LogLevel: set.LogLevel,
+		Initializer: set.Initializer, InitializerArgs: set.InitializerArgs, Procs: set.Procs,
+		MaxMemory: p.cfg.MaxWorkerMemory, MemoryInterval: int64(p.cfg.MemoryInterval),
+	})
+	if err == nil {
+		err = w.pipe.out.Flush()
+	}
+	w.pipe.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("sending the setup: %w", err)
+	}
+	launcherPID := w.pid
+	p.mu.Lock()
+	w.explicit = true
+	w.pid = first.Hello.PID
+	w.launcherPID = launcherPID
+	if w.host == "" && first.Hello.Host != "" && first.Hello.Host != p.hostname {
+		w.host = first.Hello.Host // srun and the like say nothing of where they ran it
+	}
+	w.log = p.workerLog(w)
+	p.mu.Unlock()
+	w.closeControl()
+	w.ctl = nil
+	if w.readProgress != nil {
+		w.readProgress() // unmaps it
+		w.readProgress = nil
+	}
+	if err := w.in.Read(first); err != nil {
+		return err
+	}
+	if err := checkHello(first); err != nil {
+		return err
+	}
+	if first.Hello.Setup {
+		return fmt.Errorf("%w: a second hello that asks for a setup again", ipc.ErrMalformed)
+	}
+	return nil
+}
