@@ -100,8 +100,8 @@ func (l *jobLog) write(e *Entry, j, index int, res poold.Result[poold.Raw]) {
 	if res.Err != nil {
 		kind = string(errorKind(res.Err))
 	}
-	line := fmt.Sprintf("%d\t:\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n",
-		index+1, float64(start.UnixNano())/1e9, duration(res).Seconds(), len(res.Output),
+	line := fmt.Sprintf("%d\t%s\t%.3f\t%10.3f\t0\t%d\t%d\t%d\t%s\t%d\t%d\t%s\n",
+		index+1, hostName(res.Host), float64(start.UnixNano())/1e9, duration(res).Seconds(), len(res.Output),
 		exitval, sig, strings.ReplaceAll(string(cmd), "\n", `\0`), res.PID, res.Attempts, kind)
 	if _, err := l.f.WriteString(line); err != nil && l.err == nil {
 		l.err = err

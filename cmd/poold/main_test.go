@@ -176,6 +176,7 @@ type record struct {
 	OK         bool            `json:"ok"`
 	Result     json.RawMessage `json:"result"`
 	Error      *jsonError      `json:"error"`
+	Host       string          `json:"host"`
 	PID        int             `json:"pid"`
 	Attempts   int             `json:"attempts"`
 	Start      *time.Time      `json:"start"`
@@ -199,7 +200,7 @@ func parseRecords(ts *testscript.TestScript, stdout string) []record {
 		}
 		var fields map[string]json.RawMessage
 		ts.Check(json.Unmarshal(sc.Bytes(), &fields))
-		for _, k := range []string{"id", "index", "func", "ok", "pid", "attempts", "duration_ms", "cpu_ms", "max_rss_bytes"} {
+		for _, k := range []string{"id", "index", "func", "ok", "host", "pid", "attempts", "duration_ms", "cpu_ms", "max_rss_bytes"} {
 			if _, ok := fields[k]; !ok {
 				ts.Fatalf("stdout line %d has no %q: %.300s", line, k, sc.Text())
 			}

@@ -28,6 +28,7 @@ type header struct {
 	Tasks              int    // -1 for a stream, whose length is unknown
 	Stream             string // a stream's name
 	Workers, CPUs, PID int
+	Hosts              string // where the workers run, with --ssh ("2 on hostA, 2 on hostB"); "": here
 }
 
 type summary struct {
@@ -60,6 +61,7 @@ type textReporter struct {
 	idWidth, funcWidth int
 	attempts           bool // an ATT column: tasks may be retried
 	width              int  // the terminal's columns, to fit lines in; 0: none
+	hosts              int  // the width of a HOST column, when workers run on several hosts; 0: none
 }
 
 // Column widths for a stream, whose ids and names are not known in advance:
@@ -88,12 +90,16 @@ func newTextReporter(w io.Writer, tf *TaskFile) *textReporter {
 
 func (r *textReporter) Header(h header) {
 	writeHeader(r.w, h)
-	fmt.Fprintf(r.w, "%s%s\n", r.columns("PID", "ID", "FUNC", "STATUS", "ATT", "TIME"), "RESULT")
+	fmt.Fprintf(r.w, "%s%s\n", r.columns("HOST", "PID", "ID", "FUNC", "STATUS", "ATT", "TIME"), "RESULT")
 }
 
 // columns lays out the columns before RESULT.
-func (r *textReporter) columns(pid, id, fn, status, att, took string) string {
-	line := fmt.Sprintf("%7s  %-*s  %-*s  %-11s  ", pid, r.idWidth, id, r.funcWidth, fn, status)
+func (r *textReporter) columns(host, pid, id, fn, status, att, took string) string {
+	line := ""
+	if r.hosts > 0 {
+		line = fmt.Sprintf("%-*s  ", r.hosts, host)
+	}
+	line += fmt.Sprintf("%7s  %-*s  %-*s  %-11s  ", pid, r.idWidth, id, r.funcWidth, fn, status)
 	if r.attempts {
 		line += fmt.Sprintf("%3s  ", att)
 	}
@@ -106,11 +112,12 @@ func (r *textReporter) Result(o outcome) {
 	if res.PID != 0 {
 		pid = fmt.Sprint(res.PID)
 	}
-	prefix := r.columns(pid, o.ID, res.Func, "ok", fmt.Sprint(res.Attempts), formatDuration(duration(res)))
+	host := hostName(res.Host)
+	prefix := r.columns(host, pid, o.ID, res.Func, "ok", fmt.Sprint(res.Attempts), formatDuration(duration(res)))
 	status, detail, width := "ok", string(resultJSON(res.Value)), resultWidth
 	if res.Err != nil {
 		status, detail, width = string(errorKind(res.Err)), errorMessage(res.Err), errorWidth
-		prefix = r.columns(pid, o.ID, res.Func, status, fmt.Sprint(res.Attempts), formatDuration(duration(res)))
+		prefix = r.columns(host, pid, o.ID, res.Func, status, fmt.Sprint(res.Attempts), formatDuration(duration(res)))
 	}
 	if r.width > 0 {
 		// On a terminal the line fits: the result is cut, not the columns
@@ -166,6 +173,7 @@ type jsonRecord struct {
 	OK         bool            `json:"ok"`
 	Result     json.RawMessage `json:"result,omitempty"` // "null" when the result is null
 	Error      *jsonError      `json:"error,omitempty"`
+	Host       string          `json:"host"` // ":" for this machine
 	PID        int             `json:"pid"`
 	Attempts   int             `json:"attempts"`
 	Start      string          `json:"start,omitempty"` // absent when the task never started
@@ -216,7 +224,7 @@ func newJSONRecord(o outcome) jsonRecord {
 	res := o.Res
 	rec := jsonRecord{
 		ID: o.ID, Index: o.Index, Func: res.Func, OK: res.Err == nil,
-		PID: res.PID, Attempts: res.Attempts,
+		Host: hostName(res.Host), PID: res.PID, Attempts: res.Attempts,
 		DurationMS: float64(duration(res)) / float64(time.Millisecond),
 		Output:     string(res.Output),
 	}
@@ -421,6 +429,10 @@ func writeHeader(w io.Writer, h header) {
 	tasks := plural(h.Tasks, "task")
 	if h.Tasks < 0 {
 		tasks = "streaming tasks from " + h.Stream
+	}
+	if h.Hosts != "" {
+		fmt.Fprintf(w, "poold: %s on %s (%s), parent pid %d\n", tasks, plural(h.Workers, "worker"), h.Hosts, h.PID)
+		return
 	}
 	fmt.Fprintf(w, "poold: %s on %s (%s), parent pid %d\n",
 		tasks, plural(h.Workers, "worker"), plural(h.CPUs, "CPU"), h.PID)

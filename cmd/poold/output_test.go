@@ -128,10 +128,10 @@ func TestJSONRecord(t *testing.T) {
 
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	want := []string{
-		`{"id":"sq[1]","index":3,"func":"pow","ok":true,"result":"4","pid":4242,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500,"cpu_ms":1.234567,"max_rss_bytes":7340032,"output":"hi\n"}`,
-		`{"id":"k","index":0,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 4243 killed by signal 9 (killed); stderr: bye","pid":4243,"signal":"SIGKILL","stderr":["bye"]},"pid":4243,"attempts":2,"end":"2025-01-02T03:04:07.1Z","duration_ms":0,"cpu_ms":null,"max_rss_bytes":null}`,
-		`{"id":"e","index":1,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 7 exited with code 3","pid":7,"exit_code":3},"pid":7,"attempts":1,"duration_ms":0,"cpu_ms":null,"max_rss_bytes":null}`,
-		`{"id":"p","index":2,"func":"crash","ok":false,"error":{"kind":"panic","message":"panic: boom","stack":"goroutine 1"},"pid":8,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500,"cpu_ms":0.25,"max_rss_bytes":null}`,
+		`{"id":"sq[1]","index":3,"func":"pow","ok":true,"result":"4","host":":","pid":4242,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500,"cpu_ms":1.234567,"max_rss_bytes":7340032,"output":"hi\n"}`,
+		`{"id":"k","index":0,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 4243 killed by signal 9 (killed); stderr: bye","pid":4243,"signal":"SIGKILL","stderr":["bye"]},"host":":","pid":4243,"attempts":2,"end":"2025-01-02T03:04:07.1Z","duration_ms":0,"cpu_ms":null,"max_rss_bytes":null}`,
+		`{"id":"e","index":1,"func":"crash","ok":false,"error":{"kind":"worker_lost","message":"worker pid 7 exited with code 3","pid":7,"exit_code":3},"host":":","pid":7,"attempts":1,"duration_ms":0,"cpu_ms":null,"max_rss_bytes":null}`,
+		`{"id":"p","index":2,"func":"crash","ok":false,"error":{"kind":"panic","message":"panic: boom","stack":"goroutine 1"},"host":":","pid":8,"attempts":1,"start":"2025-01-02T03:04:05.6Z","end":"2025-01-02T03:04:07.1Z","duration_ms":1500,"cpu_ms":0.25,"max_rss_bytes":null}`,
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d lines on stdout, want %d:\n%s", len(lines), len(want), out.String())

@@ -177,3 +177,41 @@ func workerCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	return poold.ServeWorker(newRegistry())
 }
+
+// workerID names a worker process among those of every host.
+type workerID struct {
+	host string
+	pid  int
+}
+
+// hostName is how output names a result's host: ":" for this machine, as
+// GNU parallel's job log and --ssh do.
+func hostName(h string) string {
+	if h == "" {
+		return remote.Local
+	}
+	return h
+}
+
+// hostColumn is the width of the table's HOST column: the longest host
+// name when the workers run on more than one host, else 0 (no column).
+func hostColumn(cfg *config) int {
+	if len(cfg.hosts) < 2 {
+		return 0
+	}
+	w := len("HOST")
+	for _, h := range cfg.hosts {
+		w = max(w, len(h.Name))
+	}
+	return w
+}
+
+// hostsSaid says where the workers run, for the header: "2 on hostA, 1 on
+// :"; "" without --ssh.
+func hostsSaid(cfg *config) string {
+	parts := make([]string, len(cfg.hosts))
+	for i, h := range cfg.hosts {
+		parts[i] = fmt.Sprintf("%d on %s", h.Workers, h.Name)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -36,7 +36,7 @@ func (r *runner) report(e *Entry, j int, res poold.Result[poold.Raw], inFlight b
 		r.failed++
 	}
 	if res.PID != 0 {
-		r.pids[res.PID] = true
+		r.pids[workerID{res.Host, res.PID}] = true
 	}
 	if h := r.cfg.halt; h != nil && !r.halted && inFlight && h.fires(r.ok, r.failed, r.total) {
 		r.halt()

@@ -86,6 +86,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (co
 	text := newTextReporter(out, j.tf)
 	text.attempts = cfg.retries > 0 || j.tf.anyRetries()
 	text.width = width
+	text.hosts = hostColumn(cfg)
 	var rep reporter = text
 	if cfg.json {
 		rep = newJSONReporter(out, stderr)
@@ -105,7 +106,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (co
 		defer bar.end()
 		rep = bar
 	}
-	h := header{Tasks: -1, Stream: j.stream, Workers: cfg.workers, CPUs: runtime.NumCPU(), PID: os.Getpid()}
+	h := header{Tasks: -1, Stream: j.stream, Workers: cfg.workers, CPUs: runtime.NumCPU(), PID: os.Getpid(), Hosts: hostsSaid(cfg)}
 	if j.tf != nil {
 		h.Tasks = j.tf.Results
 	}
@@ -216,7 +217,7 @@ type runner struct {
 
 	ok, failed int
 	skipped    int // results skipped by the job log
-	pids       map[int]bool
+	pids       map[workerID]bool
 	stats      *runStats // for the summary; nil until a result comes
 	jobLog     *jobLog
 	trace      io.Writer // --trace; nil: none
@@ -239,7 +240,7 @@ func (r *runner) run(ctx context.Context, src *source) {
 	// go on while this goroutine writes output.
 	r.events = make(chan event, 1024)
 	r.flights = make(map[int]*flight)
-	r.pids = make(map[int]bool)
+	r.pids = make(map[workerID]bool)
 
 	entries := src.C
 	interrupted := ctx.Done()
