@@ -476,6 +476,7 @@ type record struct {
 	OK         *bool           `json:"ok"`
 	Result     json.RawMessage `json:"result"`
 	Error      *recordError    `json:"error"`
+	Host       string          `json:"host"`
 	PID        int             `json:"pid"`
 	Attempts   int             `json:"attempts"`
 	Start      string          `json:"start"`

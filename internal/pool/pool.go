@@ -192,7 +192,7 @@ func (p *Pool) Terminate() error {
 		for _, w := range p.workers {
 			for i, t := range w.inflight {
 				if i == 0 { // the head job was running
-					failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated while the task ran"}, w.pid, w.slot, t.reported})
+					failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated while the task ran", Host: w.host}, w.pid, w.slot, t.reported})
 				} else {
 					failed = append(failed, settlement{t, &Failure{Kind: kind.Terminated, Message: "pool terminated before the task started"}, 0, 0, 0})
 				}

@@ -92,6 +92,7 @@ type Failure struct {
 	Type    string // the Go type of the task's error, or of its panic's value
 	Detail  []byte // what the task's error says beyond its message, one msgpack value; nil: nothing
 	Exit    *Exit  // how the worker ended, for the kinds its end decides
+	Host    string // where the worker that ran it runs, when no Exit says: "" for this machine
 }
 
 // nilValue is the msgpack nil, the argument of a call given none.
@@ -130,7 +131,10 @@ func (t *Task) failAll(f *Failure, pid, slot, from int) {
 	if !t.claim() {
 		return
 	}
-	o := Outcome{Fail: f, PID: pid, Worker: slot, Attempts: t.tries, End: time.Now().UnixNano(), CPU: -1}
+	o := Outcome{Fail: f, Host: f.Host, PID: pid, Worker: slot, Attempts: t.tries, End: time.Now().UnixNano(), CPU: -1}
+	if f.Exit != nil {
+		o.Host = f.Exit.Host
+	}
 	for i := from; i < t.Calls; i++ {
 		t.deliver(i, &o)
 	}

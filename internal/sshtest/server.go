@@ -318,3 +318,17 @@ func comm(program string) string {
 	}
 	return c
 }
+
+// Remote returns the pids of the live processes that this server's
+// sessions started (remote commands and what they started, which inherit
+// the server's SSHTEST_SERVER): the "remote" side of a test, whose
+// orphans it looks for.
+func (s *Server) Remote() []int {
+	var pids []int
+	for _, p := range withEnv(s.mark) {
+		if p.alive() && p.pid != os.Getpid() {
+			pids = append(pids, p.pid)
+		}
+	}
+	return pids
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -154,8 +155,11 @@ func execTask(ctx context.Context, a ExecArgs) (ExecResult, error) {
 	stdout, stderr := newCappedBuffer(maxExecOutput), newCappedBuffer(maxExecOutput)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = execWaitDelay
+	cmd.SysProcAttr = execProcAttr()
 
+	runtime.LockOSThread() // the Pdeathsig of execProcAttr follows this thread
 	err := cmd.Run()
+	runtime.UnlockOSThread()
 	if cmd.ProcessState == nil { // it never started
 		return ExecResult{}, err
 	}
