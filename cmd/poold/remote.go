@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -137,18 +138,20 @@ func sizeHosts(ctx context.Context, cfg *config, stderr io.Writer) error {
 		})
 	}
 	wg.Wait()
-	failed := 0
+	var failed []error
 	cfg.workers = 0
 	for i, err := range errs {
 		if err != nil {
-			fmt.Fprintf(stderr, "poold: asking for its CPU count: %v\n", err)
-			failed++
+			failed = append(failed, err)
 			cfg.hosts[i].Workers = 1 // the pool then fails to start it, and takes it out of rotation
 		}
 		cfg.workers += cfg.hosts[i].Workers
 	}
-	if failed == len(cfg.hosts) {
-		return fmt.Errorf("no host could be reached: %w", errs[0])
+	if len(failed) == len(cfg.hosts) {
+		return fmt.Errorf("no host could be reached: %w", errors.Join(failed...))
+	}
+	for _, err := range failed {
+		fmt.Fprintf(stderr, "poold: asking for its CPU count: %v\n", err)
 	}
 	return nil
 }

@@ -43,13 +43,20 @@ const sshFailed = 255
 
 func (e *Exit) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "worker pid %d ", e.PID)
+	b.WriteString("worker ")
+	if e.PID != 0 {
+		fmt.Fprintf(&b, "pid %d ", e.PID)
+	}
 	if e.Host != "" {
 		fmt.Fprintf(&b, "on %s ", e.Host)
 	}
 	switch {
 	case e.Launcher == "":
 		e.ownEnd(&b)
+	case e.PID == 0: // it never said hello: what ran was its launcher
+		fmt.Fprintf(&b, "did not start: its %s (pid %d) ", e.Launcher, e.LauncherPID)
+		e.ownEnd(&b)
+		b.WriteString(launcherHint(e.Launcher, e.ExitCode))
 	case e.Signal != 0:
 		fmt.Fprintf(&b, "lost: its %s (pid %d) was killed by signal %d (%s)", e.Launcher, e.LauncherPID, int(e.Signal), e.Signal)
 	case e.Launcher == "ssh" && e.ExitCode == sshFailed:
@@ -65,6 +72,20 @@ func (e *Exit) Error() string {
 		fmt.Fprintf(&b, "; stderr: %s", tail)
 	}
 	return b.String()
+}
+
+// launcherHint says what a launcher's exit status before the worker's
+// hello means, where it is known.
+func launcherHint(launcher string, code int) string {
+	switch {
+	case launcher == "ssh" && code == sshFailed:
+		return " (ssh could not connect or log in)"
+	case code == 127:
+		return " (no such program where it ran: check the worker's path)"
+	case code == 126:
+		return " (the worker program is not executable where it ran)"
+	}
+	return ""
 }
 
 func (e *Exit) ownEnd(b *strings.Builder) {

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -33,6 +34,9 @@ func ProbeCPUs(ctx context.Context, cfg Config, h Host) (int, error) {
 	go func() {
 		var m ipc.Message
 		err := ipc.NewReader(c.Stdout, cfg.MaxFrame).Read(&m)
+		if errors.Is(err, io.EOF) {
+			err = errors.New("no hello")
+		}
 		if err == nil {
 			err = checkHello(&m)
 		}
@@ -72,9 +76,9 @@ func ProbeCPUs(ctx context.Context, cfg Config, h Host) (int, error) {
 	}
 	switch {
 	case a.err != nil && tail != "":
-		return 0, fmt.Errorf("%w (%s exit %d); stderr: %s", a.err, cmpOr(c.Program, "worker"), exit.ExitCode, lastLine(tail))
+		return 0, fmt.Errorf("%w: %s exited with %d%s; stderr: %s", a.err, cmpOr(c.Program, "the worker"), exit.ExitCode, launcherHint(c.Program, exit.ExitCode), lastLine(tail))
 	case a.err != nil:
-		return 0, fmt.Errorf("%w (%s exit %d)", a.err, cmpOr(c.Program, "worker"), exit.ExitCode)
+		return 0, fmt.Errorf("%w: %s exited with %d%s", a.err, cmpOr(c.Program, "the worker"), exit.ExitCode, launcherHint(c.Program, exit.ExitCode))
 	case a.hello.CPUs < 1:
 		return 0, fmt.Errorf("the worker did not say how many CPUs its machine has: give the number of workers, as N/%s", h.Name)
 	}

@@ -59,8 +59,13 @@ func (w *worker) readLoop() {
 	}
 	exit := w.proc.Reap()
 	exit.Host = w.host
-	if w.launcherPID != 0 && w.launcherPID != w.pid {
+	switch {
+	case w.launcherPID != 0 && w.launcherPID != w.pid:
 		exit.PID, exit.Launcher, exit.LauncherPID = w.pid, w.launcher, w.launcherPID
+	case !w.explicit && w.host != "" && w.launcher != "":
+		// It never said hello: the process that ended is its launcher
+		// (ssh), and no worker pid is known.
+		exit.PID, exit.Launcher, exit.LauncherPID = 0, w.launcher, w.pid
 	}
 	pos := w.progress()
 	w.stdout.Close()
