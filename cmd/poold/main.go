@@ -42,6 +42,11 @@ var started = time.Now()
 func main() {
 	// The pool's workers are this binary re-executed: in a worker, Init
 	// serves tasks and exits, so it must run before anything else.
+	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		// Before Init: srun passes the parent's environment on, and with
+		// it the marker of a worker that the parent started itself.
+		os.Exit(workerCommand(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	poold.Init(newRegistry())
 	usage := takeUsageFD(os.Stderr)
 	code := runAt(started, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

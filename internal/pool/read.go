@@ -134,10 +134,13 @@ func (w *worker) handshake(m *ipc.Message) error {
 	if err := checkHello(m); err != nil {
 		return err
 	}
-	if m.Hello.Setup {
+	switch {
+	case m.Hello.Setup:
 		if err := w.setUp(m); err != nil {
 			return err
 		}
+	case m.Hello.PID != w.pid && w.launcher != "":
+		w.adopt(&m.Hello)
 	}
 	p := w.p
 	p.mu.Lock()

@@ -28,6 +28,31 @@ func checkHello(m *ipc.Message) error {
 		ipc.ProtocolVersion, child.ProgramVersion())
 }
 
+// adopt takes w, whose hello h says it asks for a setup or is not the
+// process the launcher started (srun, ssh or a shell forked it), as a
+// worker behind a launcher: what the launcher started may not pass on the
+// control stream and the progress memory, so the pool does without them;
+// w's pid is the one it said, and its host the one it said if srun or the
+// like ran it elsewhere. A worker that asked for a setup limits its own
+// memory; one behind a launcher that did not is not measured either.
+func (w *worker) adopt(h *ipc.Hello) {
+	p := w.p
+	p.mu.Lock()
+	w.explicit = true
+	w.launcherPID, w.pid = w.pid, h.PID
+	if w.host == "" && h.Host != "" && h.Host != p.hostname {
+		w.host = h.Host // srun and the like say nothing of where they ran it
+	}
+	w.log = p.workerLog(w)
+	p.mu.Unlock()
+	w.closeControl()
+	w.ctl = nil
+	if w.readProgress != nil {
+		w.readProgress() // unmaps it
+		w.readProgress = nil
+	}
+}
+
 // setUp answers the hello of a worker that asked for its settings (an
 // explicit `poold worker`, which no environment or extra descriptor
 // reaches) and reads the hello it says once set up. Such a worker measures
@@ -50,22 +75,7 @@ func (w *worker) setUp(first *ipc.Message) error {
 	if err != nil {
 		return fmt.Errorf("sending the setup: %w", err)
 	}
-	launcherPID := w.pid
-	p.mu.Lock()
-	w.explicit = true
-	w.pid = first.Hello.PID
-	w.launcherPID = launcherPID
-	if w.host == "" && first.Hello.Host != "" && first.Hello.Host != p.hostname {
-		w.host = first.Hello.Host // srun and the like say nothing of where they ran it
-	}
-	w.log = p.workerLog(w)
-	p.mu.Unlock()
-	w.closeControl()
-	w.ctl = nil
-	if w.readProgress != nil {
-		w.readProgress() // unmaps it
-		w.readProgress = nil
-	}
+	w.adopt(&first.Hello)
 	if err := w.in.Read(first); err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ type worker struct {
 	log  hclog.Logger
 
 	// Set in the handshake, by readLoop, then read-only.
-	explicit    bool   // an explicit `poold worker`: it limits its own memory, has no control stream
+	explicit    bool   // behind a launcher, or an explicit `poold worker`: no control stream, no progress, memory not read here
 	launcherPID int    // the process the launcher started (ssh, srun), when it is not the worker; 0: it is
 	launcher    string // that process's program: "ssh"
 

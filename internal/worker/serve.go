@@ -49,6 +49,16 @@ func Serve(reg *tasks.Registry) int {
 	}
 	handleSignals()
 	st := Streams{In: std.in, Out: std.out, Log: std.log}
+	// A launcher between the parent and this process (srun passes the
+	// environment on, not the descriptors) may leave the numbers naming
+	// nothing: the parent, seeing another pid in the hello, expects
+	// neither then.
+	if !validFD(set.ControlFD) {
+		set.ControlFD = 0
+	}
+	if !validFD(set.ProgressFD) {
+		set.ProgressFD = 0
+	}
 	if set.ControlFD > 0 {
 		// Close-on-exec, so that what a task starts cannot read it.
 		unix.CloseOnExec(set.ControlFD)
@@ -211,4 +221,13 @@ func (s *server) run(startErr error) int {
 			return 3
 		}
 	}
+}
+
+// validFD reports whether fd is an open descriptor of this process.
+func validFD(fd int) bool {
+	if fd <= 2 {
+		return false
+	}
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
 }
