@@ -313,3 +313,48 @@ func TestSSHParentKilled(t *testing.T) {
 		t.Errorf("2 s after SIGKILL of poold, remote processes live on: %v", left)
 	}
 }
+
+// TestSSHTimeoutAndMemory: on a remote worker, a task that ignores its
+// time limit fails with kind timeout and one that allocates without end
+// with kind memory_limit (the remote worker measures itself, says so on
+// stderr and ends its group; the parent blames the task and closes the
+// connection); both workers are replaced, the other tasks succeed, and
+// nothing is left on the host.
+func TestSSHTimeoutAndMemory(t *testing.T) {
+	t.Parallel()
+	c := sshtest.Hosts(t, "hostA")
+	tasks := []task{
+		{ID: "hang", Func: "crash", Args: map[string]any{"mode": "hang"}, Timeout: "500ms"},
+		{ID: "oom", Func: "crash", Args: map[string]any{"mode": "oom"}},
+	}
+	for i := range 20 {
+		tasks = append(tasks, echoTask(fmt.Sprintf("e%d", i), i))
+	}
+	r := runPoold(t, runOpts{}, sshRun(c, "2/hostA", "--json", "--max-worker-memory", "256M", writeTasks(t, tasks))...)
+	if r.Code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", r.Code, r.Stderr)
+	}
+	recs := parseRecords(t, r.Stdout)
+	if len(recs) != len(tasks) {
+		t.Fatalf("%d results, want %d", len(recs), len(tasks))
+	}
+	for id, rec := range recs {
+		switch id {
+		case "hang":
+			if rec.ok() || rec.Error.Kind != "timeout" || rec.Host != "hostA" {
+				t.Errorf("hang: host %q, %+v; want timeout on hostA", rec.Host, rec.Error)
+			}
+		case "oom":
+			if rec.ok() || rec.Error.Kind != "memory_limit" || !strings.Contains(rec.Error.Message, "over the limit of 256.0 MiB") {
+				t.Errorf("oom: %+v; want memory_limit, saying by how much", rec.Error)
+			}
+		default:
+			if !rec.ok() {
+				t.Errorf("%s failed: %+v", id, rec.Error)
+			}
+		}
+	}
+	if left := c.Host("hostA").Remote(); len(left) > 0 {
+		t.Errorf("hostA: processes left after the run: %v", left)
+	}
+}

@@ -20,7 +20,14 @@ import (
 )
 
 // The test binary is its own worker: TestMain serves when a pool started it.
+// explicitVar makes the test binary an explicit worker (child.ServeStdio,
+// as `poold worker`), whatever else its environment says.
+const explicitVar = "POOLD_TEST_EXPLICIT"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(explicitVar) != "" {
+		os.Exit(child.ServeStdio(testRegistry()))
+	}
 	if child.IsWorker() {
 		os.Exit(child.Serve(testRegistry()))
 	}
