@@ -59,7 +59,7 @@ func TestSrunLauncher(t *testing.T) {
 	for id, rec := range recs {
 		switch {
 		case id == "kill":
-			if rec.ok() || rec.Error.Kind != "worker_lost" || !strings.Contains(rec.Error.Message, "as its srun") {
+			if rec.ok() || rec.Error.Kind != "worker_lost" || !strings.Contains(rec.Error.Message, "as its srun (pid") {
 				t.Errorf("kill: %+v, want worker_lost, reported through its srun", rec.Error)
 			}
 		case !rec.ok():

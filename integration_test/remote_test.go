@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poold/poold"
 	"github.com/poold/poold/internal/sshtest"
 )
 
@@ -356,5 +357,54 @@ func TestSSHTimeoutAndMemory(t *testing.T) {
 	}
 	if left := c.Host("hostA").Remote(); len(left) > 0 {
 		t.Errorf("hostA: processes left after the run: %v", left)
+	}
+}
+
+// TestSSHFromGo: poold.WithSSH in an embedding program: a host given with
+// its count and one without (asked for its CPUs first); results say their
+// host, and Terminate leaves nothing on either.
+func TestSSHFromGo(t *testing.T) {
+	t.Parallel()
+	c := sshtest.Hosts(t, "hostA", "hostB")
+	p, err := poold.New(ctxT(t, 30*time.Second), poold.WithSSH(poold.SSH{
+		Hosts: []string{"1/hostA", "hostB"}, Command: c.SSH(), Worker: []string{pooldBin, "worker"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + runtime.NumCPU(); p.Size() != want {
+		t.Errorf("Size %d, want 1 on hostA and %d (its CPUs) on hostB", p.Size(), runtime.NumCPU())
+	}
+	hosts := map[string]int{}
+	var results []*poold.AsyncResult[poold.Raw]
+	for i := range 50 {
+		r, err := p.ApplyAsync("sleep", map[string]any{"seconds": 0.005 * float64(i%3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	for _, r := range results {
+		res, err := r.Get(t.Context())
+		if err != nil || res.PID <= 0 {
+			t.Fatalf("%+v, %v", res, err)
+		}
+		hosts[res.Host]++
+	}
+	if len(hosts) != 2 || hosts["hostA"] == 0 || hosts["hostB"] == 0 {
+		t.Errorf("tasks per host: %v, want both", hosts)
+	}
+	if err := p.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"hostA", "hostB"} {
+		if left := waitDead(c.Host(h).Remote(), 2*time.Second); len(left) > 0 {
+			t.Errorf("%s: processes left after Terminate: %v", h, left)
+		}
+	}
+	// Bad host lists are refused before anything starts.
+	for _, bad := range []poold.SSH{{}, {Hosts: []string{"0/hostA"}}, {Hosts: []string{"hostA,hostA"}}} {
+		if _, err := poold.New(t.Context(), poold.WithSSH(bad)); err == nil || !strings.Contains(err.Error(), "WithSSH") {
+			t.Errorf("WithSSH(%+v): %v", bad, err)
+		}
 	}
 }

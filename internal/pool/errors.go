@@ -63,7 +63,11 @@ func (e *Exit) Error() string {
 		fmt.Fprintf(&b, "lost: ssh (pid %d) exited with %d: the connection failed, or the worker was killed by a signal", e.LauncherPID, sshFailed)
 	default:
 		e.ownEnd(&b)
-		fmt.Fprintf(&b, " (as its %s, pid %d, reported)", e.Launcher, e.LauncherPID)
+		if sig := syscall.Signal(e.ExitCode - 128); e.ExitCode > 128 && sig < 65 {
+			// A launcher's (a shell's, srun's) way to say "killed by".
+			fmt.Fprintf(&b, ", 128 + signal %d (%s),", int(sig), sig)
+		}
+		fmt.Fprintf(&b, " as its %s (pid %d) reported", e.Launcher, e.LauncherPID)
 	}
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " [%s]", e.Reason)

@@ -47,9 +47,12 @@ To run workers on other machines: poold --ssh HOST[,HOST...] TASKFILE
 // it is. It makes itself the leader of a process group of its own first,
 // so that this never touches the launcher's processes.
 //
-// On a terminal it writes [Explanation] and returns 1.
+// With its stdin on a terminal (run by hand) it writes [Explanation] and
+// returns 1.
 func ServeStdio(reg *tasks.Registry) int {
-	if isatty.IsTerminal(os.Stdin.Fd()) || isatty.IsTerminal(os.Stdout.Fd()) {
+	// Stdin only: srun -u gives its task's stdout a pseudo-terminal (raw:
+	// the bytes pass unchanged), and a worker behind it must serve.
+	if isatty.IsTerminal(os.Stdin.Fd()) {
 		fmt.Fprint(os.Stderr, Explanation)
 		return 1
 	}
