@@ -46,6 +46,13 @@ func TestTableFitsTheTerminal(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatal("poold did not finish")
 	}
+	// The slave side closed with poold: the reader gets what is left, then
+	// EIO. Closing the master before would drop output still buffered.
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Error("the terminal's output did not end after poold exited")
+	}
 	f.Close()
 	<-done
 	row := regexp.MustCompile(`^ +[0-9]+  `)

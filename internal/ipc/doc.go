@@ -4,10 +4,21 @@
 // msgpack. Every frame body is one msgpack array whose first element is the
 // message [Kind]:
 //
-//	Hello    [1, pid, version, [task names...]]
+//	Hello    [1, pid, version, [task names...], program, host, cpus, setup]
 //	Task     [2, id, func, timeout_ns, eager, [args...]]  one or more raw args: more than one is a chunk
 //	Result   [3, id, from, [[ok, value, err, output, start_ns, end_ns, cpu_ns, max_rss]...]]  items of args from, from+1, ...
 //	Cancel   [6, id]                                    on the control stream only: stop job id
+//	Setup    [7, max_frame, max_output, log_level, initializer, init_args, procs, max_memory, memory_interval_ns]
+//
+// A Hello's first three fields keep their places in every version, and the
+// rest are optional (a reader skips those after the ones it knows), so that
+// a parent can name the version of a worker it cannot serve. Protocol 5
+// added program (the worker's version, a str), host (its host name), cpus
+// and setup (a bool: the worker was started by a command line, `poold
+// worker`, and no environment told it its settings). The parent answers
+// such a hello with a Setup (init_args one raw value or nil; zeros mean the
+// defaults), and the worker, set up and its initializer run, says Hello
+// again without setup.
 //
 // where err is nil or [kind, message, stack, type, detail], detail being
 // one raw value (nil: none), and cpu_ns is the CPU time of the call in its
