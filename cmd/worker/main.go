@@ -6,6 +6,7 @@
 //
 //	poold --worker-cmd /path/to/worker tasks.json
 //	poold.New(ctx, poold.WithWorkerCommand("/path/to/worker"))
+//	poold --worker-cmd 'srun -N1 -n1 --input=all -u /path/to/worker worker' tasks.json
 package main
 
 import (
@@ -19,6 +20,11 @@ import (
 func main() {
 	reg := poold.NewRegistry()
 	poold.RegisterBuiltins(reg)
+	if len(os.Args) == 2 && os.Args[1] == "worker" {
+		// Started by a command line (ssh, srun, docker run -i), as
+		// `poold worker` is: its settings come from the parent.
+		os.Exit(poold.ServeWorker(reg))
+	}
 	// Started by a pool, Init serves tasks until the pool is done with this
 	// process, then exits; it returns only in a process a pool did not start.
 	poold.Init(reg)
