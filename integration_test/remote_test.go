@@ -408,3 +408,57 @@ func TestSSHFromGo(t *testing.T) {
 		}
 	}
 }
+
+// TestSSHEveryHostGoes: when every host's sshd stops mid-run, the tasks
+// left fail with kind start once the hosts are out of rotation: every
+// task still has exactly one result, and poold exits 1.
+func TestSSHEveryHostGoes(t *testing.T) {
+	t.Parallel()
+	c := sshtest.Hosts(t, "hostA", "hostB")
+	var tasks []task
+	for i := range 100 {
+		tasks = append(tasks, task{ID: fmt.Sprintf("s%d", i), Func: "sleep", Args: map[string]any{"seconds": 0.02}})
+	}
+	trace := filepath.Join(t.TempDir(), "trace.json")
+	p := startPoold(t, runOpts{timeout: 90 * time.Second}, sshRun(c, "1/hostA,1/hostB", "--json", "--trace", trace, writeTasks(t, tasks))...)
+	n := 0
+	for range p.lines {
+		if n++; n == 10 {
+			break
+		}
+	}
+	c.Host("hostA").Stop()
+	c.Host("hostB").Stop()
+	r := p.wait(t)
+	if r.Code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", r.Code, r.Stderr)
+	}
+	recs := parseRecords(t, r.Stdout)
+	if len(recs) != len(tasks) {
+		t.Fatalf("%d results, want %d", len(recs), len(tasks))
+	}
+	kinds := map[string]int{}
+	for _, rec := range recs {
+		if rec.ok() {
+			kinds["ok"]++
+		} else {
+			kinds[rec.Error.Kind]++
+		}
+	}
+	if kinds["start"] == 0 || kinds["ok"] < 10 || kinds["ok"]+kinds["start"]+kinds["worker_lost"] != len(tasks) {
+		t.Errorf("results by kind: %v; want ok, then worker_lost and start only", kinds)
+	}
+	if !strings.Contains(r.Stderr, "out of rotation") {
+		t.Errorf("no out-of-rotation warning:\n%s", r.Stderr)
+	}
+	// The trace has a process track per host.
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{`"name":"hostA"`, `"name":"hostB"`} {
+		if !strings.Contains(string(b), h) {
+			t.Errorf("the trace has no track %s", h)
+		}
+	}
+}

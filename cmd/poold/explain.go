@@ -41,6 +41,7 @@ type runStats struct {
 
 // slotStats is one worker slot: the workers that held it in turn.
 type slotStats struct {
+	host    string    // where it runs: "" for this machine
 	pid     int       // the slot's current worker
 	first   time.Time // when the current worker's first task began
 	pids    int       // the workers that held the slot
@@ -52,6 +53,7 @@ type slotStats struct {
 // longTask is one of the longest tasks.
 type longTask struct {
 	ID, Func    string
+	Host        string
 	PID, Worker int
 	D           time.Duration
 	Kind        poold.Kind // "" for a success
@@ -75,7 +77,7 @@ func (st *runStats) add(id string, res poold.Result[poold.Raw]) {
 	s := st.slots[res.Worker]
 	switch {
 	case s == nil:
-		s = &slotStats{pid: res.PID, first: at, pids: 1}
+		s = &slotStats{host: res.Host, pid: res.PID, first: at, pids: 1}
 		st.slots[res.Worker] = s
 	case res.PID != s.pid && (at.IsZero() || !at.Before(s.first)):
 		// A new worker on the slot (a result of an older one that comes
@@ -101,7 +103,7 @@ func (st *runStats) add(id string, res poold.Result[poold.Raw]) {
 	}
 
 	if d > 0 && (len(st.longest) < longestN || d > st.longest[len(st.longest)-1].D) {
-		lt := longTask{ID: id, Func: res.Func, PID: res.PID, Worker: res.Worker, D: d}
+		lt := longTask{ID: id, Func: res.Func, Host: res.Host, PID: res.PID, Worker: res.Worker, D: d}
 		if res.Err != nil {
 			lt.Kind = errorKind(res.Err)
 		}
@@ -119,6 +121,7 @@ func (st *runStats) add(id string, res poold.Result[poold.Raw]) {
 
 // slotShare is one slot's busy share of the wall time.
 type slotShare struct {
+	Host                   string
 	Slot, PID, PIDs, Tasks int
 	Busy                   time.Duration
 	Share                  float64
@@ -129,7 +132,7 @@ type slotShare struct {
 func (st *runStats) shares(wall time.Duration) []slotShare {
 	out := make([]slotShare, 0, len(st.slots))
 	for slot, s := range st.slots {
-		sh := slotShare{Slot: slot, PID: s.pid, PIDs: s.pids, Tasks: s.tasks, Busy: s.busy}
+		sh := slotShare{Host: s.host, Slot: slot, PID: s.pid, PIDs: s.pids, Tasks: s.tasks, Busy: s.busy}
 		if wall > 0 {
 			sh.Share = float64(s.busy) / float64(wall)
 		}
@@ -165,16 +168,23 @@ func writeExplain(w io.Writer, st *runStats, wall time.Duration) {
 	// of processes that lost none); by slot number otherwise (threads,
 	// whose workers share this process's pid, or replaced workers).
 	byPID := true
-	seen := map[int]bool{}
+	seen := map[workerID]bool{}
 	for _, sh := range shares {
-		if sh.PIDs > 1 || seen[sh.PID] {
+		if sh.PIDs > 1 || seen[workerID{sh.Host, sh.PID}] {
 			byPID = false
 		}
-		seen[sh.PID] = true
+		seen[workerID{sh.Host, sh.PID}] = true
+	}
+	// on names a worker's host, when it is not this machine.
+	on := func(host string) string {
+		if host == "" {
+			return ""
+		}
+		return host + " "
 	}
 	name := func(sh slotShare) string {
 		if byPID {
-			return fmt.Sprintf("pid %d", sh.PID)
+			return fmt.Sprintf("%spid %d", on(sh.Host), sh.PID)
 		}
 		return fmt.Sprintf("slot %d", sh.Slot)
 	}
@@ -206,9 +216,9 @@ func writeExplain(w io.Writer, st *runStats, wall time.Duration) {
 				what += " " + string(t.Kind)
 			}
 			if byPID {
-				parts[i] = fmt.Sprintf("%s (pid %d)", what, t.PID)
+				parts[i] = fmt.Sprintf("%s (%spid %d)", what, on(t.Host), t.PID)
 			} else {
-				parts[i] = fmt.Sprintf("%s (slot %d, pid %d)", what, t.Worker, t.PID)
+				parts[i] = fmt.Sprintf("%s (slot %d, %spid %d)", what, t.Worker, on(t.Host), t.PID)
 			}
 		}
 		fmt.Fprintf(w, "longest: %s\n", strings.Join(parts, ", "))
@@ -254,7 +264,8 @@ type jsonSummary struct {
 
 type jsonBusy struct {
 	Slot   int     `json:"slot"`
-	PID    int     `json:"pid"` // the slot's last worker
+	Host   string  `json:"host,omitempty"` // where the slot's workers ran, when not here
+	PID    int     `json:"pid"`            // the slot's last worker
 	PIDs   int     `json:"pids"`
 	Tasks  int     `json:"tasks"`
 	BusyMS float64 `json:"busy_ms"`
@@ -264,6 +275,7 @@ type jsonBusy struct {
 type jsonLongTask struct {
 	ID         string  `json:"id"`
 	Func       string  `json:"func"`
+	Host       string  `json:"host,omitempty"`
 	PID        int     `json:"pid"`
 	Slot       int     `json:"slot"`
 	DurationMS float64 `json:"duration_ms"`
@@ -297,10 +309,10 @@ func newJSONSummary(s summary) jsonSummary {
 		return js
 	}
 	for _, sh := range st.shares(s.Wall) {
-		js.Workers = append(js.Workers, jsonBusy{Slot: sh.Slot, PID: sh.PID, PIDs: sh.PIDs, Tasks: sh.Tasks, BusyMS: ms(sh.Busy), Busy: sh.Share})
+		js.Workers = append(js.Workers, jsonBusy{Slot: sh.Slot, Host: sh.Host, PID: sh.PID, PIDs: sh.PIDs, Tasks: sh.Tasks, BusyMS: ms(sh.Busy), Busy: sh.Share})
 	}
 	for _, t := range st.longest {
-		js.Longest = append(js.Longest, jsonLongTask{ID: t.ID, Func: t.Func, PID: t.PID, Slot: t.Worker, DurationMS: ms(t.D), Kind: string(t.Kind)})
+		js.Longest = append(js.Longest, jsonLongTask{ID: t.ID, Func: t.Func, Host: t.Host, PID: t.PID, Slot: t.Worker, DurationMS: ms(t.D), Kind: string(t.Kind)})
 	}
 	js.Restarts = jsonRestarts{Count: st.restarts, LostMS: ms(st.lost)}
 	js.CPU = jsonCPU{CPUMS: ms(st.cpu), TaskMS: ms(st.cpuWall), Unknown: st.noCPU}

@@ -100,6 +100,8 @@ func (p *Pool) takeOutLocked(g *group) {
 	msg := fmt.Sprintf("host %s is out of rotation after %d failed starts in a row (%v); its %d slots stay empty", cmpHost(g.Name), g.failures, g.startErr, g.Workers)
 	if len(left) > 0 {
 		msg += "; its tasks go to " + strings.Join(left, ", ")
+	} else {
+		msg += "; no host is left: the tasks not yet run fail with kind start"
 	}
 	p.log.Warn(msg)
 }
