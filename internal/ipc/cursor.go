@@ -303,8 +303,11 @@ func (c *cursor) name(what string) string {
 	return s
 }
 
-// raw returns the next value, whatever it is, in place.
-func (c *cursor) raw(what string) msgpack.RawMessage {
+// raw returns the next value, whatever it is, in place: a value with open
+// levels of containers around it in the frame (the message array is the
+// first), which count against MaxDepth, as Validate of the whole frame
+// counts them.
+func (c *cursor) raw(what string, open int) msgpack.RawMessage {
 	if c.err != nil {
 		return nil
 	}
@@ -312,7 +315,7 @@ func (c *cursor) raw(what string) msgpack.RawMessage {
 		c.fail(what, errTruncated)
 		return nil
 	}
-	n, err := ValueLen(c.b[c.off:])
+	n, err := valueLenWithin(c.b[c.off:], MaxDepth-open)
 	if err != nil {
 		c.fail(what, err)
 		return nil

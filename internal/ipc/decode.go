@@ -85,11 +85,12 @@ func (r *Reader) Buffered() bool { return r.fr.r.Buffered() > 0 }
 func (r *Reader) decode(body []byte, m *Message) error { return r.decodeWith(body, m, false) }
 
 func (r *Reader) decodeWith(body []byte, m *Message, shared bool) error {
-	// Validate bounds every length and nesting level in the frame before
-	// anything is decoded; the cursor below checks bounds again on its own.
-	if err := Validate(body); err != nil {
-		return err
-	}
+	// The cursor checks every length against the bytes left before it
+	// takes them, and each raw value (an argument, a result, an error's
+	// detail: the only nesting a frame holds) goes through ValueLen, which
+	// bounds its lengths and depth. A Validate of the whole frame first
+	// walked every byte once more: 20 % of the parent's CPU in a Map of
+	// trivial items (165 ns of ~800 per item).
 	c := cursor{b: body, names: &r.names, shared: shared}
 	n := c.arrayLen("message")
 	if c.err != nil {
@@ -162,7 +163,7 @@ func (c *cursor) hello(h *Hello, fields int) {
 		case 7:
 			h.Setup = c.bool("setup")
 		default:
-			c.raw("a later version's field")
+			c.raw("a later version's field", 1)
 		}
 	}
 }
@@ -174,7 +175,7 @@ func (c *cursor) setup(s *Setup) {
 	s.Initializer = c.str("initializer")
 	if !c.nil() {
 		c.own()
-		s.InitializerArgs = c.raw("initializer arguments")
+		s.InitializerArgs = c.raw("initializer arguments", 1)
 	}
 	s.Procs = c.int("procs")
 	s.MaxMemory = c.int64("max memory")
@@ -199,7 +200,7 @@ func (c *cursor) task(t *Task) {
 	c.own()
 	t.Args = make([]msgpack.RawMessage, n)
 	for i := range t.Args {
-		t.Args[i] = c.raw("argument")
+		t.Args[i] = c.raw("argument", 2)
 	}
 }
 
@@ -239,7 +240,7 @@ func (c *cursor) item(it *Item) {
 		c.err = fmt.Errorf("result item with %d fields, want 6 to 8", n)
 	}
 	it.OK = c.bool("ok")
-	it.Value = c.raw("value")
+	it.Value = c.raw("value", 3)
 	if !c.nil() {
 		c.fields("error", "error", 5)
 		e := new(ErrorInfo)
@@ -247,7 +248,7 @@ func (c *cursor) item(it *Item) {
 		e.Message = c.str("error message")
 		e.Stack = c.str("error stack")
 		e.Type = c.str("error type")
-		if e.Detail = c.raw("error detail"); len(e.Detail) == 1 && e.Detail[0] == 0xc0 {
+		if e.Detail = c.raw("error detail", 4); len(e.Detail) == 1 && e.Detail[0] == 0xc0 {
 			e.Detail = nil // msgpack nil: nothing
 		}
 		it.Err = e

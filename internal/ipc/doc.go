@@ -44,9 +44,13 @@
 // half way through a write, or write garbage). The length is checked against a
 // cap before anything is allocated, and the body buffer grows only as bytes
 // arrive, so a header that claims a large frame costs nothing until the frame
-// comes. The whole body is walked by [Validate] before it is decoded, and the
-// decoder checks every bound again, so that no length claimed inside a frame
-// can make it allocate more than a small multiple of the frame (msgpack
+// comes. The decoder checks every length against the bytes left before it
+// takes them or allocates for them, and walks each raw value (an argument, a
+// result, an error's detail: the only nesting a frame holds) with
+// [ValueLen], which bounds its lengths and its depth (counted from the
+// frame's message array, as [Validate] counts a whole frame), so that no
+// length claimed inside a frame can make it allocate more than a small
+// multiple of the frame (msgpack
 // v5.4.1 has no decode limits of its own; the Reader does not use its
 // decoder). FuzzReader checks both.
 package ipc

@@ -27,7 +27,11 @@ func Validate(b []byte) error {
 }
 
 // skipValue returns the length of the first msgpack value in b.
-func skipValue(b []byte) (int, error) {
+func skipValue(b []byte) (int, error) { return skipWithin(b, MaxDepth) }
+
+// skipWithin is skipValue of a value that may open at most limit levels of
+// containers: MaxDepth less those already open around it in its frame.
+func skipWithin(b []byte, limit int) (int, error) {
 	var stack [MaxDepth]int // values still to read at each open level
 	depth := 0
 	off := 0
@@ -111,7 +115,7 @@ func skipValue(b []byte) (int, error) {
 			if count > len(b)-off {
 				return 0, fmt.Errorf("%w: byte %d claims %d elements, %d bytes remain", ErrMalformed, off, count, len(b)-off)
 			}
-			if depth == MaxDepth {
+			if depth >= limit {
 				return 0, fmt.Errorf("%w: nested deeper than %d", ErrMalformed, MaxDepth)
 			}
 			if count > 0 {
@@ -145,7 +149,11 @@ func readLen(b []byte, off, width int) (int, int, error) {
 // ValueLen returns the length of the first msgpack value in b, checked as
 // [Validate] checks a whole value. It lets a caller walk values written back
 // to back, as the arguments of a chunk are.
-func ValueLen(b []byte) (int, error) {
+func ValueLen(b []byte) (int, error) { return valueLenWithin(b, MaxDepth) }
+
+// valueLenWithin is ValueLen of a value that may open at most limit levels
+// of containers (see skipWithin).
+func valueLenWithin(b []byte, limit int) (int, error) {
 	if len(b) > 0 {
 		// The common case, a small scalar, without skipValue's stack.
 		switch c := b[0]; {
@@ -169,7 +177,7 @@ func ValueLen(b []byte) (int, error) {
 			}
 		}
 	}
-	return skipValue(b)
+	return skipWithin(b, limit)
 }
 
 // CountValues checks that b holds well-formed msgpack values back to back,
