@@ -204,3 +204,19 @@ func TestCompareSmoke(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkMapValues: BenchmarkMapChunked through MapValues, which keeps
+// the values and who ran each, not a Result per item.
+func BenchmarkMapValues(b *testing.B) {
+	p := benchPool(b, 2)
+	args := make([]int64, b.N)
+	for i := range args {
+		args[i] = int64(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if _, err := Ident.MapValues(context.Background(), p, args); err != nil {
+		b.Fatal(err)
+	}
+	reportRate(b)
+}

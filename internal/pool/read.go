@@ -39,7 +39,7 @@ func (w *worker) readLoop() {
 			// Refills for all the results read in one go leave in one
 			// write per worker.
 			w.p.flushDirty()
-			w.flush()
+			w.flushOwn()
 			// The next read parks this thread in the kernel, holding its P
 			// for a while; a caller woken by these results would wait in
 			// that P's queue. Let it run here first.

@@ -73,6 +73,25 @@ func (p *Pool) flushDirty() {
 	p.unlockAndFlush()
 }
 
+// flushOwn is flush for w's own reader. Whatever may not fit in w's pipe
+// is written on a goroutine of its own: w may be busy still (a big frame
+// of results is not always its last: a long chunk is reported in parts,
+// and resultArriving takes the first big part for the end), and w,
+// blocked writing its next part to the reader, would never read a job
+// that this goroutine, blocked writing it, kept the reader from making
+// room for. (A Map of 1,800,000 trivial items on 2 workers hung so: its
+// chunks' frames, 1.1 MB, pass the pipe's 1 MiB.)
+func (w *worker) flushOwn() {
+	w.box.mu.Lock()
+	big := w.box.bytes > w.pipeCap/2
+	w.box.mu.Unlock()
+	if big {
+		go w.flush()
+		return
+	}
+	w.flush()
+}
+
 // flush writes w's outbox, in dispatch order; the caller does not hold
 // Pool.mu. Concurrent flushers coalesce: whoever holds pipe.mu writes
 // everything queued, with one syscall when it fits the buffer. Nobody waits
