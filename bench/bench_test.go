@@ -124,6 +124,7 @@ var smokeRows = []string{
 	"1a", "1b", "1c", "1d", "1ta", "1tb", "2a", "2ta", "2tb",
 	"3a", "3b", "3c", "3d", "3e", "3ta", "3tb", "3tc", "3td", "4a", "4b", "4c", "4d",
 	"5a", "5b", "5c", "5ta", "5tb", "6a", "6b", "6c", "7a", "7b",
+	"8a", "8b", "8c", "8d", "8e", "8f", "8g", "8h",
 }
 
 // TestCompareSmoke builds the harness and runs it as CI does, in -smoke

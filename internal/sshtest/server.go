@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -32,7 +31,6 @@ const (
 
 // A Server is one host's sshd.
 type Server struct {
-	t    testing.TB
 	name string
 	port int
 	pid  int
@@ -50,6 +48,8 @@ type Server struct {
 	// found when Stop ran, SSHTEST_SERVER or not. Stop leaves them
 	// running, as a cut connection would; the test's Cleanup kills them.
 	remote []proc
+	// stopErr says which sshd processes outlived Stop's SIGKILL.
+	stopErr error
 }
 
 // Port returns the server's port on 127.0.0.1.
@@ -70,7 +70,8 @@ func (s *Server) PID() int { return s.pid }
 // The remote commands are not killed: like a program whose connection was
 // cut, each finds its stdin at EOF and its stdout's reader gone (poll(2)
 // reports POLLERR on fd 1, a write fails with EPIPE). The test's Cleanup
-// kills them. Stop may be called twice, and concurrently.
+// ([Cluster.Close]) kills them, and reports an sshd process that outlived
+// SIGKILL, if one did. Stop may be called twice, and concurrently.
 func (s *Server) Stop() { s.once.Do(s.stop) }
 
 func (s *Server) stop() {
@@ -121,7 +122,7 @@ func (s *Server) stop() {
 	if !s.wait(sshds, termGrace) {
 		signal(syscall.SIGKILL)
 		if !s.wait(sshds, killWait) {
-			s.t.Errorf("sshtest: %s's sshd (pid %d) or its connections' sshd %v outlived SIGKILL by %v", s.name, s.pid, sshds, killWait)
+			s.stopErr = fmt.Errorf("sshtest: %s's sshd (pid %d) or its connections' sshd %v outlived SIGKILL by %v", s.name, s.pid, sshds, killWait)
 		}
 	}
 }
@@ -149,9 +150,10 @@ func (s *Server) wait(procs []proc, d time.Duration) bool {
 	}
 }
 
-// close, at the test's end, stops the server, kills what its sessions had
-// started, and logs the end of sshd's log if the test failed.
-func (s *Server) close() {
+// close, at the test's end (Cluster.Close), stops the server, kills what
+// its sessions had started and waits for it to go. Its error is Stop's:
+// sshd processes that outlived SIGKILL.
+func (s *Server) close() error {
 	s.Stop()
 	// The remote commands: those Stop found, and those whose connection
 	// had ended before (their ssh killed: they are init's children now),
@@ -169,13 +171,11 @@ func (s *Server) close() {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if s.t.Failed() {
-		s.t.Logf("sshtest: the end of %s's sshd log (%s):\n%s", s.name, s.log, tail(s.log))
-	}
+	return s.stopErr
 }
 
 // start starts one host's sshd in dir, on a free port.
-func start(t testing.TB, tl tools, dir, name, authorized string) (*Server, error) {
+func start(tl tools, dir, name, authorized string) (*Server, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -188,7 +188,7 @@ func start(t testing.TB, tl tools, dir, name, authorized string) (*Server, error
 		if err != nil {
 			return nil, err
 		}
-		s, err := launch(t, tl.sshd, dir, name, port, hostKey, authorized)
+		s, err := launch(tl.sshd, dir, name, port, hostKey, authorized)
 		if !errors.Is(err, errBind) || attempt == bindAttempts {
 			return s, err
 		}
@@ -199,7 +199,7 @@ func start(t testing.TB, tl tools, dir, name, authorized string) (*Server, error
 var errBind = errors.New("sshd could not bind its port")
 
 // launch starts sshd on port, and waits until it listens.
-func launch(t testing.TB, sshd, dir, name string, port int, hostKey, authorized string) (*Server, error) {
+func launch(sshd, dir, name string, port int, hostKey, authorized string) (*Server, error) {
 	var token [8]byte
 	rand.Read(token[:])
 	mark := fmt.Sprintf("SSHTEST_SERVER=%s-%x", name, token)
@@ -243,7 +243,6 @@ SetEnv %s
 		return nil, err
 	}
 	s := &Server{
-		t:    t,
 		name: name,
 		port: port,
 		pid:  cmd.Process.Pid,

@@ -14,10 +14,13 @@
 // may log in (not locked, a real shell). A remote command runs with sshd's
 // minimal PATH: name remote programs by absolute path. Its environment
 // holds SSHTEST_SERVER (one value per server), by which the test's Cleanup
-// finds and kills what the sessions left running.
+// (or [Cluster.Close]) finds and kills what the sessions left running.
+//
+// A test calls [Hosts]; a program of its own (the benchmark harness) calls
+// [Start], and [Cluster.Close] when done.
 //
 // It runs on Linux only (it finds sshd's processes in /proc); elsewhere,
-// [Hosts] skips the test.
+// [Hosts] skips the test and [Start] returns [ErrUnsupported].
 package sshtest
 
 import (
@@ -37,17 +40,23 @@ import (
 // Closed is the Host alias, in every [Cluster.Config], of a port on
 // 127.0.0.1 that nothing listens on: ssh to it fails at once with
 // "Connection refused". The port stays reserved (bound, not listening)
-// until the test ends, so that nothing else can take it meanwhile.
+// until the test ends ([Cluster.Close]), so that nothing else can take it
+// meanwhile.
 const Closed = "closed"
 
-// A Cluster is the sshd servers that [Hosts] started, and the client
-// configuration to reach them.
+// A Cluster is the sshd servers that [Hosts] or [Start] started, and the
+// client configuration to reach them.
 type Cluster struct {
 	ssh          string // the ssh client's path
 	config       string
 	configNoKeys string
 	knownHosts   string
 	servers      map[string]*Server
+	order        []*Server // as the names were given
+	release      func()    // frees the Closed port
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // tools are the OpenSSH programs a Cluster runs.
@@ -55,22 +64,73 @@ type tools struct {
 	sshd, ssh, keygen string
 }
 
-// Hosts starts one sshd per name (each on its own free port, each with its
-// own host key) and writes one ssh_config with a Host entry per name, and
-// one for [Closed]. It skips the test when OpenSSH's server or client is
+// ErrUnsupported is the error of [Start] on a system other than Linux:
+// sshtest finds sshd's processes in /proc.
+var ErrUnsupported = errors.New("sshtest runs on Linux only (it reads /proc)")
+
+// ErrMissing is the error of [Start] (wrapped, with what is missing and how
+// to install it) when OpenSSH's server or client is not installed.
+var ErrMissing = errors.New("sshtest: OpenSSH is missing")
+
+// Hosts starts one sshd per name, as [Start] does, in a directory of the
+// test's (t.TempDir). It skips the test when OpenSSH's server or client is
 // missing, saying how to install it, except when the environment has
-// CI=true, where that is a t.Fatal. Everything is stopped and removed with
-// t.Cleanup.
-//
-// The servers start in parallel. A name is letters, digits, '.', '_' and
-// '-'.
+// CI=true, where that is a t.Fatal; it skips it on a system other than
+// Linux. Everything is stopped (as [Cluster.Close] does) and removed with
+// t.Cleanup; a failure to stop fails the test, and a failed test logs the
+// end of each server's log.
 func Hosts(t testing.TB, names ...string) *Cluster {
 	t.Helper()
-	tl := findTools(t)
+	c, err := Start(t.TempDir(), names...)
+	switch {
+	case errors.Is(err, ErrUnsupported):
+		t.Skipf("%v, not on %s", err, runtime.GOOS)
+	case errors.Is(err, ErrMissing):
+		msg := err.Error() + ", to run the tests over ssh"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	case err != nil:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			for _, s := range c.order {
+				t.Logf("sshtest: the end of %s's sshd log (%s):\n%s", s.name, s.log, tail(s.log))
+			}
+		}
+	})
+	return c
+}
+
+// Start starts one sshd per name (each on its own free port, each with its
+// own host key) and writes one ssh_config with a Host entry per name, and
+// one for [Closed]: the keys, configurations and logs go in dir (created
+// if need be; Close does not remove it). It is [Hosts] without a test, for
+// a program of its own (a benchmark): call [Cluster.Close] when done, also
+// on error paths, or the servers outlive the program (each runs in a
+// process group of its own).
+//
+// The servers start in parallel. A name is letters, digits, '.', '_' and
+// '-'. When OpenSSH is missing, the error wraps [ErrMissing]; on a system
+// other than Linux, it is [ErrUnsupported]. When one server fails to
+// start, those that did are stopped before Start returns its error.
+func Start(dir string, names ...string) (*Cluster, error) {
+	if runtime.GOOS != "linux" {
+		return nil, ErrUnsupported
+	}
+	tl, err := findTools()
+	if err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for _, name := range names {
 		if !validName(name) || name == Closed || seen[name] {
-			t.Fatalf("sshtest.Hosts: bad or repeated host name %q (letters, digits, '.', '_', '-'; not %q)", name, Closed)
+			return nil, fmt.Errorf("sshtest: bad or repeated host name %q (letters, digits, '.', '_', '-'; not %q)", name, Closed)
 		}
 		seen[name] = true
 	}
@@ -81,15 +141,17 @@ func Hosts(t testing.TB, names ...string) *Cluster {
 		if err := os.Mkdir("/run/sshd", 0o755); err == nil {
 			os.Chmod("/run/sshd", 0o755) // whatever the umask
 		} else if !errors.Is(err, os.ErrExist) {
-			t.Fatalf("sshtest: creating sshd's privilege separation directory: %v", err)
+			return nil, fmt.Errorf("sshtest: creating sshd's privilege separation directory: %v", err)
 		}
 	}
 	login, err := userName()
 	if err != nil {
-		t.Fatalf("sshtest: the current user: %v", err)
+		return nil, fmt.Errorf("sshtest: the current user: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
 	}
 
-	dir := t.TempDir()
 	c := &Cluster{
 		ssh:          tl.ssh,
 		config:       filepath.Join(dir, "ssh_config"),
@@ -99,21 +161,21 @@ func Hosts(t testing.TB, names ...string) *Cluster {
 	}
 	clientKey := filepath.Join(dir, "client_key")
 	if err := keygen(tl.keygen, clientKey); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	pub, err := os.ReadFile(clientKey + ".pub")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	authorized := filepath.Join(dir, "authorized_keys")
 	if err := os.WriteFile(authorized, pub, 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	closedPort, closeReserved, err := reservePort()
+	closedPort, release, err := reservePort()
 	if err != nil {
-		t.Fatalf("sshtest: reserving a closed port: %v", err)
+		return nil, fmt.Errorf("sshtest: reserving a closed port: %v", err)
 	}
-	t.Cleanup(closeReserved)
+	c.release = release
 
 	// Start every server at once: most of a start is sshd loading its
 	// host key and binding, not this process.
@@ -122,29 +184,30 @@ func Hosts(t testing.TB, names ...string) *Cluster {
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Go(func() {
-			servers[i], errs[i] = start(t, tl, filepath.Join(dir, name), name, authorized)
+			servers[i], errs[i] = start(tl, filepath.Join(dir, name), name, authorized)
 		})
 	}
 	wg.Wait()
-	// Stop whatever did start, also when another server failed; Cleanup,
-	// not defer, so that the servers outlive Hosts.
-	t.Cleanup(func() {
-		for _, s := range servers {
-			if s != nil {
-				s.close()
-			}
+	for _, s := range servers {
+		if s != nil {
+			c.order = append(c.order, s)
+			c.servers[s.name] = s
 		}
-	})
+	}
+	// From here on, a failure stops whatever did start, also when another
+	// server failed.
+	fail := func(err error) (*Cluster, error) {
+		return nil, errors.Join(err, c.Close())
+	}
 	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
+		return fail(err)
 	}
 
 	var known, hostsCfg strings.Builder
-	for _, s := range servers {
-		c.servers[s.name] = s
+	for _, s := range c.order {
 		key, err := hostKey(filepath.Join(dir, s.name, "host_key.pub"))
 		if err != nil {
-			t.Fatal(err)
+			return fail(err)
 		}
 		fmt.Fprintf(&known, "[127.0.0.1]:%d %s\n", s.port, key)
 		fmt.Fprintf(&hostsCfg, "Host %s\n\tHostName 127.0.0.1\n\tPort %d\n\n", s.name, s.port)
@@ -158,10 +221,39 @@ func Hosts(t testing.TB, names ...string) *Cluster {
 		{c.configNoKeys, hostsCfg.String() + clientConfig(login, clientKey, empty)},
 	} {
 		if err := os.WriteFile(f.path, []byte(f.body), 0o600); err != nil {
-			t.Fatal(err)
+			return fail(err)
 		}
 	}
-	return c
+	return c, nil
+}
+
+// Close stops every server (as [Server.Stop] does), kills what their
+// sessions started and waits for it to go, then frees the [Closed] port.
+// It reports the sshd processes that outlived SIGKILL, if any. It may be
+// called more than once, and concurrently: the calls after the first wait
+// for it and return its error.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		var errs []error
+		for _, s := range c.order {
+			errs = append(errs, s.close())
+		}
+		if c.release != nil {
+			c.release()
+		}
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
+
+// PIDs returns the process ids of the listening sshd servers, in the order
+// of the names given to [Start]: each leads a process group of its own.
+func (c *Cluster) PIDs() []int {
+	var pids []int
+	for _, s := range c.order {
+		pids = append(pids, s.pid)
+	}
+	return pids
 }
 
 // clientConfig is the part of an ssh_config common to every host. ssh takes
@@ -191,7 +283,7 @@ func clientConfig(login, key, knownHosts string) string {
 }
 
 // Config returns the path of the generated ssh_config: a Host entry per
-// name given to [Hosts], and [Closed].
+// name given to [Hosts] or [Start], and [Closed].
 func (c *Cluster) Config() string { return c.config }
 
 // ConfigWithoutHostKeys returns the path of an ssh_config like Config's, but
@@ -208,8 +300,8 @@ func (c *Cluster) KnownHosts() string { return c.knownHosts }
 // command. The slice is new at every call.
 func (c *Cluster) SSH() []string { return []string{c.ssh, "-F", c.config} }
 
-// Host returns the server of a name given to [Hosts]; it panics for another
-// name.
+// Host returns the server of a name given to [Hosts] or [Start]; it panics
+// for another name.
 func (c *Cluster) Host(name string) *Server {
 	s, ok := c.servers[name]
 	if !ok {
@@ -218,12 +310,8 @@ func (c *Cluster) Host(name string) *Server {
 	return s
 }
 
-// findTools finds OpenSSH's programs, or skips the test (fails it in CI).
-func findTools(t testing.TB) tools {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skipf("sshtest runs on Linux only (it reads /proc), not on %s", runtime.GOOS)
-	}
+// findTools finds OpenSSH's programs; the error wraps ErrMissing.
+func findTools() (tools, error) {
 	var tl tools
 	var missing []string
 	// sshd is usually outside an ordinary user's $PATH.
@@ -245,13 +333,9 @@ func findTools(t testing.TB) tools {
 		}
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("OpenSSH's %s not found: install OpenSSH (Debian: apt-get install openssh-server openssh-client) to run the tests over ssh", strings.Join(missing, ", "))
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		return tools{}, fmt.Errorf("%w: %s not found: install OpenSSH (Debian: apt-get install openssh-server openssh-client)", ErrMissing, strings.Join(missing, ", "))
 	}
-	return tl
+	return tl, nil
 }
 
 // userName is the current user's login name, which the client sends.

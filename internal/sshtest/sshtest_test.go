@@ -402,3 +402,65 @@ func TestRemoteSide(t *testing.T) {
 		})
 	}
 }
+
+// TestStartClose uses Start and Close as a program without a test does
+// (the benchmark harness): Close stops the listener, cuts the sessions,
+// kills the remote commands and frees nothing twice; a bad name fails
+// Start before anything runs.
+func TestStartClose(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "servers") // Start creates it
+	c, err := Start(dir, "hostA")
+	switch {
+	case errors.Is(err, ErrUnsupported):
+		t.Skip(err)
+	case errors.Is(err, ErrMissing) && os.Getenv("CI") != "true":
+		t.Skip(err)
+	case err != nil:
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			c.Close()
+		}
+	}()
+	if pids := c.PIDs(); len(pids) != 1 || pids[0] != c.Host("hostA").PID() {
+		t.Errorf("PIDs() = %v, want [%d]", pids, c.Host("hostA").PID())
+	}
+	s, pid := startSession(t, append(c.SSH(), "hostA", "echo $$; exec sleep 30"), true)
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		t.Fatalf("remote pid %q: %v", pid, err)
+	}
+	remote, _, _ := readProc(n)
+	conns := sshds(c.Host("hostA").PID())
+
+	begin := time.Now()
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+	closed = true
+	t.Logf("Close took %v", time.Since(begin))
+	if code := s.wait(t, 3*time.Second); code != 255 {
+		t.Errorf("ssh: exit %d after Close, want 255", code)
+	}
+	if err := syscall.Kill(c.Host("hostA").PID(), 0); err != syscall.ESRCH {
+		t.Errorf("listener: kill 0: %v, want ESRCH", err)
+	}
+	for _, p := range append(conns, remote) {
+		if p.alive() {
+			t.Errorf("%v outlived Close", p)
+		}
+	}
+	begin = time.Now()
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if d := time.Since(begin); d > 100*time.Millisecond {
+		t.Errorf("a second Close took %v", d)
+	}
+
+	if _, err := Start(filepath.Join(t.TempDir(), "bad"), "host A"); err == nil || errors.Is(err, ErrMissing) {
+		t.Errorf("Start with the name %q: %v, want a bad-name error", "host A", err)
+	}
+}

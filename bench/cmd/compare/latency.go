@@ -12,10 +12,10 @@ import (
 	"github.com/poold/poold/bench"
 )
 
-// applyLatency runs warm then n sequential Apply calls on a fresh pool of 2
-// in mode m and returns the p50 and p99 of the n, in µs.
-func (h *harness) applyLatency(m mode, n, warm int) (p50, p99 float64, err error) {
-	p, ctx, done, err := h.poolFor(2, m.opts...)
+// applyLatency runs warm then n sequential Apply calls on a fresh pool of
+// workers in mode m and returns the p50 and p99 of the n, in µs.
+func (h *harness) applyLatency(m mode, workers, n, warm int) (p50, p99 float64, err error) {
+	p, ctx, done, err := h.poolFor(workers, m.opts...)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -50,12 +50,12 @@ func runLatency(h *harness) ([]Row, error) {
 	var p50s, p99s, tp50s, tp99s []float64
 	var pp, ppBlock []pingPongResult
 	for range reps {
-		p50, p99, err := h.applyLatency(processes, n, warm)
+		p50, p99, err := h.applyLatency(processes, 2, n, warm)
 		if err != nil {
 			return nil, err
 		}
 		p50s, p99s = append(p50s, p50), append(p99s, p99)
-		if p50, p99, err = h.applyLatency(threads, n, warm); err != nil {
+		if p50, p99, err = h.applyLatency(threads, 2, n, warm); err != nil {
 			return nil, fmt.Errorf("threads mode: %w", err)
 		}
 		tp50s, tp99s = append(tp50s, p50), append(tp99s, p99)

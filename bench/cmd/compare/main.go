@@ -8,6 +8,7 @@
 //	go run ./bench/cmd/compare -only 1,latency -out bench/out/table.md
 //
 // The binary is its own poold worker (poold.Init first thing in main), its
+// own remote worker through ssh (`compare worker`: poold.ServeWorker), its
 // own ping-pong child, and its own child for the peak-RSS runs.
 package main
 
@@ -31,6 +32,10 @@ const childEnv = "POOLD_BENCH_CHILD"
 
 func main() {
 	poold.Init(bench.Registry) // in a poold worker: serve tasks, then exit
+	if len(os.Args) == 2 && os.Args[1] == workerArg {
+		// Started through ssh by workload 8: a worker by command line.
+		os.Exit(poold.ServeWorker(bench.Registry))
+	}
 	switch os.Getenv(childEnv) {
 	case "":
 	case "pingpong":
@@ -47,7 +52,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// workload is one of the harness's seven comparisons. run returns its rows;
+// workload is one of the harness's eight comparisons. run returns its rows;
 // an error fails the whole workload.
 type workload struct {
 	id    string
@@ -64,6 +69,7 @@ var workloads = []workload{
 	{"5", "startup", "pool creation until 4 workers are ready (processes, then threads)", runStartup},
 	{"6", "exec", "1,000 exec tasks of `true`, 4 at a time", runExec},
 	{"7", "rss", "parent peak RSS streaming trivial tasks through IMap from a lazy iter.Seq; 2 workers", runRSS},
+	{"8", "ssh", "workers through ssh to an sshd on 127.0.0.1, beside local workers; the poold command with --ssh beside GNU parallel -S", runSSH},
 }
 
 // harness is the state shared by the workloads of one run.
@@ -74,6 +80,7 @@ type harness struct {
 	reps  int // from -reps; 0: each workload's default
 	py    *python
 	pyWhy string // why py is nil
+	tmp   string // the run's temporary directory, removed at its end
 }
 
 // size is full in a normal run, small under -smoke.
@@ -143,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	h := &harness{ctx: ctx, out: stdout, smoke: *smoke, reps: *reps}
+	h := &harness{ctx: ctx, out: stdout, smoke: *smoke, reps: *reps, tmp: tmp}
 	h.py, h.pyWhy = findPython(ctx, *pyFlag, tmp)
 
 	command := "go run ./bench/cmd/compare"

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,15 +95,26 @@ type ppChild struct {
 // switched to blocking mode (File.Fd does that) so that reads and writes are
 // plain blocking syscalls; otherwise they go through Go's netpoller, as
 // os/exec's and poold's do.
-func startPingPong(blocking, flushEach bool) (*ppChild, error) {
+//
+// With via (an ssh command line up to its host), the child is started
+// through it, on the other side of an ssh connection: the parent's pipes
+// are then ssh's.
+func startPingPong(via []string, blocking, flushEach bool) (*ppChild, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), childEnv+"=pingpong")
+	env := []string{childEnv + "=pingpong"}
 	if flushEach {
-		cmd.Env = append(cmd.Env, flushEachEnv+"=1")
+		env = append(env, flushEachEnv+"=1")
+	}
+	var cmd *exec.Cmd
+	if len(via) == 0 {
+		cmd = exec.Command(self)
+		cmd.Env = append(os.Environ(), env...)
+	} else {
+		remote := strings.Join(env, " ") + " " + shellJoin([]string{self})
+		cmd = exec.Command(via[0], append(via[1:], remote)...)
 	}
 	cmd.Stderr = os.Stderr
 	inR, inW, err := os.Pipe()
@@ -275,6 +287,12 @@ type pingPongResult struct {
 // pingPong measures children × window round trips, per child n per rep,
 // after a warm-up of warm per child.
 func pingPong(children, window, n, warm, reps int, blocking, flushEach bool) (pingPongResult, error) {
+	return pingPongVia(nil, children, window, n, warm, reps, blocking, flushEach)
+}
+
+// pingPongVia is pingPong with children started through via (see
+// startPingPong).
+func pingPongVia(via []string, children, window, n, warm, reps int, blocking, flushEach bool) (pingPongResult, error) {
 	var res pingPongResult
 	kids := make([]*ppChild, 0, children)
 	defer func() {
@@ -283,7 +301,7 @@ func pingPong(children, window, n, warm, reps int, blocking, flushEach bool) (pi
 		}
 	}()
 	for range children {
-		c, err := startPingPong(blocking, flushEach)
+		c, err := startPingPong(via, blocking, flushEach)
 		if err != nil {
 			return res, err
 		}
@@ -342,7 +360,7 @@ func execReady(children int) (time.Duration, error) {
 		}
 	}()
 	for range children {
-		c, err := startPingPong(false, false)
+		c, err := startPingPong(nil, false, false)
 		if err != nil {
 			return 0, err
 		}

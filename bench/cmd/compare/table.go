@@ -85,6 +85,9 @@ func (r Row) ratioText() string {
 	if math.IsNaN(r.Ratio) {
 		return "n/a"
 	}
+	if r.Ratio < 0.001 {
+		return fmt.Sprintf("%.1e×", r.Ratio)
+	}
 	if r.Ratio < 0.1 {
 		return fmt.Sprintf("%.3f×", r.Ratio)
 	}
