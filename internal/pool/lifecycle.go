@@ -88,18 +88,19 @@ func settingsFor(cfg Config) child.Settings {
 
 func (p *Pool) newWorker(slot int, c *Conn) *worker {
 	w := &worker{
-		p:        p,
-		slot:     slot,
-		pid:      c.PID,
-		host:     c.Host,
-		launcher: c.Program,
-		proc:     c.Proc,
-		stdout:   c.Stdout,
-		stderr:   c.Stderr,
-		in:       ipc.NewReader(c.Stdout, p.cfg.MaxFrame),
-		pipeCap:  c.PipeCap,
-		window:   1,
-		logged:   make(chan struct{}),
+		p:         p,
+		slot:      slot,
+		pid:       c.PID,
+		host:      c.Host,
+		launcher:  c.Program,
+		proc:      c.Proc,
+		stdout:    c.Stdout,
+		stderr:    c.Stderr,
+		in:        ipc.NewReader(c.Stdout, p.cfg.MaxFrame),
+		pipeCap:   c.PipeCap,
+		window:    1,
+		maxWindow: p.cfg.MaxWindow,
+		logged:    make(chan struct{}),
 	}
 	if w.pipeCap <= 0 {
 		w.pipeCap = 64 << 10 // Linux's default

@@ -259,7 +259,7 @@ func (p *Pool) takeLocked(w *worker, r *ipc.Result) (t *Task, last bool, err err
 func (p *Pool) learnLocked(w *worker, fn string, items []ipc.Item) {
 	busy := time.Duration(items[len(items)-1].End - items[0].Start)
 	if busy < shortJob {
-		w.window = min(w.window*2, p.cfg.MaxWindow)
+		w.window = min(w.window*2, w.maxWindow)
 	} else if busy > longJob {
 		w.window = 1
 	}

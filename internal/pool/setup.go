@@ -28,6 +28,12 @@ func checkHello(m *ipc.Message) error {
 		ipc.ProtocolVersion, child.ProgramVersion())
 }
 
+// remoteWindow multiplies the window of a worker behind a launcher: its
+// round trip through ssh is ~150 µs against ~30 µs through a pipe, and jobs
+// in flight are what hide it (the harness's ping-pong through ssh on 2
+// children: 80,066 round trips/s with 16 in flight, 185,567/s with 64).
+const remoteWindow = 4
+
 // adopt takes w, whose hello h says it asks for a setup or is not the
 // process the launcher started (srun, ssh or a shell forked it), as a
 // worker behind a launcher: what the launcher started may not pass on the
@@ -39,6 +45,7 @@ func (w *worker) adopt(h *ipc.Hello) {
 	p := w.p
 	p.mu.Lock()
 	w.explicit = true
+	w.maxWindow = remoteWindow * p.cfg.MaxWindow
 	w.launcherPID, w.pid = w.pid, h.PID
 	if w.host == "" && h.Host != "" && h.Host != p.hostname {
 		w.host = h.Host // srun and the like say nothing of where they ran it

@@ -113,6 +113,7 @@ type worker struct {
 	state      workerState
 	inflight   []*Task     // dispatched, oldest first; the head is running
 	window     int         // how many jobs may be in flight
+	maxWindow  int         // what window may grow to: Config.MaxWindow, more behind a launcher
 	arriving   bool        // the result of its only job is arriving: it reads its input next
 	assigned   int         // calls ever dispatched to it, for MaxTasksPerWorker
 	dirty      bool        // in Pool.dirty: its outbox is to be flushed when Pool.mu is released

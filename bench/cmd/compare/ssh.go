@@ -23,9 +23,10 @@ import (
 // sshHost is the one host of the workload: an sshd on 127.0.0.1.
 const sshHost = "hostA"
 
-// poolWindow is how many tasks a poold worker gets in flight at most, once
-// its tasks prove short (internal/pool's Config.MaxWindow default).
-const poolWindow = 16
+// poolWindow is how many tasks a poold worker behind ssh gets in flight at
+// most, once its tasks prove short: internal/pool's Config.MaxWindow
+// default (16) times its remoteWindow (4).
+const poolWindow = 64
 
 // workerArg, as the harness's first argument, makes it a remote worker
 // (poold.ServeWorker): the command line that rows 8a and 8b start through
