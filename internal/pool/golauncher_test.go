@@ -25,6 +25,9 @@ type goLauncher struct {
 	mu       sync.Mutex
 	runs     map[int]int       // runs of "work" by argument
 	fail     func(n int) error // if set, launch n (from 1) fails when it returns an error
+	// noProgress: its workers record no progress, as a foreign worker
+	// started as a Go one would not, while the pool still reads it.
+	noProgress bool
 }
 
 func newGoLauncher() *goLauncher {
@@ -64,7 +67,11 @@ func (l *goLauncher) Launch(s child.Settings) (*Conn, error) {
 			g.mu.Unlock()
 			g.closeChild()
 		}()
-		code = child.ServeConn(l.registry(g), child.Streams{In: inR, Out: outW, Log: errW, Control: ctlR, Progress: child.NewProgress(progressMem)}, s)
+		st := child.Streams{In: inR, Out: outW, Log: errW, Control: ctlR, Progress: child.NewProgress(progressMem)}
+		if l.noProgress {
+			st.Progress = nil
+		}
+		code = child.ServeConn(l.registry(g), st, s)
 	}()
 	return &Conn{PID: g.pid, Host: "goroutine", Stdin: inW, Stdout: outR, Stderr: errR, Control: ctlW, Proc: g,
 		Progress: func() (uint64, int) { return child.ReadProgress(progressMem) }}, nil

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/poold/poold/internal/kind"
 )
 
 // helloScript is a worker program that writes h as its hello, then waits:
@@ -123,5 +125,27 @@ func TestExplicitWorkerSetup(t *testing.T) {
 	p.mu.Unlock()
 	if got := value[int](t, c); got != c.PID || got == launcher || launcher == 0 {
 		t.Errorf("the call ran in pid %d, the result says %d, the launcher is %d", got, c.PID, launcher)
+	}
+}
+
+// TestNoProgressNoLoop: a worker that records no progress says, when it
+// dies, that it had not started its job, every time. A job that kills
+// every worker it reaches must still fail, with worker_lost, after a few
+// tries, not go back to the queue for ever.
+func TestNoProgressNoLoop(t *testing.T) {
+	t.Parallel()
+	l := newGoLauncher()
+	l.noProgress = true
+	p, err := New(t.Context(), Config{Workers: 1, Launcher: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Terminate() })
+	c := run(t, p, "die", 1, 3)[0]
+	if c.Fail == nil || c.Fail.Kind != kind.WorkerLost {
+		t.Fatalf("a job that kills its worker: %+v, want worker_lost", c.Fail)
+	}
+	if n := l.launched.Load(); n > maxUnstarted+2 {
+		t.Errorf("%d workers launched for one job that kills each, want at most %d", n, maxUnstarted+2)
 	}
 }

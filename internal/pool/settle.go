@@ -45,11 +45,17 @@ func (p *Pool) settleLostLocked(w *worker, lost []*Task, exit *Exit, pos progres
 	var requeue []*Task
 	from := head.reported
 	c, known := pos.at(head)
+	if pos.ok && pos.job != head.id && from == 0 && head.unstarted >= maxUnstarted {
+		// A worker that records no progress (a foreign one, started as a
+		// Go worker is) says "not started" every time: believe it no more.
+		pos = progress{}
+	}
 	switch {
 	case pos.ok && pos.job != head.id && from == 0:
 		// It was sent, but the worker died before it started it (between
 		// jobs, or as it exited after a task that ended its goroutine).
 		head.tries--
+		head.unstarted++
 		requeue = append(requeue, head)
 	case head.Calls == 1:
 		if retryableLocked(head, k) {
@@ -100,6 +106,11 @@ func (p *Pool) settleLostLocked(w *worker, lost []*Task, exit *Exit, pos progres
 	}
 	return append(failed, p.requeueLocked(requeue)...)
 }
+
+// maxUnstarted is how many times a job may go back to the queue as never
+// started by a worker that died with it: past that its death is its own,
+// and a job that crashes every worker it reaches fails instead of looping.
+const maxUnstarted = 3
 
 // progress is where a worker was when it died, as its launcher saw it.
 type progress struct {

@@ -60,6 +60,7 @@ type Task struct {
 	offset     int          // the index in parent of the part's first call
 	tries      int          // how many times its calls were started (guarded by Pool.mu)
 	reported   int          // calls of the dispatch under way whose outcome its worker sent (guarded by Pool.mu)
+	unstarted  int          // times its worker died with it sent and, its progress said, not started (guarded by Pool.mu)
 	cancel     bool         // the caller cancelled it (guarded by Pool.mu)
 	cancelSent bool         // its worker was told (guarded by Pool.mu)
 }
