@@ -123,3 +123,18 @@ func bytesRepeat(b []byte, n int) []byte {
 	}
 	return out
 }
+
+// BenchmarkStart4: New until 4 workers are ready (the harness's 5a), then
+// Terminate, which is not timed.
+func BenchmarkStart4(b *testing.B) {
+	ctx := context.Background()
+	for range b.N {
+		p, err := New(ctx, Config{Workers: 4})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		p.Terminate()
+		b.StartTimer()
+	}
+}
