@@ -38,6 +38,10 @@ type Entry struct {
 	// (JSON Lines) file: it is not run, and its one result fails with kind
 	// bad_task and this message. A checked file has no bad entries.
 	Bad string
+
+	// Control, when set, makes the line a control line of poold serve, not
+	// an entry (Bad then says what is wrong with it).
+	Control *controlLine
 }
 
 // Count is the number of results the entry produces.

@@ -42,6 +42,7 @@ type config struct {
 
 	// poold run: a command from the shell instead of a task file.
 	runMode      bool
+	serve        bool   // poold serve: tasks and control lines from stdin, until it ends
 	shell        bool   // run: the command line is one sh -c string
 	dryRun       bool   // run: print the tasks, run none
 	jobLog       string // --joblog FILE ("+FILE" appends); "": none

@@ -78,6 +78,9 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 	if len(args) > 0 && args[0] == "worker" {
 		return workerCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "serve" {
+		return serveCommand(start, args[1:], stdin, stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "compare" {
 		return compareCommand(args[1:], stdin, stdout, stderr)
 	}

@@ -157,6 +157,8 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (co
 	switch {
 	case s.Signal != 0:
 		return exitCode(s.Signal)
+	case servedOK(cfg, r.readErr):
+		return exitOK
 	case r.failed > 0 || r.readErr != nil:
 		return exitFailed
 	default:
@@ -217,6 +219,7 @@ type runner struct {
 
 	ok, failed int
 	skipped    int // results skipped by the job log
+	received   int // entries read
 	pids       map[workerID]bool
 	stats      *runStats // for the summary; nil until a result comes
 	jobLog     *jobLog
@@ -329,6 +332,11 @@ func (r *runner) wait(next <-chan *Entry, interrupted <-chan struct{}) waited {
 
 // take runs or reports one entry; false if the workers could not start.
 func (r *runner) take(ctx context.Context, e *Entry, stopped bool) bool {
+	if e.Control != nil {
+		r.control(e)
+		return true
+	}
+	r.received++
 	switch {
 	case r.skip.skips(e):
 		r.skipped += e.Count()
