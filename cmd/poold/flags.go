@@ -68,6 +68,8 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 const usageHead = `usage: poold [flags] TASKFILE
        poold run [flags] -- COMMAND ARG... [::: ARGS... | :::: FILE]
        poold compare [flags] TASKFILE
+       poold serve [flags]
+       poold worker
 
 Runs the tasks of TASKFILE (a JSON file; - reads standard input) on a pool
 of worker processes and prints each result as it finishes. A file whose
@@ -258,6 +260,11 @@ poold run -- COMMAND ARG... runs COMMAND once per argument, as GNU parallel
 does: the arguments follow :::, or are the lines of the FILE after ::::, or
 else of standard input. {} in the command is the argument (appended when no
 replacement string appears); see 'poold run -h'.
+
+poold serve reads tasks as JSON Lines on standard input and writes each
+result as a --json line as it finishes, until its input ends: poold as a
+co-process (see 'poold serve -h'). poold worker is the worker end that
+--worker-cmd launchers and --ssh start on other machines.
 
 poold compare TASKFILE runs the file in both modes, processes and threads,
 each run in a process of its own, and prints wall time, CPU time, memory
