@@ -21,7 +21,7 @@ func (p *Pool) watchMemory() {
 			return
 		case <-tick.C:
 		}
-		// An explicit worker (`poold worker`, perhaps on another machine)
+		// An explicit worker on another machine, or behind a launcher,
 		// measures itself: see memoryReported.
 		type watched struct {
 			w   *worker
@@ -30,7 +30,7 @@ func (p *Pool) watchMemory() {
 		var ws []watched
 		p.mu.Lock()
 		for _, w := range p.workers {
-			if !w.explicit {
+			if !w.explicit || w.measured {
 				ws = append(ws, watched{w, w.pid})
 			}
 		}

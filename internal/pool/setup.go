@@ -46,6 +46,10 @@ func (w *worker) adopt(h *ipc.Hello) {
 	p.mu.Lock()
 	w.explicit = true
 	w.maxWindow = remoteWindow * p.cfg.MaxWindow
+	// Started directly here (a --worker-cmd of another language, a local
+	// poold worker), its memory is this machine's to read: it stays
+	// measured, whatever it does with the Setup's limit.
+	w.measured = w.host == "" && h.PID == w.pid
 	w.launcherPID, w.pid = w.pid, h.PID
 	if w.host == "" && h.Host != "" && h.Host != p.hostname {
 		w.host = h.Host // srun and the like say nothing of where they ran it
@@ -91,6 +95,9 @@ func (w *worker) setUp(first *ipc.Message) error {
 	}
 	if first.Hello.Setup {
 		return fmt.Errorf("%w: a second hello that asks for a setup again", ipc.ErrMalformed)
+	}
+	if first.Hello.PID != w.pid {
+		return fmt.Errorf("%w: the second hello says pid %d, the first said %d", ipc.ErrMalformed, first.Hello.PID, w.pid)
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ func (p *Pool) acceptsLocked(fn string) error {
 		return ErrPoolClosed
 	}
 	if p.funcs != nil && !p.funcs[fn] {
-		return fmt.Errorf("%w: no task named %q; the workers know %v (a worker knows the tasks registered before poold.Init runs)", ErrUnknownFunc, fn, p.names)
+		return fmt.Errorf("%w: no task named %q; the workers know %v (a Go worker knows the tasks registered before poold.Init runs)", ErrUnknownFunc, fn, p.names)
 	}
 	return nil
 }

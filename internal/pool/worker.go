@@ -91,6 +91,7 @@ type worker struct {
 	explicit    bool   // behind a launcher, or an explicit `poold worker`: no control stream, no progress, memory not read here
 	launcherPID int    // the process the launcher started (ssh, srun), when it is not the worker; 0: it is
 	launcher    string // that process's program: "ssh"
+	measured    bool   // an explicit worker whose memory the pool reads all the same (it runs here, unlaunched)
 
 	// Set before the goroutines start, then read-only.
 	stdout  io.ReadCloser
