@@ -78,14 +78,7 @@ func newTextReporter(w io.Writer, tf *TaskFile) *textReporter {
 	if tf == nil {
 		return &textReporter{w: w, idWidth: streamIDWidth, funcWidth: streamFuncWidth}
 	}
-	r := &textReporter{w: w, idWidth: len("ID"), funcWidth: len("FUNC")}
-	for _, e := range tf.Entries {
-		r.funcWidth = max(r.funcWidth, len(e.Func))
-		if e.Count() > 0 {
-			r.idWidth = max(r.idWidth, len(e.ResultID(e.Count()-1)))
-		}
-	}
-	return r
+	return &textReporter{w: w, idWidth: max(len("ID"), tf.IDWidth), funcWidth: max(len("FUNC"), tf.FuncWidth)}
 }
 
 func (r *textReporter) Header(h header) {

@@ -84,7 +84,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (co
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
 	text := newTextReporter(out, j.tf)
-	text.attempts = cfg.retries > 0 || j.tf.anyRetries()
+	text.attempts = cfg.retries > 0 || (j.tf != nil && j.tf.Retries)
 	text.width = width
 	text.hosts = hostColumn(cfg)
 	var rep reporter = text
