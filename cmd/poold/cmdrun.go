@@ -238,7 +238,7 @@ func dryRun(src *source, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	status := exitOK
-	for e := range src.C {
+	for e := range src.Entries() {
 		if e.Bad != "" {
 			fmt.Fprintf(stderr, "poold: run: %s\n", e.Bad)
 			status = exitFailed

@@ -38,6 +38,8 @@ type Entry struct {
 	// (JSON Lines) file: it is not run, and its one result fails with kind
 	// bad_task and this message. A checked file has no bad entries.
 	Bad string
+
+	flight flight // the entry in the pool, once the runner submits it
 }
 
 // Count is the number of results the entry produces.

@@ -55,62 +55,66 @@ const (
 // parse reads the entry data (one JSON value, space around it allowed);
 // false: refused.
 func (p *fastParser) parse(data []byte) bool {
+	end := p.parseAt(data)
+	return end >= 0 && skipSpace(data, end) == len(data)
+}
+
+// parseAt reads the entry that starts data (space before it allowed) and
+// returns the offset just after it; -1: refused, or data ends first.
+func (p *fastParser) parseAt(data []byte) int {
 	fe := &p.fe
 	*fe = fastEntry{retryOn: fe.retryOn[:0]}
 	c := &p.conv
 	c.out, c.items, c.keys, c.depth = c.out[:0], c.items[:0], c.keys[:0], 0
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return false
+		return -1
 	}
 	i = skipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
-		return false // no "func"
+		return -1 // no "func"
 	}
 	seen := 0
 	for {
 		if i >= len(data) || data[i] != '"' {
-			return false
+			return -1
 		}
 		key, next, escaped := unquote(nil, data, i)
 		if next < 0 || escaped {
-			return false
+			return -1
 		}
 		bit := entryKeyBit(key)
 		if bit == 0 || seen&bit != 0 {
-			return false // unknown, or repeated: the exact way decides
+			return -1 // unknown, or repeated: the exact way decides
 		}
 		seen |= bit
 		if i = skipSpace(data, next); i >= len(data) || data[i] != ':' {
-			return false
+			return -1
 		}
 		if i = p.field(bit, data, skipSpace(data, i+1)); i < 0 {
-			return false
+			return -1
 		}
 		if i = skipSpace(data, i); i >= len(data) {
-			return false
+			return -1
 		}
 		if data[i] == ',' {
 			i = skipSpace(data, i+1)
 			continue
 		}
 		if data[i] != '}' {
-			return false
+			return -1
 		}
 		break
 	}
-	if skipSpace(data, i+1) != len(data) {
-		return false
-	}
 	switch {
 	case seen&keyFunc != 0 && seen&keyMap != 0, seen&(keyFunc|keyMap) == 0:
-		return false
+		return -1
 	case fe.isMap && !fe.argsArray:
-		return false
+		return -1
 	case !fe.isMap && seen&keyChunksize != 0:
-		return false
+		return -1
 	}
-	return true
+	return i + 1
 }
 
 func entryKeyBit(k []byte) int {

@@ -48,7 +48,7 @@ func (c *checker) entry(r *rawEntry) error {
 	if r.List != c.list {
 		c.reset(r.List)
 	}
-	if r.Data != nil && c.fast.parse(r.Data) {
+	if r.Parsed || (r.Data != nil && c.fast.parse(r.Data)) {
 		fe := &c.fast.fe
 		n := c.fast.count()
 		if c.keep {

@@ -248,16 +248,18 @@ var errStopped = errors.New("stopped")
 // fileSource is the second pass: it reads the checked file tf again and
 // delivers its entries, and closes the file when it is done.
 func fileSource(in *taskFileInput, tf *TaskFile, known []string) *source {
-	return newSource(true, func(send func(*Entry) bool) error {
+	return newSource(true, func(s *sender) error {
 		defer in.f.Close()
-		fast := fastParser{known: known}
+		fast := &fastParser{known: known}
 		first := 0
-		_, err := newWalker(in.reader()).walk(func(r *rawEntry) error {
+		w := newWalker(in.reader())
+		w.fast = fast
+		_, err := w.walk(func(r *rawEntry) error {
 			if r.List != tf.list {
 				return nil
 			}
 			var e *Entry
-			if r.Data != nil && fast.parse(r.Data) {
+			if r.Parsed || (r.Data != nil && fast.parse(r.Data)) {
 				e = fast.entry(r.Pos, r.Line)
 			} else {
 				// An entry that only the exact way takes: the first pass
@@ -278,7 +280,7 @@ func fileSource(in *taskFileInput, tf *TaskFile, known []string) *source {
 			}
 			e.First = first
 			first += e.Count()
-			if !send(e) {
+			if !s.send(e) {
 				return errStopped
 			}
 			return nil

@@ -181,7 +181,9 @@ func loadTaskFile(cfg *config, stdin io.Reader, stderr io.Writer) (*job, error) 
 		return nil, fmt.Errorf("reading the task file: %w", err)
 	}
 	c := newChecker(name, known, false)
-	res, err := newWalker(first).walk(c.entry)
+	w := newWalker(first)
+	w.fast = &c.fast
+	res, err := w.walk(c.entry)
 	if derr := done(); err == nil {
 		err = derr
 	}

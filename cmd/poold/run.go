@@ -184,9 +184,10 @@ func openJob(cfg *config, j *job) error {
 
 // event says that results of an entry are ready.
 type event struct {
-	entry   int                      // the entry's Pos
-	item    *poold.Result[poold.Raw] // a map item that succeeded
-	mapDone bool                     // every item of a map entry is done
+	f       *flight
+	res     poold.Result[poold.Raw] // when ok: the result of a task or map item that succeeded
+	ok      bool
+	mapDone bool // every item of a map entry is done
 }
 
 // flight is an entry submitted to the pool whose results are not all in.
@@ -209,8 +210,9 @@ type runner struct {
 
 	events  chan event
 	flights map[int]*flight // by Entry.Pos
-	pending int             // results submitted and not yet printed
-	order   *orderBuffer    // -k: results wait here for their turn; nil: printed as they come
+	opts    []poold.CallOption
+	pending int          // results submitted and not yet printed
+	order   *orderBuffer // -k: results wait here for their turn; nil: printed as they come
 
 	pendingHook func(pending int) // told r.pending when it changes; nil: none
 	skipHook    func(n int)       // told of the results the job log skips; nil: none
@@ -243,20 +245,32 @@ func (r *runner) run(ctx context.Context, src *source) {
 	r.pids = make(map[workerID]bool)
 
 	entries := src.C
+	var batch []*Entry // entries received and not yet taken
 	interrupted := ctx.Done()
 	stopped := false
 	var terminated chan struct{}
-	for entries != nil || len(r.flights) > 0 {
-		next := entries
-		if !stopped && !r.halted && r.window > 0 && r.pending >= r.window {
-			next = nil // wait for a result before reading on
-		}
-		if r.halted && !src.Drain && entries != nil {
+	for entries != nil || len(batch) > 0 || len(r.flights) > 0 {
+		full := !stopped && !r.halted && r.window > 0 && r.pending >= r.window
+		if r.halted && !src.Drain && (entries != nil || len(batch) > 0) {
 			src.Stop() // --halt: a stream is read no further
-			entries, next = nil, nil
+			entries, batch = nil, nil
 			if r.pool != nil {
 				r.pool.Close()
 			}
+		}
+		if len(batch) > 0 && !full && len(r.events) == 0 {
+			// Results first: they make room in the window.
+			e := batch[0]
+			batch[0], batch = nil, batch[1:]
+			if !r.take(ctx, e, stopped) {
+				src.Stop()
+				return
+			}
+			continue
+		}
+		next := entries
+		if full || len(batch) > 0 {
+			next = nil // wait for a result before reading on
 		}
 		w := r.wait(next, interrupted)
 		switch {
@@ -264,7 +278,7 @@ func (r *runner) run(ctx context.Context, src *source) {
 			interrupted, stopped = nil, true
 			if !src.Drain {
 				src.Stop()
-				entries = nil
+				entries, batch = nil, nil
 			}
 			if r.pool != nil {
 				// Terminate waits for the workers to exit; results keep
@@ -275,7 +289,7 @@ func (r *runner) run(ctx context.Context, src *source) {
 					close(terminated)
 				}()
 			}
-		case w.isEntry && w.entry == nil: // the end of the input
+		case w.isBatch && w.batch == nil: // the end of the input
 			entries = nil
 			r.readErr = src.Err()
 			if r.pool != nil {
@@ -283,11 +297,8 @@ func (r *runner) run(ctx context.Context, src *source) {
 				// queue is empty.
 				r.pool.Close()
 			}
-		case w.isEntry:
-			if !r.take(ctx, w.entry, stopped) {
-				src.Stop()
-				return
-			}
+		case w.isBatch:
+			batch = w.batch
 		default:
 			r.handle(w.ev)
 		}
@@ -300,11 +311,11 @@ func (r *runner) run(ctx context.Context, src *source) {
 	}
 }
 
-// waited is what runner.wait got: an entry (nil when the input ended), an
-// event, or a signal.
+// waited is what runner.wait got: a batch of entries (nil when the input
+// ended), an event, or a signal.
 type waited struct {
-	isEntry bool
-	entry   *Entry
+	isBatch bool
+	batch   []*Entry
 	ev      event
 	signal  bool
 }
@@ -313,13 +324,13 @@ type waited struct {
 // output: results are written in batches, but never held back. Both
 // channels are buffered, so their lengths say whether a receive would block
 // (a value that comes just after the look costs one early flush, no more).
-func (r *runner) wait(next <-chan *Entry, interrupted <-chan struct{}) waited {
+func (r *runner) wait(next <-chan []*Entry, interrupted <-chan struct{}) waited {
 	if len(next) == 0 && len(r.events) == 0 {
 		r.out.Flush()
 	}
 	select {
-	case e := <-next:
-		return waited{isEntry: true, entry: e}
+	case b := <-next:
+		return waited{isBatch: true, batch: b}
 	case ev := <-r.events:
 		return waited{ev: ev}
 	case <-interrupted:
@@ -394,7 +405,9 @@ func (r *runner) join() {
 // always stored.
 func (r *runner) submit(e *Entry) error {
 	pos := e.Pos
-	var opts []poold.CallOption
+	// The options are taken in the call: one slice serves every call.
+	opts := r.opts[:0]
+	defer func() { r.opts = opts[:0] }()
 	if e.HasTimeout {
 		opts = append(opts, poold.Timeout(e.Timeout)) // 0: no limit, whatever --timeout says
 	}
@@ -410,12 +423,14 @@ func (r *runner) submit(e *Entry) error {
 	if r.trace != nil {
 		opts = append(opts, poold.TraceName(e.ID)) // a map's items: ID[i], as their result ids
 	}
-	f := &flight{e: e}
+	// The result of a success comes with its event: Get would decode it
+	// again.
+	f := &e.flight // no allocation of its own
+	f.e = e
 	if !e.IsMap {
-		done := func() { r.events <- event{entry: pos} }
 		opts = append(opts,
-			poold.OnSuccess(func(poold.Result[poold.Raw]) { done() }),
-			poold.OnError(func(error) { done() }))
+			poold.OnSuccess(func(res poold.Result[poold.Raw]) { r.events <- event{f: f, res: res, ok: true} }),
+			poold.OnError(func(error) { r.events <- event{f: f} }))
 		a, err := r.pool.ApplyAsync(e.Func, e.Args, opts...)
 		if err != nil {
 			return err
@@ -426,7 +441,7 @@ func (r *runner) submit(e *Entry) error {
 			opts = append(opts, poold.ChunkSize(e.ChunkSize))
 		}
 		opts = append(opts, poold.OnSuccess(func(res poold.Result[poold.Raw]) {
-			r.events <- event{entry: pos, item: &res}
+			r.events <- event{f: f, res: res, ok: true}
 		}))
 		m, err := r.pool.MapAsync(e.Func, e.MapArgs, opts...)
 		if err != nil {
@@ -435,7 +450,7 @@ func (r *runner) submit(e *Entry) error {
 		f.m, f.emitted = m, make([]bool, e.Count())
 		go func() {
 			<-m.Done()
-			r.events <- event{entry: pos, mapDone: true}
+			r.events <- event{f: f, mapDone: true}
 		}()
 	}
 	r.flights[pos] = f
@@ -469,10 +484,8 @@ func submitMessage(err error) string {
 }
 
 func (r *runner) handle(ev event) {
-	f := r.flights[ev.entry]
+	f := ev.f
 	switch {
-	case ev.item != nil:
-		r.emit(f, ev.item.Index, *ev.item)
 	case ev.mapDone:
 		// Done is closed, so Get returns at once. Every item's event came
 		// before this one: the map is done only after its callbacks ran.
@@ -480,11 +493,16 @@ func (r *runner) handle(ev event) {
 		for j, res := range results {
 			r.emit(f, j, res)
 		}
-		delete(r.flights, ev.entry)
+		delete(r.flights, f.e.Pos)
+	case f.m != nil:
+		r.emit(f, ev.res.Index, ev.res)
+	case ev.ok:
+		r.emit(f, 0, ev.res)
+		delete(r.flights, f.e.Pos)
 	default:
 		// The callback sends the event just before the result is ready.
 		res, _ := f.apply.Get(context.Background())
 		r.emit(f, 0, res)
-		delete(r.flights, ev.entry)
+		delete(r.flights, f.e.Pos)
 	}
 }

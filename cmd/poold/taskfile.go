@@ -94,7 +94,9 @@ func (e *FileError) Error() string {
 // advance). name is the file's name in messages.
 func ParseTaskFile(name string, data []byte, known []string) (*TaskFile, error) {
 	c := newChecker(name, known, true)
-	res, err := newWalker(bytes.NewReader(data)).walk(c.entry)
+	w := newWalker(bytes.NewReader(data))
+	w.fast = &c.fast
+	res, err := w.walk(c.entry)
 	tf, err := c.finish(res, err, func() (io.Reader, error) { return bytes.NewReader(data), nil })
 	if err != nil {
 		return nil, err

@@ -100,7 +100,9 @@ func compareParses(t *testing.T, data []byte) {
 // checkReader checks data as a file is checked, read through r.
 func checkReader(data []byte, r func(io.Reader) io.Reader) (*TaskFile, error) {
 	c := newChecker("t.json", testKnown, false)
-	res, err := newWalker(r(bytes.NewReader(data))).walk(c.entry)
+	w := newWalker(r(bytes.NewReader(data)))
+	w.fast = &c.fast
+	res, err := w.walk(c.entry)
 	return c.finish(res, err, func() (io.Reader, error) { return r(bytes.NewReader(data)), nil })
 }
 
