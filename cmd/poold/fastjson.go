@@ -40,12 +40,40 @@ type mpConv struct {
 
 type span struct{ start, end int }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// Byte classes, looked up rather than compared: a table is one load and
+// one branch a byte in the loops over strings and space.
+const (
+	clsPlain   = iota // a byte of a string that needs no second look
+	clsQuote          // "
+	clsEscape         // \
+	clsControl        // below 0x20: not allowed in a string
+	clsHigh           // 0x80 and up: part of a UTF-8 sequence
+)
+
+var byteClass = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case c == '"':
+			t[c] = clsQuote
+		case c == '\\':
+			t[c] = clsEscape
+		case c < 0x20:
+			t[c] = clsControl
+		case c >= utf8.RuneSelf:
+			t[c] = clsHigh
+		}
+	}
+	return t
+}()
+
+var spaceTable = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
+func isSpace(c byte) bool { return spaceTable[c] }
 
 // skipSpace returns the offset of the first byte at or after i that is
 // not JSON white space.
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) && spaceTable[b[i]] {
 		i++
 	}
 	return i
@@ -252,30 +280,29 @@ func (c *mpConv) appendStrHeader(n int) {
 // is unescaped onto dst.
 func unquote(dst, b []byte, i int) (content []byte, next int, escaped bool) {
 	start := i + 1
-	high := false
+	hasHigh := false
 	j := start
+scan:
 	for ; j < len(b); j++ {
-		ch := b[j]
-		if ch == '"' {
-			if high && !utf8.Valid(b[start:j]) {
+		switch byteClass[b[j]] {
+		case clsPlain:
+		case clsQuote:
+			if hasHigh && !utf8.Valid(b[start:j]) {
 				return nil, -1, false // encoding/json would put U+FFFD in
 			}
 			return b[start:j], j + 1, false
-		}
-		if ch == '\\' {
-			break
-		}
-		if ch < 0x20 {
+		case clsEscape:
+			break scan
+		case clsControl:
 			return nil, -1, false
-		}
-		if ch >= utf8.RuneSelf {
-			high = true
+		case clsHigh:
+			hasHigh = true
 		}
 	}
 	if j >= len(b) {
 		return nil, -1, false
 	}
-	if high && !utf8.Valid(b[start:j]) {
+	if hasHigh && !utf8.Valid(b[start:j]) {
 		return nil, -1, false
 	}
 	dst = append(dst, b[start:j]...)

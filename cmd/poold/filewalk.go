@@ -65,10 +65,16 @@ type walker struct {
 	pos  int // the next byte to look at, in buf
 	end  int // the end of what was read, in buf
 	eof  bool
-	err  error    // a read error, which ends the input
-	line int      // the line of buf[pos], from 1
-	col  int      // the characters from the start of that line to buf[pos]
-	re   rawEntry // handed to onEntry, entry after entry
+	err  error // a read error, which ends the input
+	base int64 // the offset in the file of buf[0]
+	line int   // the line of buf[pos], from 1
+	// Columns are counted only when a message needs one: colRunes is the
+	// number of characters from the start of the current line to colMark,
+	// a file offset at or before pos, whose bytes are still in buf.
+	// Counting them at every entry cost a quarter of the first pass.
+	colMark  int64
+	colRunes int
+	re       rawEntry // handed to onEntry, entry after entry
 	// fast, if set, parses object entries as it finds them: most need no
 	// other look at their bytes (bracketExtent was 8 % of the command's CPU
 	// time on echo tasks).
@@ -84,6 +90,11 @@ func newWalker(r io.Reader) *walker {
 func (w *walker) fill(n int) bool {
 	for w.end-w.pos < n && !w.eof {
 		if w.pos > 0 {
+			if mark := int(w.colMark - w.base); mark < w.pos {
+				w.colRunes += utf8.RuneCount(w.buf[mark:w.pos])
+				w.colMark = w.base + int64(w.pos)
+			}
+			w.base += int64(w.pos)
 			if len(w.buf) > 16*walkChunk && w.end-w.pos < walkChunk {
 				// Do not keep a huge entry's buffer for the small ones.
 				w.buf = append(make([]byte, 0, 2*walkChunk), w.buf[w.pos:w.end]...)[:2*walkChunk]
@@ -110,14 +121,17 @@ func (w *walker) fill(n int) bool {
 	return w.end-w.pos >= n
 }
 
-// advance moves past n bytes, counting lines and columns.
+// advance moves past n bytes, counting lines.
 func (w *walker) advance(n int) {
 	b := w.buf[w.pos : w.pos+n]
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		w.line += bytes.Count(b, []byte("\n"))
-		w.col = utf8.RuneCount(b[i+1:])
-	} else {
-		w.col += utf8.RuneCount(b)
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			break
+		}
+		w.line++
+		b = b[i+1:]
+		w.colMark, w.colRunes = w.base+int64(w.pos+n-len(b)), 0
 	}
 	w.pos += n
 }
@@ -126,12 +140,12 @@ func (w *walker) advance(n int) {
 // position does.
 func (w *walker) where(n int) string {
 	b := w.buf[w.pos : w.pos+n]
-	line, col := w.line, w.col
+	line, col := w.line, 0
 	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
 		line += bytes.Count(b, []byte("\n"))
 		col = utf8.RuneCount(b[i+1:])
 	} else {
-		col += utf8.RuneCount(b)
+		col = w.colRunes + utf8.RuneCount(w.buf[w.colMark-w.base:w.pos+n])
 	}
 	return fmt.Sprintf("line %d, column %d", line, col+1)
 }

@@ -99,3 +99,34 @@ func BenchmarkCommandEcho(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckTaskFile is the first pass alone over a file of echo
+// tasks (MB/s): what a JSON array adds to the run of the same tasks as
+// JSON Lines, before anything starts.
+func BenchmarkCheckTaskFile(b *testing.B) {
+	n := benchTasks(b)
+	path := filepath.Join(b.TempDir(), "tasks.json")
+	writeEchoTasks(b, path, n, false)
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	known := newRegistry().Names()
+	for b.Loop() {
+		in, first, done, err := openTaskFile(path, "tasks.json", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := newChecker("tasks.json", known, false)
+		w := newWalker(first)
+		w.fast = &c.fast
+		res, err := w.walk(c.entry)
+		done()
+		tf, err := c.finish(res, err, func() (io.Reader, error) { return in.reader(), nil })
+		in.f.Close()
+		if err != nil || tf.Results != n {
+			b.Fatalf("%v, %+v", err, tf)
+		}
+	}
+}
