@@ -196,7 +196,7 @@ func loadTaskFile(cfg *config, stdin io.Reader, stderr io.Writer) (*job, error) 
 		return nil, err
 	}
 	n.stop(fmt.Sprintf("poold: %s: %s, read in %s", name, plural(tf.Results, "task"), n.elapsed().Round(time.Millisecond)))
-	return &job{src: fileSource(in, tf, known), tf: tf, window: streamWindow(cfg)}, nil
+	return &job{src: fileSource(in, tf, known), tf: tf, stream: name, window: streamWindow(cfg)}, nil
 }
 
 // loadInMemory reads and checks a task file on standard input (or a pipe)

@@ -21,7 +21,7 @@ import (
 type job struct {
 	src    *source
 	tf     *TaskFile // a checked file; nil for a stream
-	stream string    // a stream's name, for the header
+	stream string    // the name of what is read as the run goes, for the header of a stream and messages
 	window int       // most results in flight at once; 0: no limit
 
 	jobLog *jobLog   // --joblog; nil: none
