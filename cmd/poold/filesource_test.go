@@ -188,3 +188,37 @@ func TestIDCollision(t *testing.T) {
 		t.Errorf("a duplicate: %v", err)
 	}
 }
+
+// TestStdinCopy: standard input is copied to a temporary file that is
+// gone at once; with no temporary file to be had, it is read into memory
+// and runs all the same.
+func TestStdinCopy(t *testing.T) {
+	data, err := os.ReadFile(echoFile(t, 500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-n", "1", "--json", "-"}, bytes.NewReader(data), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	checkEchoOutput(t, stdout.String(), 500)
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in $TMPDIR: %v", left)
+	}
+
+	t.Setenv("TMPDIR", filepath.Join(tmp, "no such directory"))
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"-n", "1", "--json", "-"}, bytes.NewReader(data), &stdout, &stderr); code != 0 {
+		t.Fatalf("no temporary file: exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	checkEchoOutput(t, stdout.String(), 500)
+	stderr.Reset()
+	bad := bytes.Replace(data, []byte(`"func": "echo", "args": {"value": 7}`), []byte(`"func": "echo", "args": {"value": 7}, "x": 1`), 1)
+	if code := run([]string{"-n", "1", "--json", "-"}, bytes.NewReader(bad), io.Discard, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), `poold: stdin: entry 7 (id "t7", line 9): unknown key "x"`) {
+		t.Errorf("no temporary file, a bad entry: exit %d, stderr:\n%s", code, stderr.String())
+	}
+}
