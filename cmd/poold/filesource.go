@@ -112,10 +112,8 @@ func (v *verifier) Read(p []byte) (int, error) {
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			v.err = io.EOF
 		case err != nil:
-			v.err = err
-			if n == 0 {
-				return 0, err
-			}
+			v.err = err // a read error: not a block to check
+			return 0, err
 		}
 		switch {
 		case n == 0 && off == v.fs.size && v.err != nil:

@@ -1,7 +1,8 @@
 // Command poold runs the tasks of a JSON task file on a pool of worker
 // processes and prints each result, with the PID of the worker that ran it,
-// as it finishes. A JSON Lines task file (.jsonl, or --jsonl) is streamed:
-// read as it runs, in bounded memory.
+// as it finishes. A JSON task file is checked in a first pass, then read
+// again as it runs; a JSON Lines task file (.jsonl, or --jsonl) is streamed,
+// read once as it runs. Either runs in bounded memory.
 //
 //	poold [flags] TASKFILE
 //
