@@ -116,7 +116,7 @@ func (cl *cmdLine) job(cfg *config, stdin io.Reader) (*job, error) {
 		for i, a := range cl.args {
 			entries[i] = cl.entry(cfg, i, a)
 		}
-		return &job{src: sliceSource(entries), tf: &TaskFile{Entries: entries, Results: len(entries)}, window: cfg.window}, nil
+		return &job{src: sliceSource(entries), tf: newTaskFile(entries), window: cfg.window}, nil
 	}
 	lr, name, closer, err := openLines(cl.file, stdin, "the arguments")
 	if err != nil {
@@ -238,7 +238,7 @@ func dryRun(src *source, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
 	status := exitOK
-	for e := range src.C {
+	for e := range src.Entries() {
 		if e.Bad != "" {
 			fmt.Fprintf(stderr, "poold: run: %s\n", e.Bad)
 			status = exitFailed

@@ -50,7 +50,7 @@ var comparePass = []struct {
 	{name: "halt", usage: "stop early, as poold's --halt: `WHEN,WHAT=N` or WHEN,WHAT=P%"},
 	{name: "k", bool: true, usage: "results in the input's order, as poold -k (it changes what a run holds in memory)"},
 	{name: "keep-order", bool: true, usage: "the same as -k"},
-	{name: "window", usage: "keep at most `N` tasks in flight (default 64 × workers for JSON Lines)"},
+	{name: "window", usage: "keep at most `N` tasks in flight (default 64 × workers)"},
 	{name: "jsonl", bool: true, usage: "read TASKFILE as JSON Lines (the default for a name ending in .jsonl)"},
 	{name: "start-timeout", def: "10s", usage: "give up on a worker that has not said hello after `DURATION`"},
 	{name: "log-level", def: "warn", usage: "the runs' log `LEVEL` (their logs are kept, and shown when a run loses its process)"},

@@ -42,6 +42,8 @@ type Entry struct {
 	// Control, when set, makes the line a control line of poold serve, not
 	// an entry (Bad then says what is wrong with it).
 	Control *controlLine
+
+	flight flight // the entry in the pool, once the runner submits it
 }
 
 // Count is the number of results the entry produces.
@@ -73,9 +75,18 @@ type parser struct {
 	problems    []string
 	funcProblem bool // a func was missing or unknown: list the known names
 	bare        bool // problems without the entry's name (a JSON Lines entry says its line once)
+	limit       int  // keep at most this many problems, and count the others; 0: no limit
+	omitted     int  // the problems counted and not kept
 }
 
+// count is how many problems were found, kept or not.
+func (p *parser) count() int { return len(p.problems) + p.omitted }
+
 func (p *parser) addf(where, format string, a ...any) {
+	if p.limit > 0 && len(p.problems) >= p.limit {
+		p.omitted++
+		return
+	}
 	msg := fmt.Sprintf(format, a...)
 	if !p.bare {
 		msg = where + ": " + msg
@@ -93,7 +104,7 @@ func (p *parser) entry(pos, line int, raw any) (e *Entry, ok bool) {
 		return nil, false
 	}
 	e = &Entry{Pos: pos, Line: line, ID: strconv.Itoa(pos)}
-	before := len(p.problems)
+	before := p.count()
 	if v, ok := obj["id"]; ok {
 		if s, ok := v.(string); ok && s != "" {
 			e.ID = s
@@ -120,7 +131,7 @@ func (p *parser) entry(pos, line int, raw any) (e *Entry, ok bool) {
 	p.unknownKeys(where, e.IsMap, obj)
 	p.args(where, e, obj)
 	p.options(where, e, obj)
-	return e, len(p.problems) == before
+	return e, p.count() == before
 }
 
 func (p *parser) funcName(where, key string, v any) string {

@@ -115,7 +115,7 @@ func parseFlagsFor(runMode bool, args []string, stdout io.Writer) (*config, erro
 	fs.IntVar(&cfg.maxTasks, "max-tasks-per-worker", 0, "replace each worker after `N` tasks (0: never)")
 	maxMemory := fs.String("max-worker-memory", "", "kill a worker whose memory passes `SIZE`, e.g. 512M, 1.5GiB (0: no limit)")
 	fs.BoolVar(&cfg.jsonl, "jsonl", false, "read TASKFILE as JSON Lines, one entry a line, as it runs (the default for a name ending in .jsonl)")
-	fs.IntVar(&cfg.window, "window", 0, "keep at most `N` tasks in flight, reading on as results come back (default 64 × workers for JSON Lines, no limit for JSON)")
+	fs.IntVar(&cfg.window, "window", 0, "keep at most `N` tasks in flight, reading on as results come back (default 64 × workers; no limit for poold run's ::: list)")
 	fs.DurationVar(&cfg.startTimeout, "start-timeout", 10*time.Second, "give up on a worker that has not said hello after `DURATION`")
 	fs.StringVar(&cfg.jobLog, "joblog", "", "write GNU parallel's job log to `FILE`, a line a task as it finishes (+FILE appends)")
 	fs.BoolVar(&cfg.resume, "resume", false, "skip the tasks that the --joblog file records, by task id")

@@ -84,6 +84,9 @@ func (l *jobLog) write(e *Entry, j, index int, res poold.Result[poold.Raw]) {
 	} else {
 		args = e.Args
 	}
+	if raw, ok := args.(poold.Raw); ok {
+		args = resultJSON(raw) // the quick way keeps arguments as msgpack: the same JSON, as a map's keys in order
+	}
 	cmd, err := marshalErr(jobCommand{ID: e.ResultID(j), Func: e.Func, Args: args})
 	if err != nil {
 		cmd, _ = marshalErr(jobCommand{ID: e.ResultID(j), Func: e.Func})

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +48,42 @@ func TestReadJobLog(t *testing.T) {
 	}
 	if got, err := readJobLog(filepath.Join(t.TempDir(), "none"), false); err != nil || len(got) != 0 {
 		t.Errorf("a missing log: %v, %v; want empty", got, err)
+	}
+}
+
+// TestJobLogArgs: the Command column has a task's arguments as JSON, keys
+// in order, as they were given, for a task and for a map entry's items
+// (whose arguments the quick parser keeps as msgpack).
+func TestJobLogArgs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tasks.json")
+	log := filepath.Join(dir, "job.log")
+	tasks := `[{"id": "a", "func": "echo", "args": {"value": {"z": 1, "a": [1, 2.5, "s\u00e9", null, true]}}},
+	  {"id": "m", "map": "echo", "args": [{"value": 1}, null]}]`
+	if err := os.WriteFile(file, []byte(tasks), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-n", "1", "--joblog", log, file}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for line := range strings.Lines(string(data)) {
+		if cols := strings.Split(line, "\t"); len(cols) > 8 && cols[0] != "Seq" {
+			got[cols[8]] = true
+		}
+	}
+	for _, want := range []string{
+		`{"id":"a","func":"echo","args":{"value":{"a":[1,2.5,"sé",null,true],"z":1}}}`,
+		`{"id":"m[0]","func":"echo","args":{"value":1}}`,
+		`{"id":"m[1]","func":"echo","args":null}`,
+	} {
+		if !got[want] {
+			t.Errorf("no Command %s in the job log:\n%s", want, data)
+		}
 	}
 }

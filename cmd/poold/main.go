@@ -1,7 +1,8 @@
 // Command poold runs the tasks of a JSON task file on a pool of worker
 // processes and prints each result, with the PID of the worker that ran it,
-// as it finishes. A JSON Lines task file (.jsonl, or --jsonl) is streamed:
-// read as it runs, in bounded memory.
+// as it finishes. A JSON task file is checked in a first pass, then read
+// again as it runs; a JSON Lines task file (.jsonl, or --jsonl) is streamed,
+// read once as it runs. Either runs in bounded memory.
 //
 //	poold [flags] TASKFILE
 //
@@ -163,29 +164,54 @@ func knownNames(cfg *config) []string {
 	return newRegistry().Names()
 }
 
-// loadTaskFile reads and checks the JSON task file named on the command
-// line. If that takes more than slowLoad, it says so on stderr, then how
-// many tasks it found.
+// loadTaskFile checks the JSON task file named on the command line, in
+// a first pass over it, and returns the job that reads it again as it runs
+// (filesource.go). If the check takes more than slowLoad, it says so on
+// stderr, then how many tasks it found.
 func loadTaskFile(cfg *config, stdin io.Reader, stderr io.Writer) (*job, error) {
 	name := cfg.taskFile
 	if name == "-" {
 		name = "stdin"
 	}
 	n := noteSlow(stderr, slowLoad, "poold: reading "+name+"…")
-	var data []byte
-	var err error
-	if cfg.taskFile == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(name)
+	defer n.stop("")
+	known := knownNames(cfg)
+	in, first, done, err := openTaskFile(cfg.taskFile, name, stdin)
+	if errors.Is(err, errNoCopy) {
+		defer done()
+		return loadInMemory(cfg, name, first, known, n)
 	}
 	if err != nil {
-		n.stop("")
 		return nil, fmt.Errorf("reading the task file: %w", err)
 	}
-	tf, err := ParseTaskFile(name, data, knownNames(cfg))
+	c := newChecker(name, known, false)
+	w := newWalker(first)
+	w.fast = &c.fast
+	res, err := w.walk(c.entry)
+	if derr := done(); err == nil {
+		err = derr
+	}
+	tf, err := c.finish(res, err, func() (io.Reader, error) { return in.reader(), nil })
+	if err == nil {
+		err = in.unchanged()
+	}
 	if err != nil {
-		n.stop("")
+		in.f.Close()
+		return nil, err
+	}
+	n.stop(fmt.Sprintf("poold: %s: %s, read in %s", name, plural(tf.Results, "task"), n.elapsed().Round(time.Millisecond)))
+	return &job{src: fileSource(in, tf, known), tf: tf, stream: name, window: streamWindow(cfg)}, nil
+}
+
+// loadInMemory reads and checks a task file on standard input (or a pipe)
+// that could not be copied, all in memory.
+func loadInMemory(cfg *config, name string, r io.Reader, known []string, n *slowNote) (*job, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading the task file: %w", err)
+	}
+	tf, err := ParseTaskFile(name, data, known)
+	if err != nil {
 		return nil, err
 	}
 	n.stop(fmt.Sprintf("poold: %s: %s, read in %s", name, plural(tf.Results, "task"), n.elapsed().Round(time.Millisecond)))

@@ -78,14 +78,7 @@ func newTextReporter(w io.Writer, tf *TaskFile) *textReporter {
 	if tf == nil {
 		return &textReporter{w: w, idWidth: streamIDWidth, funcWidth: streamFuncWidth}
 	}
-	r := &textReporter{w: w, idWidth: len("ID"), funcWidth: len("FUNC")}
-	for _, e := range tf.Entries {
-		r.funcWidth = max(r.funcWidth, len(e.Func))
-		if e.Count() > 0 {
-			r.idWidth = max(r.idWidth, len(e.ResultID(e.Count()-1)))
-		}
-	}
-	return r
+	return &textReporter{w: w, idWidth: max(len("ID"), tf.IDWidth), funcWidth: max(len("FUNC"), tf.FuncWidth)}
 }
 
 func (r *textReporter) Header(h header) {
@@ -144,14 +137,17 @@ func (r *textReporter) Summary(s summary) {
 // jsonReporter prints JSON Lines on out and nothing else there, so that out
 // can be piped into jq; the header and the summary go to log.
 type jsonReporter struct {
-	out *json.Encoder
-	log io.Writer
+	w    io.Writer
+	out  *json.Encoder // for the lines appendRecord leaves to it
+	log  io.Writer
+	buf  []byte
+	conv mpJSON
 }
 
 func newJSONReporter(out, log io.Writer) *jsonReporter {
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	return &jsonReporter{out: enc, log: log}
+	return &jsonReporter{w: out, out: enc, log: log}
 }
 
 func (r *jsonReporter) Header(h header) { writeHeader(r.log, h) }
@@ -215,8 +211,13 @@ type exitDetail struct {
 }
 
 func (r *jsonReporter) Result(o outcome) {
-	// An encoding error here means stdout is gone; nothing useful is left
-	// to do with it.
+	// An error here means stdout is gone; nothing useful is left to do
+	// with it.
+	if b, ok := appendRecord(r.buf[:0], o, &r.conv); ok {
+		r.buf = b
+		_, _ = r.w.Write(b)
+		return
+	}
 	_ = r.out.Encode(newJSONRecord(o))
 }
 
@@ -320,6 +321,13 @@ func errorMessage(err error) string {
 // resultJSON renders a msgpack result as JSON. It never fails: a value JSON
 // cannot hold (NaN, say) is shown as a string instead.
 func resultJSON(raw poold.Raw) json.RawMessage {
+	var c mpJSON
+	return c.appendResult(nil, raw)
+}
+
+// slowResultJSON is resultJSON through Go values: for what mpJSON does not
+// take on.
+func slowResultJSON(raw poold.Raw) json.RawMessage {
 	if len(raw) == 0 {
 		return json.RawMessage("null")
 	}
@@ -344,12 +352,25 @@ func decodeAny(raw poold.Raw) (any, error) {
 	// Raw.Decode decodes every map as map[string]any and fails on other
 	// keys, which msgpack allows (a Go map[int]string, say): go again with
 	// maps of any keys.
-	dec := msgpack.NewDecoder(bytes.NewReader(raw))
-	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
-	if v, err2 := dec.DecodeInterface(); err2 == nil {
+	if v, ok := decodeUntyped(raw); ok {
 		return v, nil
 	}
 	return nil, err
+}
+
+// decodeUntyped decodes raw with maps of any keys. A key that Go cannot
+// hash (a map: msgpack allows it) makes the decoder panic; that is a
+// result it cannot decode, not a reason for poold to die.
+func decodeUntyped(raw poold.Raw) (v any, ok bool) {
+	defer func() {
+		if recover() != nil {
+			v, ok = nil, false
+		}
+	}()
+	dec := msgpack.NewDecoder(bytes.NewReader(raw))
+	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
+	v, err := dec.DecodeInterface()
+	return v, err == nil
 }
 
 // jsonable makes a decoded msgpack value encodable as JSON: msgpack maps

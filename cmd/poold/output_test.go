@@ -167,10 +167,10 @@ func TestJSONRecordNullResult(t *testing.T) {
 }
 
 func TestTextReporter(t *testing.T) {
-	tf := &TaskFile{Entries: []*Entry{
+	tf := newTaskFile([]*Entry{
 		{ID: "sq", Func: "pow", IsMap: true, MapArgs: make([]any, 12)},
 		{ID: "k", Func: "crash"},
-	}}
+	})
 	var out bytes.Buffer
 	rep := newTextReporter(&out, tf)
 	rep.Header(header{Tasks: 13, Workers: 1, CPUs: 1, PID: 99})

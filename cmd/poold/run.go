@@ -3,12 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -21,7 +19,7 @@ import (
 type job struct {
 	src    *source
 	tf     *TaskFile // a checked file; nil for a stream
-	stream string    // a stream's name, for the header
+	stream string    // the name of what is read as the run goes, for the header of a stream and messages
 	window int       // most results in flight at once; 0: no limit
 
 	jobLog *jobLog   // --joblog; nil: none
@@ -84,7 +82,7 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (co
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	defer out.Flush()
 	text := newTextReporter(out, j.tf)
-	text.attempts = cfg.retries > 0 || j.tf.anyRetries()
+	text.attempts = cfg.retries > 0 || (j.tf != nil && j.tf.Retries)
 	text.width = width
 	text.hosts = hostColumn(cfg)
 	var rep reporter = text
@@ -184,21 +182,6 @@ func openJob(cfg *config, j *job) error {
 	return nil
 }
 
-// event says that results of an entry are ready.
-type event struct {
-	entry   int                      // the entry's Pos
-	item    *poold.Result[poold.Raw] // a map item that succeeded
-	mapDone bool                     // every item of a map entry is done
-}
-
-// flight is an entry submitted to the pool whose results are not all in.
-type flight struct {
-	e       *Entry
-	apply   *poold.AsyncResult[poold.Raw] // a task
-	m       *poold.MapResult[poold.Raw]   // a map entry
-	emitted []bool                        // a map entry's items already reported
-}
-
 // runner submits entries as they come and reports their results in the
 // order they finish.
 type runner struct {
@@ -211,8 +194,9 @@ type runner struct {
 
 	events  chan event
 	flights map[int]*flight // by Entry.Pos
-	pending int             // results submitted and not yet printed
-	order   *orderBuffer    // -k: results wait here for their turn; nil: printed as they come
+	opts    []poold.CallOption
+	pending int          // results submitted and not yet printed
+	order   *orderBuffer // -k: results wait here for their turn; nil: printed as they come
 
 	pendingHook func(pending int) // told r.pending when it changes; nil: none
 	skipHook    func(n int)       // told of the results the job log skips; nil: none
@@ -246,20 +230,32 @@ func (r *runner) run(ctx context.Context, src *source) {
 	r.pids = make(map[workerID]bool)
 
 	entries := src.C
+	var batch []*Entry // entries received and not yet taken
 	interrupted := ctx.Done()
 	stopped := false
 	var terminated chan struct{}
-	for entries != nil || len(r.flights) > 0 {
-		next := entries
-		if !stopped && !r.halted && r.window > 0 && r.pending >= r.window {
-			next = nil // wait for a result before reading on
-		}
-		if r.halted && !src.Drain && entries != nil {
+	for entries != nil || len(batch) > 0 || len(r.flights) > 0 {
+		full := !stopped && !r.halted && r.window > 0 && r.pending >= r.window
+		if r.halted && !src.Drain && (entries != nil || len(batch) > 0) {
 			src.Stop() // --halt: a stream is read no further
-			entries, next = nil, nil
+			entries, batch = nil, nil
 			if r.pool != nil {
 				r.pool.Close()
 			}
+		}
+		if len(batch) > 0 && !full && len(r.events) == 0 {
+			// Results first: they make room in the window.
+			e := batch[0]
+			batch[0], batch = nil, batch[1:]
+			if !r.take(ctx, e, stopped) {
+				src.Stop()
+				return
+			}
+			continue
+		}
+		next := entries
+		if full || len(batch) > 0 {
+			next = nil // wait for a result before reading on
 		}
 		w := r.wait(next, interrupted)
 		switch {
@@ -267,7 +263,7 @@ func (r *runner) run(ctx context.Context, src *source) {
 			interrupted, stopped = nil, true
 			if !src.Drain {
 				src.Stop()
-				entries = nil
+				entries, batch = nil, nil
 			}
 			if r.pool != nil {
 				// Terminate waits for the workers to exit; results keep
@@ -278,7 +274,7 @@ func (r *runner) run(ctx context.Context, src *source) {
 					close(terminated)
 				}()
 			}
-		case w.isEntry && w.entry == nil: // the end of the input
+		case w.isBatch && w.batch == nil: // the end of the input
 			entries = nil
 			r.readErr = src.Err()
 			if r.pool != nil {
@@ -286,11 +282,8 @@ func (r *runner) run(ctx context.Context, src *source) {
 				// queue is empty.
 				r.pool.Close()
 			}
-		case w.isEntry:
-			if !r.take(ctx, w.entry, stopped) {
-				src.Stop()
-				return
-			}
+		case w.isBatch:
+			batch = w.batch
 		default:
 			r.handle(w.ev)
 		}
@@ -303,11 +296,11 @@ func (r *runner) run(ctx context.Context, src *source) {
 	}
 }
 
-// waited is what runner.wait got: an entry (nil when the input ended), an
-// event, or a signal.
+// waited is what runner.wait got: a batch of entries (nil when the input
+// ended), an event, or a signal.
 type waited struct {
-	isEntry bool
-	entry   *Entry
+	isBatch bool
+	batch   []*Entry
 	ev      event
 	signal  bool
 }
@@ -316,13 +309,13 @@ type waited struct {
 // output: results are written in batches, but never held back. Both
 // channels are buffered, so their lengths say whether a receive would block
 // (a value that comes just after the look costs one early flush, no more).
-func (r *runner) wait(next <-chan *Entry, interrupted <-chan struct{}) waited {
+func (r *runner) wait(next <-chan []*Entry, interrupted <-chan struct{}) waited {
 	if len(next) == 0 && len(r.events) == 0 {
 		r.out.Flush()
 	}
 	select {
-	case e := <-next:
-		return waited{isEntry: true, entry: e}
+	case b := <-next:
+		return waited{isBatch: true, batch: b}
 	case ev := <-r.events:
 		return waited{ev: ev}
 	case <-interrupted:
@@ -392,107 +385,4 @@ func (r *runner) join() {
 	}
 	r.log.Warn("workers did not exit after the last task; terminating them", "waited", joinGrace)
 	r.pool.Terminate()
-}
-
-// submit hands an entry to the pool. Its results arrive as events: one per
-// task (whose result the handle then gives), one per map item that
-// succeeds, and one when a whole map is done, which covers the failed items
-// (OnError does not say which item failed). Events are read on this
-// goroutine only after submit returns, so the flight an event refers to is
-// always stored.
-func (r *runner) submit(e *Entry) error {
-	pos := e.Pos
-	var opts []poold.CallOption
-	if e.HasTimeout {
-		opts = append(opts, poold.Timeout(e.Timeout)) // 0: no limit, whatever --timeout says
-	}
-	if e.HasRetries {
-		opts = append(opts, poold.Retries(e.Retries))
-	}
-	if e.HasRetryOn {
-		opts = append(opts, poold.RetryOn(e.RetryOn...))
-	}
-	if e.AtMostOnce || r.cfg.atMostOnce {
-		opts = append(opts, poold.AtMostOnce())
-	}
-	if r.trace != nil {
-		opts = append(opts, poold.TraceName(e.ID)) // a map's items: ID[i], as their result ids
-	}
-	f := &flight{e: e}
-	if !e.IsMap {
-		done := func() { r.events <- event{entry: pos} }
-		opts = append(opts,
-			poold.OnSuccess(func(poold.Result[poold.Raw]) { done() }),
-			poold.OnError(func(error) { done() }))
-		a, err := r.pool.ApplyAsync(e.Func, e.Args, opts...)
-		if err != nil {
-			return err
-		}
-		f.apply = a
-	} else {
-		if e.ChunkSize > 0 {
-			opts = append(opts, poold.ChunkSize(e.ChunkSize))
-		}
-		opts = append(opts, poold.OnSuccess(func(res poold.Result[poold.Raw]) {
-			r.events <- event{entry: pos, item: &res}
-		}))
-		m, err := r.pool.MapAsync(e.Func, e.MapArgs, opts...)
-		if err != nil {
-			return err
-		}
-		f.m, f.emitted = m, make([]bool, e.Count())
-		go func() {
-			<-m.Done()
-			r.events <- event{entry: pos, mapDone: true}
-		}()
-	}
-	r.flights[pos] = f
-	r.pending += e.Count()
-	if r.pendingHook != nil {
-		r.pendingHook(r.pending)
-	}
-	return nil
-}
-
-// submitKind classifies an error of ApplyAsync or MapAsync: the task then
-// fails without running.
-func submitKind(err error) poold.Kind {
-	switch {
-	case errors.Is(err, poold.KindUnknownFunc):
-		return poold.KindUnknownFunc
-	case errors.Is(err, poold.ErrPoolClosed):
-		return poold.KindTerminated
-	default:
-		return poold.KindBadTask
-	}
-}
-
-// submitMessage is err without the prefixes that the kind already says.
-func submitMessage(err error) string {
-	var te *poold.TaskError
-	if errors.As(err, &te) {
-		return te.Message
-	}
-	return strings.TrimPrefix(err.Error(), "poold: ")
-}
-
-func (r *runner) handle(ev event) {
-	f := r.flights[ev.entry]
-	switch {
-	case ev.item != nil:
-		r.emit(f, ev.item.Index, *ev.item)
-	case ev.mapDone:
-		// Done is closed, so Get returns at once. Every item's event came
-		// before this one: the map is done only after its callbacks ran.
-		results, _ := f.m.Get(context.Background())
-		for j, res := range results {
-			r.emit(f, j, res)
-		}
-		delete(r.flights, ev.entry)
-	default:
-		// The callback sends the event just before the result is ready.
-		res, _ := f.apply.Get(context.Background())
-		r.emit(f, 0, res)
-		delete(r.flights, ev.entry)
-	}
 }

@@ -110,6 +110,7 @@ func openServe(cfg *config, stdin io.Reader) (*job, error) {
 	}
 	known := knownNames(cfg)
 	pos, first := 0, 0
+	fast := &fastParser{known: known}
 	src := lineSource(lr, closer, func(lineNo int, line []byte, tooLong bool) *Entry {
 		var e *Entry
 		switch {
@@ -121,7 +122,7 @@ func openServe(cfg *config, stdin io.Reader) (*job, error) {
 			if c, isControl, msg := parseControl(line); isControl {
 				return &Entry{Pos: -1, Line: lineNo, Control: c, Bad: msg}
 			}
-			e = parseLine(pos, lineNo, line, known)
+			e = fast.line(pos, lineNo, line)
 		}
 		e.First = first
 		first += e.Count()

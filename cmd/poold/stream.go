@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode/utf8"
 )
 
@@ -88,6 +87,16 @@ func isBlank(line []byte) bool { return skipSpace(line, 0) == len(line) }
 // never fails: an entry that is wrong comes back with Bad saying what is
 // wrong and where. known is as for ParseTaskFile.
 func parseLine(pos, lineNo int, line []byte, known []string) *Entry {
+	return (&fastParser{known: known}).line(pos, lineNo, line)
+}
+
+// line is parseLine with p's buffers: the quick way first (fastentry.go),
+// the exact way for what it refuses.
+func (p *fastParser) line(pos, lineNo int, line []byte) *Entry {
+	if p.parse(line) {
+		return p.entry(pos, lineNo)
+	}
+	known := p.known
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	var raw any
@@ -98,13 +107,13 @@ func parseLine(pos, lineNo int, line []byte, known []string) *Entry {
 		return badEntry(pos, lineNo, nil, fmt.Sprintf("line %d, column %d: unexpected data after the entry (one entry per line)",
 			lineNo, column(line, rest)))
 	}
-	p := &parser{known: known, bare: true}
-	e, ok := p.entry(pos, lineNo, raw)
+	ep := &parser{known: known, bare: true}
+	e, ok := ep.entry(pos, lineNo, raw)
 	if ok {
 		return e
 	}
-	msg := fmt.Sprintf("line %d: %s", lineNo, strings.Join(p.problems, "; "))
-	if p.funcProblem && len(known) > 0 {
+	msg := fmt.Sprintf("line %d: %s", lineNo, strings.Join(ep.problems, "; "))
+	if ep.funcProblem && len(known) > 0 {
 		msg += "; known task names: " + strings.Join(known, ", ")
 	}
 	return badEntry(pos, lineNo, e, msg)
@@ -146,62 +155,6 @@ func column(line []byte, off int) int {
 	return utf8.RuneCount(line[:max(0, min(off, len(line)))]) + 1
 }
 
-// source delivers the entries to run, in order, on C, which is closed after
-// the last one. The entries come from a goroutine: reading a stream may
-// block, and results must still be reported meanwhile.
-type source struct {
-	C <-chan *Entry
-	// Drain: after a signal the runner keeps reading C and reports each
-	// entry as terminated (a checked file: every task is reported). A
-	// stream is not: the runner stops reading it.
-	Drain bool
-
-	stop chan struct{}
-	once sync.Once
-	err  error // why the input ended early; written before C is closed
-}
-
-// sourceBuffer is how many entries a source parses ahead of the runner.
-const sourceBuffer = 64
-
-func newSource(drain bool, produce func(send func(*Entry) bool) error) *source {
-	ch := make(chan *Entry, sourceBuffer)
-	s := &source{C: ch, Drain: drain, stop: make(chan struct{})}
-	send := func(e *Entry) bool {
-		select {
-		case ch <- e:
-			return true
-		case <-s.stop:
-			return false
-		}
-	}
-	go func() {
-		defer close(ch)
-		s.err = produce(send)
-	}()
-	return s
-}
-
-// Stop asks the source to send nothing more. Its goroutine returns at its
-// next send; one blocked reading a stream returns when the read does.
-func (s *source) Stop() { s.once.Do(func() { close(s.stop) }) }
-
-// Err is the read error that ended the input early, if any. Call it only
-// after C is closed.
-func (s *source) Err() error { return s.err }
-
-// sliceSource delivers the entries of a checked task file.
-func sliceSource(entries []*Entry) *source {
-	return newSource(true, func(send func(*Entry) bool) error {
-		for _, e := range entries {
-			if !send(e) {
-				return nil
-			}
-		}
-		return nil
-	})
-}
-
 // openLines opens name ("-": stdin) to be read line by line, and reads
 // it once, so that an input that cannot be read is an error before
 // anything starts; what says what it is, for the message. The name it
@@ -232,11 +185,16 @@ func openLines(name string, stdin io.Reader, what string) (*lineReader, string, 
 // the line (tooLong: it was cut at the limit); entry returns nil to skip a
 // line. closer, if not nil, is closed when the reading is done.
 func lineSource(lr *lineReader, closer io.Closer, entry func(lineNo int, line []byte, tooLong bool) *Entry) *source {
-	return newSource(false, func(send func(*Entry) bool) error {
+	return newSource(false, func(s *sender) error {
 		if closer != nil {
 			defer closer.Close()
 		}
 		for lineNo := 1; ; lineNo++ {
+			// Nothing to read without waiting: what is parsed goes to the
+			// runner first, so that a pipe written slowly runs as it comes.
+			if lr.r.Buffered() == 0 && !s.flush() {
+				return nil
+			}
 			line, tooLong, err := lr.next()
 			if err != nil {
 				if errors.Is(err, io.EOF) {
@@ -244,7 +202,7 @@ func lineSource(lr *lineReader, closer io.Closer, entry func(lineNo int, line []
 				}
 				return err
 			}
-			if e := entry(lineNo, line, tooLong); e != nil && !send(e) {
+			if e := entry(lineNo, line, tooLong); e != nil && !s.send(e) {
 				return nil
 			}
 		}
@@ -255,6 +213,7 @@ func lineSource(lr *lineReader, closer io.Closer, entry func(lineNo int, line []
 // closer (if not nil) when it is done with it.
 func streamSource(lr *lineReader, closer io.Closer, known []string) *source {
 	pos, first := 0, 0
+	fast := &fastParser{known: known}
 	return lineSource(lr, closer, func(lineNo int, line []byte, tooLong bool) *Entry {
 		var e *Entry
 		switch {
@@ -263,7 +222,7 @@ func streamSource(lr *lineReader, closer io.Closer, known []string) *source {
 		case isBlank(line):
 			return nil
 		default:
-			e = parseLine(pos, lineNo, line, known)
+			e = fast.line(pos, lineNo, line)
 		}
 		e.First = first
 		first += e.Count()

@@ -20,7 +20,7 @@ func TestParseLineGood(t *testing.T) {
 	e := parseLine(3, 7, []byte(`  {"id": "x", "func": "echo", "args": {"value": [1, 2.5, "s"]}, "timeout": "2s", "retries": 1}  `), testKnown)
 	want := map[string]any{"value": []any{int64(1), 2.5, "s"}}
 	if e.Bad != "" || e.ID != "x" || e.Func != "echo" || e.IsMap || e.Pos != 3 || e.Line != 7 ||
-		e.Timeout != 2*time.Second || !e.HasRetries || e.Retries != 1 || !reflect.DeepEqual(e.Args, want) {
+		e.Timeout != 2*time.Second || !e.HasRetries || e.Retries != 1 || !reflect.DeepEqual(plainArgs(t, e.Args), want) {
 		t.Errorf("task line: %+v, args %#v", e, e.Args)
 	}
 
@@ -153,7 +153,7 @@ func TestStreamSource(t *testing.T) {
 		`{"func": "echo"}` // entry 4, line 7, no final newline
 	src := streamSource(newLineReader(strings.NewReader(in), maxLineLen), nil, testKnown)
 	var got []string
-	for e := range src.C {
+	for e := range src.Entries() {
 		got = append(got, fmt.Sprintf("%d %d %s %s %d+%d %t", e.Pos, e.Line, e.ID, e.Func, e.First, e.Count(), e.Bad != ""))
 		if e.Bad != "" && !strings.Contains(e.Bad, fmt.Sprintf("line %d", e.Line)) {
 			t.Errorf("entry %d: message %q does not name line %d", e.Pos, e.Bad, e.Line)
@@ -170,7 +170,7 @@ func TestStreamSource(t *testing.T) {
 	// A read error ends the input and is kept.
 	src = streamSource(newLineReader(&errReader{data: []byte(`{"func": "echo"}` + "\n"), err: errors.New("disk on fire")}, 1024), nil, testKnown)
 	n := 0
-	for range src.C {
+	for range src.Entries() {
 		n++
 	}
 	if n != 1 || src.Err() == nil || src.Err().Error() != "disk on fire" {
@@ -181,7 +181,7 @@ func TestStreamSource(t *testing.T) {
 	src = streamSource(newLineReader(strings.NewReader(strings.Repeat(`{"func": "echo"}`+"\n", 1000)), 1024), nil, testKnown)
 	<-src.C
 	src.Stop()
-	for range src.C {
+	for range src.Entries() {
 	}
 }
 

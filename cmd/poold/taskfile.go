@@ -2,42 +2,85 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
+	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
-// TaskFile is a parsed and checked task file.
+// TaskFile is a checked task file: what the run needs to know before it
+// starts. A file that is streamed keeps none of its entries: they are read
+// again as the run goes.
 type TaskFile struct {
-	Entries []*Entry
-	Results int // the number of results all entries produce together
+	Entries []*Entry // the entries, when they are held in memory (ParseTaskFile, poold run's list); nil when streamed
+	Results int      // the number of results all entries produce together
+
+	IDWidth   int  // the longest result id, for the text columns
+	FuncWidth int  // the longest task name
+	Retries   bool // an entry asks for retries
+
+	list int // the task list that counts: see rawEntry.List
+}
+
+// add counts e, the next entry, and keeps it.
+func (tf *TaskFile) add(e *Entry) {
+	tf.count(e)
+	tf.Entries = append(tf.Entries, e)
+}
+
+// count counts e, the next entry, without keeping it.
+func (tf *TaskFile) count(e *Entry) {
+	e.First = tf.Results
+	tf.note(len(e.ID), len(e.Func), e.IsMap, e.Count(), e.HasRetries && e.Retries > 0)
+}
+
+// note counts an entry of n results whose id is idLen bytes long.
+func (tf *TaskFile) note(idLen, funcLen int, isMap bool, n int, retries bool) {
+	if isMap && n > 0 {
+		idLen += len("[]") + len(strconv.Itoa(n-1)) // the last item's id is the longest
+	}
+	if n > 0 {
+		tf.IDWidth = max(tf.IDWidth, idLen)
+	}
+	tf.FuncWidth = max(tf.FuncWidth, funcLen)
+	tf.Retries = tf.Retries || retries
+	tf.Results += n
+}
+
+// newTaskFile is the TaskFile of entries held in memory.
+func newTaskFile(entries []*Entry) *TaskFile {
+	tf := &TaskFile{}
+	for _, e := range entries {
+		tf.add(e)
+	}
+	return tf
 }
 
 // FileError lists everything wrong with a task file, so that one run shows
 // the user every problem rather than one per attempt.
 type FileError struct {
 	Name     string
-	Problems []string
+	Problems []string // the first of them, at most maxProblems
+	Omitted  int      // how many more there were
 	Known    []string // the known task names, when a func was missing or unknown
 }
 
 // maxProblems bounds the report: a file that is wrong everywhere (the wrong
-// file, say) should not flood the terminal.
+// file, say) should not flood the terminal, nor fill the memory.
 const maxProblems = 20
 
 func (e *FileError) Error() string {
 	var b strings.Builder
+	more := e.Omitted
 	for i, p := range e.Problems {
 		if i == maxProblems {
-			fmt.Fprintf(&b, "%s: ... and %d more problems\n", e.Name, len(e.Problems)-maxProblems)
+			more += len(e.Problems) - maxProblems
 			break
 		}
 		fmt.Fprintf(&b, "%s: %s\n", e.Name, p)
+	}
+	if more > 0 {
+		fmt.Fprintf(&b, "%s: ... and %d more problems\n", e.Name, more)
 	}
 	if len(e.Known) > 0 {
 		fmt.Fprintf(&b, "known task names: %s\n", strings.Join(e.Known, ", "))
@@ -45,188 +88,21 @@ func (e *FileError) Error() string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// ParseTaskFile parses and checks a task file. known lists the task names
-// the workers will know; nil skips that check (for a --worker-cmd whose
-// tasks this program cannot know in advance). name is the file's name in
-// messages.
+// ParseTaskFile parses and checks a task file held in memory, and keeps its
+// entries. known lists the task names the workers will know; nil skips that
+// check (for a --worker-cmd whose tasks this program cannot know in
+// advance). name is the file's name in messages.
 func ParseTaskFile(name string, data []byte, known []string) (*TaskFile, error) {
-	fail := func(format string, a ...any) error {
-		return &FileError{Name: name, Problems: []string{fmt.Sprintf(format, a...)}}
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // keep integers exact; conversion decides int64 or float64
-	var top any
-	if err := dec.Decode(&top); err != nil {
-		return nil, fail("%s", syntaxMessage(data, err))
-	}
-	if rest := skipSpace(data, int(dec.InputOffset())); rest < len(data) {
-		return nil, fail("%s: unexpected data after the task list", position(data, rest))
-	}
-
-	list, inObject, err := taskList(top)
+	c := newChecker(name, known, true)
+	w := newWalker(bytes.NewReader(data))
+	w.fast = &c.fast
+	res, err := w.walk(c.entry)
+	tf, err := c.finish(res, err, func() (io.Reader, error) { return bytes.NewReader(data), nil })
 	if err != nil {
-		return nil, fail("%s", err)
+		return nil, err
 	}
-	lines := entryLines(data, inObject)
-	p := &parser{known: known}
-	tf := &TaskFile{}
-	var all []*Entry // with the faulty ones, whose ids still count
-	for i, raw := range list {
-		line := 0
-		if i < len(lines) {
-			line = lines[i]
-		}
-		e, ok := p.entry(i, line, raw)
-		if e != nil {
-			all = append(all, e)
-		}
-		if !ok {
-			continue
-		}
-		e.First = tf.Results
-		tf.Results += e.Count()
-		tf.Entries = append(tf.Entries, e)
-	}
-	p.checkIDs(all)
-	if len(p.problems) > 0 {
-		fe := &FileError{Name: name, Problems: p.problems}
-		if p.funcProblem {
-			fe.Known = known
-		}
-		return nil, fe
+	if tf.Entries == nil {
+		tf.Entries = []*Entry{}
 	}
 	return tf, nil
-}
-
-// taskList finds the list of entries: the top-level array, or the "tasks"
-// array of a top-level object.
-func taskList(top any) (list []any, inObject bool, err error) {
-	const want = `want a JSON array of tasks or an object {"tasks": [...]}`
-	switch v := top.(type) {
-	case []any:
-		return v, false, nil
-	case map[string]any:
-		for _, k := range slices.Sorted(maps.Keys(v)) {
-			if k != "tasks" {
-				return nil, true, fmt.Errorf("unknown key %q in the top-level object; %s", k, want)
-			}
-		}
-		tasks, ok := v["tasks"]
-		if !ok {
-			return nil, true, fmt.Errorf(`no "tasks" key in the top-level object; %s`, want)
-		}
-		list, ok := tasks.([]any)
-		if !ok {
-			return nil, true, fmt.Errorf(`"tasks" is %s; want an array of tasks`, jsonType(tasks))
-		}
-		return list, true, nil
-	default:
-		return nil, false, fmt.Errorf("the file holds %s; %s", jsonType(top), want)
-	}
-}
-
-// syntaxMessage turns a decoding error into a message with a line and
-// column.
-func syntaxMessage(data []byte, err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF) && skipSpace(data, 0) == len(data):
-		return `the file is empty; want a JSON array of tasks or an object {"tasks": [...]}`
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return position(data, len(data)) + ": unexpected end of the file (an unclosed array, object or string?)"
-	case errors.As(err, &se):
-		// Offset counts the bytes read, the offending one included.
-		return position(data, int(se.Offset)-1) + ": " + se.Error()
-	case errors.As(err, &te):
-		return position(data, int(te.Offset)-1) + ": " + te.Error()
-	default:
-		return err.Error()
-	}
-}
-
-// position names the line and column (1-based, in characters) of the byte
-// at offset off.
-func position(data []byte, off int) string {
-	off = max(0, min(off, len(data)))
-	before := data[:off]
-	line := bytes.Count(before, []byte("\n")) + 1
-	col := utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
-	return fmt.Sprintf("line %d, column %d", line, col)
-}
-
-// skipSpace returns the offset of the first byte at or after off that is
-// not JSON white space.
-func skipSpace(data []byte, off int) int {
-	for off < len(data) && strings.IndexByte(" \t\r\n", data[off]) >= 0 {
-		off++
-	}
-	return off
-}
-
-// entryLines finds the line on which each entry of the task list starts.
-// data is valid JSON by now; a failure here only costs line numbers.
-func entryLines(data []byte, inObject bool) []int {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if inObject {
-		if !seekTasks(dec) {
-			return nil
-		}
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-		return nil
-	}
-	var lines []int
-	line, counted := 1, 0 // newlines are counted once, in step with the entries
-	for dec.More() {
-		// InputOffset is just past the previous value; the entry starts
-		// after the white space and the comma that follow it.
-		off := int(dec.InputOffset())
-		for off < len(data) && strings.IndexByte(" \t\r\n,", data[off]) >= 0 {
-			off++
-		}
-		line += bytes.Count(data[counted:off], []byte("\n"))
-		counted = off
-		lines = append(lines, line)
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return lines
-		}
-	}
-	return lines
-}
-
-// seekTasks moves dec to the value of the top-level object's "tasks" key.
-func seekTasks(dec *json.Decoder) bool {
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return false
-	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		if key == "tasks" {
-			return true
-		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return false
-		}
-	}
-	return false
-}
-
-// anyRetries reports whether an entry of tf asks for retries; false for a
-// stream (nil).
-func (tf *TaskFile) anyRetries() bool {
-	if tf == nil {
-		return false
-	}
-	for _, e := range tf.Entries {
-		if e.HasRetries && e.Retries > 0 {
-			return true
-		}
-	}
-	return false
 }
