@@ -40,31 +40,45 @@ func cmdRows(big int, note string) []Row {
 // pooldUsage is the part of poold's usage report (POOLD_USAGE_FD) the
 // workload reads.
 type pooldUsage struct {
-	Status int   `json:"status"`
-	MaxRSS int64 `json:"maxrss_bytes"`
-	Peak   int64 `json:"peak_bytes"` // VmHWM of poold itself (Linux)
+	Status         int     `json:"status"`
+	MaxRSS         int64   `json:"maxrss_bytes"`
+	Peak           int64   `json:"peak_bytes"` // VmHWM of poold itself (Linux)
+	UserMS         float64 `json:"user_ms"`
+	SysMS          float64 `json:"sys_ms"`
+	ChildrenUserMS float64 `json:"children_user_ms"` // its workers
+	ChildrenSysMS  float64 `json:"children_sys_ms"`
+}
+
+// cmdRun is one run of the poold command.
+type cmdRun struct {
+	wall      time.Duration
+	peakMiB   float64 // its own peak RSS (ru_maxrss, an upper bound, where the report has no VmHWM)
+	cpuUS     float64 // its own CPU time (user + system) per task, µs
+	workersUS float64 // its workers' CPU time per task, µs
 }
 
 // commandRun runs `poold -n 2 --json FILE > /dev/null` on a file of n
-// tasks: its wall time and its own peak RSS in MiB (ru_maxrss, an upper
-// bound, where the report has no VmHWM).
-func (h *harness) commandRun(bin, file string, n int) (time.Duration, float64, error) {
+// tasks, with its usage report.
+func (h *harness) commandRun(bin, file string, n int) (cmdRun, error) {
 	r, err := h.runWhole([]string{bin, "-n", "2", "--json", file}, nil, true)
 	if err != nil {
-		return 0, 0, err
+		return cmdRun{}, err
 	}
 	if err := tasksOK("poold "+filepath.Base(file), r.stderr, n); err != nil {
-		return 0, 0, err
+		return cmdRun{}, err
 	}
 	var u pooldUsage
 	if err := json.Unmarshal(r.usage, &u); err != nil {
-		return 0, 0, fmt.Errorf("poold %s: usage report %q: %v", filepath.Base(file), r.usage, err)
+		return cmdRun{}, fmt.Errorf("poold %s: usage report %q: %v", filepath.Base(file), r.usage, err)
 	}
 	peak := u.Peak
 	if peak <= 0 {
 		peak = u.MaxRSS
 	}
-	return r.wall, float64(peak) / (1 << 20), nil
+	return cmdRun{
+		wall: r.wall, peakMiB: float64(peak) / (1 << 20),
+		cpuUS: (u.UserMS + u.SysMS) * 1e3 / float64(n), workersUS: (u.ChildrenUserMS + u.ChildrenSysMS) * 1e3 / float64(n),
+	}, nil
 }
 
 // apiProgRun runs the harness as the apicmd child on file: its wall time.
@@ -163,7 +177,7 @@ func runCommand(h *harness) ([]Row, error) {
 		if h.smoke {
 			break
 		}
-		if _, _, err := h.commandRun(bin, f, n); err != nil {
+		if _, err := h.commandRun(bin, f, n); err != nil {
 			return nil, err
 		}
 		if _, err := h.apiProgRun(f, n); err != nil {
@@ -171,17 +185,19 @@ func runCommand(h *harness) ([]Row, error) {
 		}
 	}
 	var cmdArr, cmdLines, apiArr, apiLines, inHarness, pyArr, pyLines, peakArr, peakLines []float64
+	var cpuArr, cpuLines, wcpuArr, wcpuLines []float64 // µs a task: poold's own, its workers'
 	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
 	for range reps {
 		for _, f := range []struct {
-			file        string
-			rates, peak *[]float64
-		}{{arr, &cmdArr, &peakArr}, {lines, &cmdLines, &peakLines}} {
-			d, peak, err := h.commandRun(bin, f.file, n)
+			file                   string
+			rates, peak, cpu, wcpu *[]float64
+		}{{arr, &cmdArr, &peakArr, &cpuArr, &wcpuArr}, {lines, &cmdLines, &peakLines, &cpuLines, &wcpuLines}} {
+			r, err := h.commandRun(bin, f.file, n)
 			if err != nil {
 				return nil, err
 			}
-			*f.rates, *f.peak = append(*f.rates, rate(d)), append(*f.peak, peak)
+			*f.rates, *f.peak = append(*f.rates, rate(r.wall)), append(*f.peak, r.peakMiB)
+			*f.cpu, *f.wcpu = append(*f.cpu, r.cpuUS), append(*f.wcpu, r.workersUS)
 		}
 		for _, f := range []struct {
 			file  string
@@ -229,15 +245,15 @@ func runCommand(h *harness) ([]Row, error) {
 			h.logf("%d tasks: %s of each form only, to stay within %v", big, plural(i, "run"), bigBudget)
 			break
 		}
-		d, peak, err := h.commandRun(bin, files[2], big)
+		r, err := h.commandRun(bin, files[2], big)
 		if err != nil {
 			return nil, err
 		}
-		bigArrS, bigArrPeak = append(bigArrS, d.Seconds()), append(bigArrPeak, peak)
-		if d, peak, err = h.commandRun(bin, files[3], big); err != nil {
+		bigArrS, bigArrPeak = append(bigArrS, r.wall.Seconds()), append(bigArrPeak, r.peakMiB)
+		if r, err = h.commandRun(bin, files[3], big); err != nil {
 			return nil, err
 		}
-		bigLinesS, bigLinesPeak = append(bigLinesS, d.Seconds()), append(bigLinesPeak, peak)
+		bigLinesS, bigLinesPeak = append(bigLinesS, r.wall.Seconds()), append(bigLinesPeak, r.peakMiB)
 	}
 	h.logf("poold -n 2 --json, %d tasks: JSON array %s s, peak RSS %s MiB; JSON Lines %s s, peak RSS %s MiB",
 		big, spread(bigArrS, f2), spread(bigArrPeak, f1), spread(bigLinesS, f2), spread(bigLinesPeak, f1))
@@ -256,11 +272,12 @@ func runCommand(h *harness) ([]Row, error) {
 	const capMiB = 64
 	return []Row{
 		mkRow("9a", "command, JSON array, tasks/s", ca, "API program, whole process", newFig(median(apiArr), fmtRate), ratioAtLeast(0.7),
-			fmt.Sprintf("poold: `poold -n 2 --json FILE > /dev/null`, %d echo tasks {\"id\":\"tN\",\"func\":\"echo\",\"args\":{\"value\":N}} in a JSON array (%s), timed from exec to exit (its own peak RSS %s MiB); "+
+			fmt.Sprintf("poold: `poold -n 2 --json FILE > /dev/null`, %d echo tasks {\"id\":\"tN\",\"func\":\"echo\",\"args\":{\"value\":N}} in a JSON array (%s), timed from exec to exit (its own peak RSS %s MiB; its own CPU %s µs a task, its workers' %s µs, from its usage report); "+
 				"API program: the harness re-executed as a Go program doing the same job (encoding/json of the whole file into typed entries, poold.New with 2 workers, ApplyAsync of each, Get in the file's order, a JSON line per result with its pid to /dev/null), timed the same way; %s each, interleaved",
-				n, fileMB(arr), f1(median(peakArr)), plural(reps, "run"))),
+				n, fileMB(arr), f1(median(peakArr)), f1(median(cpuArr)), f1(median(wcpuArr)), plural(reps, "run"))),
 		mkRow("9b", "command, JSON Lines, tasks/s", cl, "API program, JSON Lines", newFig(median(apiLines), fmtRate), ratioAtLeast(0.7),
-			fmt.Sprintf("the same %d tasks as JSON Lines (%s; poold's own peak RSS %s MiB); the API program reads a line at a time with bufio.Scanner and submits each task as it reads it", n, fileMB(lines), f1(median(peakLines)))),
+			fmt.Sprintf("the same %d tasks as JSON Lines (%s; poold's own peak RSS %s MiB, its own CPU %s µs a task, its workers' %s µs); the API program reads a line at a time with bufio.Scanner and submits each task as it reads it",
+				n, fileMB(lines), f1(median(peakLines)), f1(median(cpuLines)), f1(median(wcpuLines)))),
 		mkRow("9c", "command, JSON array, tasks/s", ca, "Python Pool(2) script", pyFig(pyArr), ratioAtLeast(20), pyNote),
 		mkRow("9d", "command, JSON Lines, tasks/s", cl, "Python Pool(2) script, JSON Lines", pyFig(pyLines), ratioAtLeast(20), ""),
 		mkRow("9e", "command, peak RSS, "+commas(float64(big))+"-entry array", newFig(median(bigArrPeak), fmtMiB), "cap", newFig(capMiB, fmtMiB),

@@ -156,7 +156,7 @@ func (h *harness) growthWorkers(reps int) ([]Row, error) {
 				machine = append(machine, pt.machine)
 			}
 		}
-		cores[i] = fmt.Sprintf("the harness (the pool's parent) used %s cores, the machine %s of %d", f2(median(parent)), naOr(median(machine), f2), runtime.NumCPU())
+		cores[i] = fmt.Sprintf("the harness (the pool's parent) used %s cores, the whole machine (its workers, and any other load) %s of %d", f2(median(parent)), naOr(median(machine), f2), runtime.NumCPU())
 		h.logf("poold ApplyAsync x%d then Get all, %s: %s tasks/s; %s", n, plural(w, "worker"), spread(rates, commas), cores[i])
 		py, err := h.pyRateOn("apply_async", "process", fmt.Sprintf("Python Pool(%d) apply_async x%d then get all", w, n), w, n, reps)
 		if err != nil {
