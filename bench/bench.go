@@ -71,3 +71,10 @@ func PrimeRanges(n, k int64) []PrimesArgs {
 //
 //go:embed py/pool_bench.py
 var PoolBenchPy []byte
+
+// CmdPoolPy is bench/py/cmd_pool.py: the poold command's job (read a task
+// file, run each echo task, print a JSON line per result) done with
+// multiprocessing.Pool, which the harness times as a whole process.
+//
+//go:embed py/cmd_pool.py
+var CmdPoolPy []byte

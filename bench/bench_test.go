@@ -125,6 +125,8 @@ var smokeRows = []string{
 	"3a", "3b", "3c", "3d", "3e", "3ta", "3tb", "3tc", "3td", "4a", "4b", "4c", "4d",
 	"5a", "5b", "5c", "5ta", "5tb", "6a", "6b", "6c", "7a", "7b",
 	"8a", "8b", "8c", "8d", "8e", "8f", "8g", "8h",
+	"9a", "9b", "9c", "9d", "9e", "9f", "9g",
+	"10a", "10b", "10c", "10d", "10e", "10f", "10g", "10h", "10i", "10j", "10k", "10l", "10m",
 }
 
 // TestCompareSmoke builds the harness and runs it as CI does, in -smoke
@@ -192,13 +194,13 @@ func TestCompareSmoke(t *testing.T) {
 
 	// Without Python, the Python columns say n/a and the run still passes.
 	t.Run("no-python", func(t *testing.T) {
-		out := run(t, "-smoke", "-python", "none", "-only", "apply,cpu")
-		for _, id := range []string{"1a", "1ta", "4a"} {
+		out := run(t, "-smoke", "-python", "none", "-only", "apply,cpu,command")
+		for _, id := range []string{"1a", "1ta", "4a", "9c", "9d"} {
 			if line := rowLine(out, id); !strings.Contains(line, "n/a") {
 				t.Errorf("row %s without Python: %q, want n/a", id, line)
 			}
 		}
-		for _, id := range []string{"1b", "1tb"} {
+		for _, id := range []string{"1b", "1tb", "9a", "9e"} {
 			if line := rowLine(out, id); line == "" || strings.Contains(line, "n/a") {
 				t.Errorf("row %s does not need Python: %q", id, line)
 			}

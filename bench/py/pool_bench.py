@@ -15,12 +15,16 @@ would write it, with nothing but the standard library.
   latency       N sequential apply(ident, (i,)) after a warm-up: p50/p99 in us
   cpu           trial-division prime count split in T tasks, Pool(1) vs Pool(2)
   startup       Pool(P) created + first map of P items
+  queued        RSS growth per task while N apply_async of time.sleep(3600)
+                wait in the pool's queues (fork only)
 """
 import argparse
+import gc
 import json
 import math
 import multiprocessing as mp
 import multiprocessing.dummy as mpd
+import os
 import platform
 import sys
 import time
@@ -178,6 +182,37 @@ def cmd_startup(a):
     out({"ms": ms})
 
 
+def rss_bytes():
+    """This process's resident set, from /proc/self/statm; None without it."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cmd_queued(a):
+    """N tasks that do not end, submitted with apply_async and held (as the
+    Go side holds its AsyncResults): the resident set's growth per task,
+    each side read after gc.collect()."""
+    per, rates = [], []
+    for _ in range(a.reps):
+        pool = warm_pool(a.procs)
+        gc.collect()
+        r0 = rss_bytes()
+        t0 = time.perf_counter()
+        rs = [pool.apply_async(time.sleep, (3600,)) for _ in range(a.n)]
+        dt = time.perf_counter() - t0
+        gc.collect()
+        r1 = rss_bytes()
+        assert not rs[0].ready()
+        stop(pool)
+        del rs
+        per.append(None if r0 is None or r1 is None else (r1 - r0) / a.n)
+        rates.append(a.n / dt)
+    out({"bytes_per_task": per, "submit_rates": rates})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sp = ap.add_subparsers(dest="cmd", required=True)
@@ -210,6 +245,12 @@ def main():
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--kind", default="process", choices=["process", "thread"])
     p.set_defaults(f=cmd_startup)
+
+    p = sp.add_parser("queued")
+    p.add_argument("--procs", type=int, default=2)
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--reps", type=int, default=1)
+    p.set_defaults(f=cmd_queued)
 
     a = ap.parse_args()
     a.f(a)

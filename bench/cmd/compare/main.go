@@ -27,7 +27,8 @@ import (
 )
 
 // childEnv, when set, makes the binary one of the harness's own children
-// rather than the harness: "pingpong" or "rss".
+// rather than the harness: "pingpong", "rss", "primes", "apicmd" or
+// "queue".
 const childEnv = "POOLD_BENCH_CHILD"
 
 func main() {
@@ -45,6 +46,10 @@ func main() {
 		os.Exit(rssChild())
 	case "primes":
 		os.Exit(primesChild())
+	case "apicmd":
+		os.Exit(apiChild())
+	case "queue":
+		os.Exit(queueChild())
 	default:
 		fmt.Fprintf(os.Stderr, "compare: unknown %s=%q\n", childEnv, os.Getenv(childEnv))
 		os.Exit(2)
@@ -52,7 +57,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// workload is one of the harness's eight comparisons. run returns its rows;
+// workload is one of the harness's comparisons. run returns its rows;
 // an error fails the whole workload.
 type workload struct {
 	id    string
@@ -70,6 +75,8 @@ var workloads = []workload{
 	{"6", "exec", "1,000 exec tasks of `true`, 4 at a time", runExec},
 	{"7", "rss", "parent peak RSS streaming trivial tasks through IMap from a lazy iter.Seq; 2 workers", runRSS},
 	{"8", "ssh", "workers through ssh to an sshd on 127.0.0.1, beside local workers; the poold command with --ssh beside GNU parallel -S", runSSH},
+	{"9", "command", "the poold command as a whole process (poold -n 2 --json FILE > /dev/null) over echo tasks, JSON array and JSON Lines, beside the Go API and a Python Pool(2) script", runCommand},
+	{"10", "growth", "how cost grows: throughput against workers (1-16), MB/s against argument size (16 B-1 MiB), parent memory against queued tasks (10,000-1,000,000)", runGrowth},
 }
 
 // harness is the state shared by the workloads of one run.
@@ -81,6 +88,9 @@ type harness struct {
 	py    *python
 	pyWhy string // why py is nil
 	tmp   string // the run's temporary directory, removed at its end
+	// pooldBin is the poold command built into tmp (buildPoold), once
+	// built.
+	pooldBin string
 }
 
 // size is full in a normal run, small under -smoke.

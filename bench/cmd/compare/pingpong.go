@@ -170,8 +170,10 @@ type framer struct {
 	m    ppMsg
 }
 
-func newFramer() *framer {
-	f := &framer{args: bytes.Repeat([]byte{7}, 16), in: make([]byte, 256), br: bytes.NewReader(nil)}
+// newFramer makes a framer whose requests carry argsLen bytes of
+// arguments (16 in the 50-byte frames of most rows).
+func newFramer(argsLen int) *framer {
+	f := &framer{args: bytes.Repeat([]byte{7}, argsLen), in: make([]byte, max(256, argsLen+64)), br: bytes.NewReader(nil)}
 	f.enc = msgpack.NewEncoder(&f.out)
 	f.dec = msgpack.NewDecoder(f.br)
 	return f
@@ -211,11 +213,12 @@ func (f *framer) recv(r *bufio.Reader) (uint64, error) {
 }
 
 // roundTrips does n round trips with c, at most window requests in flight,
-// and returns each request's latency.
-func roundTrips(c *ppChild, n, window int, base uint64) ([]time.Duration, error) {
+// each frame with argsLen bytes of arguments, and returns each request's
+// latency.
+func roundTrips(c *ppChild, n, window, argsLen int, base uint64) ([]time.Duration, error) {
 	lat := make([]time.Duration, n)
 	if window <= 1 {
-		f := newFramer()
+		f := newFramer(argsLen)
 		for i := range n {
 			t0 := time.Now()
 			if err := f.send(c.w, base+uint64(i)); err != nil {
@@ -245,7 +248,7 @@ func roundTrips(c *ppChild, n, window int, base uint64) ([]time.Duration, error)
 	epoch := time.Now()
 	werr := make(chan error, 1)
 	go func() {
-		f := newFramer()
+		f := newFramer(argsLen)
 		for i := range n {
 			<-credits
 			atomic.StoreInt64(&sent[i], int64(time.Since(epoch)))
@@ -262,7 +265,7 @@ func roundTrips(c *ppChild, n, window int, base uint64) ([]time.Duration, error)
 		}
 		werr <- nil
 	}()
-	f := newFramer()
+	f := newFramer(argsLen)
 	for i := range n {
 		id, err := f.recv(c.r)
 		if err != nil {
@@ -293,6 +296,11 @@ func pingPong(children, window, n, warm, reps int, blocking, flushEach bool) (pi
 // pingPongVia is pingPong with children started through via (see
 // startPingPong).
 func pingPongVia(via []string, children, window, n, warm, reps int, blocking, flushEach bool) (pingPongResult, error) {
+	return pingPongSized(via, children, window, n, warm, reps, blocking, flushEach, 16)
+}
+
+// pingPongSized is pingPongVia with frames of argsLen bytes of arguments.
+func pingPongSized(via []string, children, window, n, warm, reps int, blocking, flushEach bool, argsLen int) (pingPongResult, error) {
 	var res pingPongResult
 	kids := make([]*ppChild, 0, children)
 	defer func() {
@@ -317,7 +325,7 @@ func pingPongVia(via []string, children, window, n, warm, reps int, blocking, fl
 		errs := make([]error, len(kids))
 		t0 := time.Now()
 		for i, c := range kids {
-			wg.Go(func() { lats[i], errs[i] = roundTrips(c, per, window, base+uint64(i*per)) })
+			wg.Go(func() { lats[i], errs[i] = roundTrips(c, per, window, argsLen, base+uint64(i*per)) })
 		}
 		wg.Wait()
 		el := time.Since(t0)

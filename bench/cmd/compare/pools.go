@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -68,3 +70,27 @@ var (
 	processes = mode{"processes", nil}
 	threads   = mode{"threads", []poold.Option{poold.WithThreads(bench.Registry)}}
 )
+
+// buildPoold builds the poold command from the module the harness runs in
+// into the run's temporary directory, once a run (workloads 8 and 9): its
+// path. An error wrapping exec.ErrNotFound: there is no go command.
+func (h *harness) buildPoold() (string, error) {
+	if h.pooldBin != "" {
+		return h.pooldBin, nil
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(h.tmp, "poold")
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Minute)
+	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/poold/poold/cmd/poold").CombinedOutput()
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("go build -o %s github.com/poold/poold/cmd/poold (run the harness inside the module): %v\n%s", bin, err, out)
+	}
+	h.logf("built %s in %.1f s", bin, time.Since(t0).Seconds())
+	h.pooldBin = bin
+	return bin, nil
+}

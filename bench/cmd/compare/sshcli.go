@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -33,19 +34,13 @@ type cliRun struct {
 // then GNU parallel -S once.
 func (h *harness) sshCLI(c *sshtest.Cluster, reps int) ([]Row, error) {
 	na := func(note string) []Row { return sshRows(note)[2:5] }
-	goTool, err := exec.LookPath("go")
-	if err != nil {
+	bin, err := h.buildPoold()
+	if errors.Is(err, exec.ErrNotFound) {
 		return na("skipped: no go command to build the poold command with"), nil
 	}
-	bin := filepath.Join(h.tmp, "poold")
-	t0 := time.Now()
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Minute)
-	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/poold/poold/cmd/poold").CombinedOutput()
-	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("go build -o %s github.com/poold/poold/cmd/poold (run the harness inside the module): %v\n%s", bin, err, out)
+		return nil, err
 	}
-	h.logf("built %s in %.1f s", bin, time.Since(t0).Seconds())
 
 	n := h.size(1000, 20)
 	file := filepath.Join(h.tmp, "echo.json")

@@ -171,10 +171,15 @@ func repeatModes(reps, n int, rate func(m mode, n int) (float64, error)) (procRa
 // "thread"), n tasks reps times, and logs its rates as what: their median,
 // or naFig when Python is not available.
 func (h *harness) pyRate(workload, kind, what string, n, reps int) (fig, error) {
+	return h.pyRateOn(workload, kind, what, 2, n, reps)
+}
+
+// pyRateOn is pyRate on a pool of procs.
+func (h *harness) pyRateOn(workload, kind, what string, procs, n, reps int) (fig, error) {
 	var py struct {
 		Rates []float64 `json:"rates"`
 	}
-	ok, err := h.pyRun(&py, workload, "--kind", kind, "--procs", "2", "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps))
+	ok, err := h.pyRun(&py, workload, "--kind", kind, "--procs", strconv.Itoa(procs), "--n", strconv.Itoa(n), "--reps", strconv.Itoa(reps))
 	if err != nil || !ok {
 		return naFig, err
 	}
