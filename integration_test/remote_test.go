@@ -145,11 +145,7 @@ func TestSSHTwoHosts(t *testing.T) {
 	if !strings.Contains(r.Stderr, "on 4 workers (2 on hostA, 2 on hostB)") {
 		t.Errorf("the header does not say where the workers run:\n%s", r.Stderr)
 	}
-	for _, h := range []string{"hostA", "hostB"} {
-		if left := c.Host(h).Remote(); len(left) > 0 {
-			t.Errorf("%s: processes left after the run: %v", h, left)
-		}
-	}
+	checkNothingLeft(t, c, 0, "hostA", "hostB")
 }
 
 // TestSSHHostsFromTheirCPUs: a host given without a number gets as many
@@ -234,11 +230,7 @@ func TestSSHKillRemoteWorkerAndClient(t *testing.T) {
 	if n := summaryOf(t, r.Stderr)["workers_started"].(float64); n < 6 {
 		t.Errorf("%v workers started, want 4 + 2 replacements", n)
 	}
-	for _, h := range []string{"hostA", "hostB"} {
-		if left := c.Host(h).Remote(); len(left) > 0 {
-			t.Errorf("%s: processes left after the run: %v", h, left)
-		}
-	}
+	checkNothingLeft(t, c, 0, "hostA", "hostB")
 }
 
 // TestSSHHostGoesAway: stopping one host's sshd mid-run (its sessions cut,
@@ -247,10 +239,7 @@ func TestSSHKillRemoteWorkerAndClient(t *testing.T) {
 func TestSSHHostGoesAway(t *testing.T) {
 	t.Parallel()
 	c := sshtest.Hosts(t, "hostA", "hostB")
-	var tasks []task
-	for i := range 200 {
-		tasks = append(tasks, task{ID: fmt.Sprintf("s%d", i), Func: "sleep", Args: map[string]any{"seconds": 0.02}})
-	}
+	tasks := sleeps(200, 0.02)
 	p := startPoold(t, runOpts{timeout: 90 * time.Second}, sshRun(c, "2/hostA,2/hostB", "--json", "--retries", "2", writeTasks(t, tasks))...)
 	onB := 0
 	for line := range p.lines {
@@ -281,9 +270,7 @@ func TestSSHHostGoesAway(t *testing.T) {
 	if n := strings.Count(r.Stderr, "out of rotation"); n != 1 || !strings.Contains(r.Stderr, "host hostB is out of rotation") {
 		t.Errorf("%d out-of-rotation warnings, want one for hostB:\n%s", n, r.Stderr)
 	}
-	if left := c.Host("hostB").Remote(); len(left) > 0 {
-		t.Errorf("hostB: processes left once its sessions were cut: %v", left)
-	}
+	checkNothingLeft(t, c, 0, "hostB")
 }
 
 // TestSSHParentKilled: SIGKILL of poold leaves nothing on the remote
@@ -355,9 +342,7 @@ func TestSSHTimeoutAndMemory(t *testing.T) {
 			}
 		}
 	}
-	if left := c.Host("hostA").Remote(); len(left) > 0 {
-		t.Errorf("hostA: processes left after the run: %v", left)
-	}
+	checkNothingLeft(t, c, 0, "hostA")
 }
 
 // TestSSHFromGo: poold.WithSSH in an embedding program: a host given with
@@ -396,11 +381,7 @@ func TestSSHFromGo(t *testing.T) {
 	if err := p.Terminate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range []string{"hostA", "hostB"} {
-		if left := waitDead(c.Host(h).Remote(), 2*time.Second); len(left) > 0 {
-			t.Errorf("%s: processes left after Terminate: %v", h, left)
-		}
-	}
+	checkNothingLeft(t, c, 2*time.Second, "hostA", "hostB")
 	// Bad host lists are refused before anything starts.
 	for _, bad := range []poold.SSH{{}, {Hosts: []string{"0/hostA"}}, {Hosts: []string{"hostA,hostA"}}} {
 		if _, err := poold.New(t.Context(), poold.WithSSH(bad)); err == nil || !strings.Contains(err.Error(), "WithSSH") {
@@ -415,10 +396,7 @@ func TestSSHFromGo(t *testing.T) {
 func TestSSHEveryHostGoes(t *testing.T) {
 	t.Parallel()
 	c := sshtest.Hosts(t, "hostA", "hostB")
-	var tasks []task
-	for i := range 100 {
-		tasks = append(tasks, task{ID: fmt.Sprintf("s%d", i), Func: "sleep", Args: map[string]any{"seconds": 0.02}})
-	}
+	tasks := sleeps(100, 0.02)
 	trace := filepath.Join(t.TempDir(), "trace.json")
 	p := startPoold(t, runOpts{timeout: 90 * time.Second}, sshRun(c, "1/hostA,1/hostB", "--json", "--trace", trace, writeTasks(t, tasks))...)
 	n := 0
@@ -461,4 +439,24 @@ func TestSSHEveryHostGoes(t *testing.T) {
 			t.Errorf("the trace has no track %s", h)
 		}
 	}
+}
+
+// checkNothingLeft fails the test for every process the sessions of hosts
+// started that is still alive after grace (0: now).
+func checkNothingLeft(t *testing.T, c *sshtest.Cluster, grace time.Duration, hosts ...string) {
+	t.Helper()
+	for _, h := range hosts {
+		if left := waitDead(c.Host(h).Remote(), grace); len(left) > 0 {
+			t.Errorf("%s: processes left after the run: %v", h, left)
+		}
+	}
+}
+
+// sleeps is n sleep tasks of secs seconds each, ids s0, s1, ...
+func sleeps(n int, secs float64) []task {
+	tasks := make([]task, n)
+	for i := range tasks {
+		tasks[i] = task{ID: fmt.Sprintf("s%d", i), Func: "sleep", Args: map[string]any{"seconds": secs}}
+	}
+	return tasks
 }
