@@ -131,11 +131,21 @@ func wallOf(it ipc.Item) time.Duration { return time.Duration(it.End - it.Start)
 // (whose share of its span must not distort it).
 func TestCPUPerCall(t *testing.T) {
 	for _, w := range workers {
-		t.Run(w.name, func(t *testing.T) { testCPUPerCall(t, w.start(t, Settings{})) })
+		// ServeConn's worker shares the test process's clock with the
+		// test's own goroutines (its reader, the race detector): under load
+		// they add a few ms to a call's CPU, which a 3 ms spin cannot hide
+		// within 1.5× (seen in CI: 4.6 ms for 3.0 ms burned).
+		shared := time.Duration(0)
+		if w.name == "ServeConn" {
+			shared = 3 * time.Millisecond
+		}
+		t.Run(w.name, func(t *testing.T) { testCPUPerCall(t, w.start(t, Settings{}), shared) })
 	}
 }
 
-func testCPUPerCall(t *testing.T, c *conn) {
+// shared is CPU time the worker's process may add to a call's on top of
+// 1.5× what it burned: 0 for a worker process of its own.
+func testCPUPerCall(t *testing.T, c *conn, shared time.Duration) {
 	c.hello()
 	// A spin burns a given CPU time, however long that takes on a busy
 	// machine; it returns what it burned, by its thread's clock.
@@ -145,7 +155,7 @@ func testCPUPerCall(t *testing.T, c *conn) {
 		if !it.OK || msgpack.Unmarshal(it.Value, &burned) != nil {
 			t.Fatalf("%s: ok %v, value %x", what, it.OK, it.Value)
 		}
-		if cpu, wall := cpuOf(it), wallOf(it); float64(cpu) < 0.8*float64(burned) || float64(cpu) > 1.5*float64(burned) || float64(cpu) > 1.5*float64(wall) {
+		if cpu, wall := cpuOf(it), wallOf(it); float64(cpu) < 0.8*float64(burned) || float64(cpu) > 1.5*float64(burned)+float64(shared) || float64(cpu) > 1.5*float64(wall)+float64(shared) {
 			t.Errorf("%s: cpu %v for a spin that burned %v in a wall time of %v; want 0.8× to 1.5× what it burned, at most 1.5× the wall time", what, cpu, burned, wall)
 		}
 	}
