@@ -130,8 +130,9 @@ func New(ctx context.Context, cfg Config) (*Pool, error) {
 		}
 		p.cond.Wait()
 	}
+	ready := p.readyLocked()
 	p.mu.Unlock()
-	p.log.Debug("pool started", "workers", p.readyLocked())
+	p.log.Debug("pool started", "workers", ready)
 	return p, nil
 }
 
