@@ -326,8 +326,7 @@ func TestServeSignalBeforeAnyTask(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// The signals are watched right after the header; no line can say so.
-	time.Sleep(200 * time.Millisecond)
+	// The header is written once the signals are watched (run.go).
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	r := s.wait(t)
 	if code := s.cmd.ProcessState.ExitCode(); code != 143 {
