@@ -104,15 +104,17 @@ func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (co
 		defer bar.end()
 		rep = bar
 	}
+	// Signals are watched before the header is written: whoever has read
+	// the header can count on SIGTERM ending the run, not poold.
+	in := watchSignals()
+	defer in.stop()
+
 	h := header{Tasks: -1, Stream: j.stream, Workers: cfg.workers, CPUs: runtime.NumCPU(), PID: os.Getpid(), Hosts: hostsSaid(cfg)}
 	if j.tf != nil {
 		h.Tasks = j.tf.Results
 	}
 	rep.Header(h)
 	out.Flush()
-
-	in := watchSignals()
-	defer in.stop()
 
 	r := &runner{cfg: cfg, rep: rep, out: out, window: j.window, log: newLogger(cfg, stderr), jobLog: j.jobLog, skip: j.skip, total: h.Tasks}
 	if tr != nil {

@@ -83,11 +83,7 @@ func serveCommand(start time.Time, args []string, stdin io.Reader, stdout, stder
 		return code
 	}
 	cfg.serve, cfg.json, cfg.jsonl = true, true, true
-	j, err := openServe(cfg, stdin)
-	if err != nil {
-		printError(stderr, err)
-		return exitUsage
-	}
+	j := openServe(cfg, stdin)
 	if err := sizeHosts(context.Background(), cfg, stderr); err != nil {
 		j.src.Stop()
 		fmt.Fprintf(stderr, "poold: %v\n", err)
@@ -102,16 +98,17 @@ func serveCommand(start time.Time, args []string, stdin io.Reader, stdout, stder
 }
 
 // openServe is openStream for a server: standard input, control lines
-// recognised.
-func openServe(cfg *config, stdin io.Reader) (*job, error) {
-	lr, name, closer, err := openLines("-", stdin, "standard input")
-	if err != nil {
-		return nil, err
-	}
+// recognised. Not through openLines: its first read, which makes an input
+// that cannot be read an error before anything starts, would wait for the
+// client's first line, and until then the limits would go unchecked and
+// SIGTERM would kill poold instead of ending it (143). An unreadable stdin
+// is then a read error, status 1.
+func openServe(cfg *config, stdin io.Reader) *job {
+	lr := newLineReader(stdin, maxLineLen)
 	known := knownNames(cfg)
 	pos, first := 0, 0
 	fast := &fastParser{known: known}
-	src := lineSource(lr, closer, func(lineNo int, line []byte, tooLong bool) *Entry {
+	src := lineSource(lr, nil, func(lineNo int, line []byte, tooLong bool) *Entry {
 		var e *Entry
 		switch {
 		case tooLong:
@@ -129,7 +126,7 @@ func openServe(cfg *config, stdin io.Reader) (*job, error) {
 		pos++
 		return e
 	})
-	return &job{src: src, stream: name, window: streamWindow(cfg)}, nil
+	return &job{src: src, stream: "stdin", window: streamWindow(cfg)}
 }
 
 // parseControl reads line as a control line, if it is one: an object with
