@@ -133,7 +133,7 @@ type pipeWriter struct {
 	stdin  io.Closer
 	frame  ipc.Task // scratch for encoding
 	spare  []*Task  // the outbox's other buffer
-	broken bool     // a write failed: the worker is gone, readLoop settles
+	broken bool     // a write failed, or readLoop closed the pipe: the worker is gone, readLoop settles; no job is encoded
 	closed atomic.Bool
 }
 
