@@ -2,8 +2,10 @@ package pool
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/poold/poold/internal/kind"
+	child "github.com/poold/poold/internal/worker"
 )
 
 // helloScript is a worker program that writes h as its hello, then waits:
@@ -148,4 +151,55 @@ func TestNoProgressNoLoop(t *testing.T) {
 	if n := l.launched.Load(); n > maxUnstarted+2 {
 		t.Errorf("%d workers launched for one job that kills each, want at most %d", n, maxUnstarted+2)
 	}
+}
+
+// A line that a worker's launcher writes to stderr as the worker says hello
+// (a warning of ssh's) is logged, and the worker adopted, as ever. Under the
+// race detector this checks that the stderr reader reads the worker's
+// logger, which adopt replaces under Pool.mu, only ordered after that (it
+// once read it unguarded). The line comes from memory, not a pipe: a read
+// system call would order the two for the race detector, not for the
+// memory model.
+func TestLauncherStderrAsWorkerAdopted(t *testing.T) {
+	t.Parallel()
+	const line = "launcher says hi"
+	l := &chattyLauncher{goLauncher: newGoLauncher(), line: `{"@level":"warn","@message":"` + line + `"}` + "\n"}
+	p := newTestPool(t, Config{Workers: 1, Launcher: l})
+	p.mu.Lock()
+	w := p.slots[0].w
+	explicit := w.explicit
+	p.mu.Unlock()
+	if !explicit {
+		t.Fatal("a worker whose hello names another pid than its launcher's was not adopted")
+	}
+	if c := run(t, p, "echo", 1, 7)[0]; value[int](t, c) != 7 {
+		t.Errorf("echo 7 gave %d", value[int](t, c))
+	}
+	// The line is logged before it joins the tail.
+	for deadline := time.Now().Add(10 * time.Second); !slices.Contains(w.tail.lines(), line); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the launcher's line is not in the worker's stderr tail %q", w.tail.lines())
+		}
+	}
+}
+
+// chattyLauncher is a goLauncher whose workers run behind a launcher (their
+// hello says another pid than the one launched), which writes line to
+// their stderr first.
+type chattyLauncher struct {
+	*goLauncher
+	line string
+}
+
+func (l *chattyLauncher) Launch(s child.Settings) (*Conn, error) {
+	c, err := l.goLauncher.Launch(s)
+	if err != nil {
+		return nil, err
+	}
+	c.Program = "chatty"
+	c.Stderr = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(strings.NewReader(l.line), c.Stderr), c.Stderr}
+	return c, nil
 }

@@ -70,7 +70,13 @@ func (w *worker) readLoop() {
 	pos := w.progress()
 	w.stdout.Close()
 	w.closeControl()
-	w.pipe.mu.Lock() // the worker is gone: a holder's write fails at once
+	// The worker is gone: a holder's write fails at once, and a flush that
+	// takes the pipe after this reads none of the jobs it finds. They are
+	// in w's in-flight list, and onExit may give them to another worker,
+	// whose dispatch rewrites them (their ids) with nothing to order that
+	// after such a flush.
+	w.pipe.mu.Lock()
+	w.pipe.broken = true
 	w.closeStdinPipeLocked()
 	w.pipe.mu.Unlock()
 	exit.Stderr = w.tail.lines()

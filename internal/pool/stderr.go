@@ -21,6 +21,8 @@ func (w *worker) stderrLoop() {
 	defer close(w.logged)
 	defer w.stderr.Close()
 	br := bufio.NewReaderSize(w.stderr, 16<<10)
+	var log hclog.Logger // w.log, taken under Pool.mu until it is final
+	final := false
 	for {
 		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
@@ -30,7 +32,10 @@ func (w *worker) stderrLoop() {
 					_, err = br.ReadSlice('\n')
 				}
 			}
-			w.logLine(bytes.TrimRight(line, "\r\n"))
+			if !final {
+				log, final = w.stderrLogger()
+			}
+			w.logLine(log, bytes.TrimRight(line, "\r\n"))
 		}
 		if err != nil {
 			return
@@ -38,7 +43,17 @@ func (w *worker) stderrLoop() {
 	}
 }
 
-func (w *worker) logLine(line []byte) {
+// stderrLogger is the logger of w's stderr lines, and whether it is final.
+// Until w's hello is taken, adopt may replace w.log, under Pool.mu, beside
+// this reader (a launcher such as ssh writes to stderr then); once w is out
+// of starting, w.log is read-only.
+func (w *worker) stderrLogger() (hclog.Logger, bool) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.log, w.shookHandsLocked()
+}
+
+func (w *worker) logLine(log hclog.Logger, line []byte) {
 	if len(line) == 0 {
 		return
 	}
@@ -57,7 +72,7 @@ func (w *worker) logLine(line []byte) {
 			if level == hclog.NoLevel {
 				level = hclog.Info
 			}
-			w.log.Log(level, msg, args...)
+			log.Log(level, msg, args...)
 			w.tail.add(msg)
 			return
 		}
@@ -72,7 +87,7 @@ func (w *worker) logLine(line []byte) {
 	}
 	// A Go crash trace is many lines; its headline reaches the task's error,
 	// the rest is detail.
-	w.log.Info(s)
+	log.Info(s)
 }
 
 // hopeless kills w, which said on stderr that it cannot serve, before its

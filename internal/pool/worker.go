@@ -85,7 +85,7 @@ type worker struct {
 	pid  int    // the worker's own, as its hello said; guarded by Pool.mu until then
 	host string // where it runs: "" for this machine; guarded by Pool.mu until its hello
 	proc Process
-	log  hclog.Logger
+	log  hclog.Logger // guarded by Pool.mu until its hello (adopt replaces it)
 
 	// Set in the handshake, by readLoop, then read-only.
 	explicit    bool   // behind a launcher, or an explicit `poold worker`: no control stream, no progress, memory not read here
@@ -133,7 +133,7 @@ type pipeWriter struct {
 	stdin  io.Closer
 	frame  ipc.Task // scratch for encoding
 	spare  []*Task  // the outbox's other buffer
-	broken bool     // a write failed: the worker is gone, readLoop settles
+	broken bool     // a write failed, or readLoop closed the pipe: the worker is gone, readLoop settles; no job is encoded
 	closed atomic.Bool
 }
 
