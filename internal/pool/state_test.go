@@ -132,6 +132,7 @@ func TestFlushAfterStdinClosedReadsNoJob(t *testing.T) {
 	proceed()
 	wait(l.closed, "its stdin was not closed")
 	w.pipe.mu.Lock() // readLoop has let go of the pipe
+	//lint:ignore SA2001 taking and dropping the lock is the point: it waits for readLoop to let go
 	w.pipe.mu.Unlock()
 	// Once the job is dispatched and its flush has taken it out of the
 	// outbox, the death goes on. Seeing that takes only locks that the
