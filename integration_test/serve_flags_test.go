@@ -26,7 +26,7 @@ const lineWait = 20 * time.Second
 type serveSession struct {
 	*pooldCmd
 	in   *os.File
-	read []string // lines await read and has not matched yet
+	read []string // lines that await read and that matched nothing yet
 }
 
 // startServe starts `poold serve args...` with its stdin on a pipe (an
