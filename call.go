@@ -14,15 +14,25 @@ import (
 // call is what every verb shares: its options, resolved once against the
 // pool's defaults, the decoding of results, and the callbacks.
 type call[R any] struct {
+	settler[R]
+	cfg     callConfig
+	timeout time.Duration     // every task's, resolved
+	retries int               // every task's, resolved
+	retryOn []pool.Kind       // every task's, resolved
+	onMap   func([]Result[R]) // OnMapSuccess
+}
+
+// settler is what a call's outcomes need once its tasks are submitted:
+// whose they are, how their values decode, and the per-task callbacks. An
+// AsyncResult keeps only this of its call, 48 bytes rather than the call's
+// 272: a pool's throughput of single tasks is bounded by the fresh memory
+// each queued one costs (BenchmarkApplyAsyncPipelined: 897 → 641 B a task).
+type settler[R any] struct {
 	p         *Pool
 	name      string
-	cfg       callConfig
-	timeout   time.Duration // every task's, resolved
-	retries   int           // every task's, resolved
-	retryOn   []pool.Kind   // every task's, resolved
 	decode    func(Raw, *R) error
 	onSuccess func(Result[R])
-	onMap     func([]Result[R]) // OnMapSuccess
+	onError   func(error)
 }
 
 // verb is what a call is, for the options that only some verbs take.
@@ -54,13 +64,21 @@ func typed[F, R any](opt string, fn any) (F, error) {
 // where a call's defaults are decided.
 func (c *call[R]) init(p *Pool, v verb, name string, opts []CallOption, decode func(Raw, *R) error) error {
 	c.p, c.name, c.decode = p, name, decode
-	for _, o := range opts {
-		o.applyCall(&c.cfg)
+	if len(opts) > 0 {
+		// Options are interfaces: what they are handed escapes. A copy,
+		// so that c itself may stay on its caller's stack (applyAsync's
+		// does: its AsyncResult keeps only c.settler).
+		cfg := new(callConfig)
+		for _, o := range opts {
+			o.applyCall(cfg)
+		}
+		c.cfg = *cfg
 	}
 	var err error
 	if c.onSuccess, err = typed[func(Result[R]), R]("OnSuccess", c.cfg.onSuccess); err != nil {
 		return err
 	}
+	c.onError = c.cfg.onError
 	if v == verbApply && c.cfg.failFast {
 		return errorf("FailFast is an option of Map and IMap, not of %s", v)
 	}
@@ -103,7 +121,7 @@ func (c *call[R]) fill(t *pool.Task, args []byte, calls int) {
 	t.Name = c.cfg.traceName
 }
 
-func (c *call[R]) callbacks() bool { return c.onSuccess != nil || c.cfg.onError != nil }
+func (s *settler[R]) callbacks() bool { return s.onSuccess != nil || s.onError != nil }
 
 // settle stores the outcome of one call in *dst, runs the callback, then
 // calls done.
@@ -121,12 +139,12 @@ func (c *call[R]) settle(o *pool.Outcome, index int, dst *Result[R], done func()
 
 // fire runs the callback that r's outcome asks for. If it panics, r.Err
 // becomes the *CallbackError, which fire returns.
-func (c *call[R]) fire(r *Result[R]) *CallbackError {
+func (s *settler[R]) fire(r *Result[R]) *CallbackError {
 	var cbErr *CallbackError
-	if r.Err == nil && c.onSuccess != nil {
-		cbErr = c.p.guard(c.name, "OnSuccess", nil, func() { c.onSuccess(*r) })
-	} else if r.Err != nil && c.cfg.onError != nil {
-		cbErr = c.p.guard(c.name, "OnError", r.Err, func() { c.cfg.onError(r.Err) })
+	if r.Err == nil && s.onSuccess != nil {
+		cbErr = s.p.guard(s.name, "OnSuccess", nil, func() { s.onSuccess(*r) })
+	} else if r.Err != nil && s.onError != nil {
+		cbErr = s.p.guard(s.name, "OnError", r.Err, func() { s.onError(r.Err) })
 	}
 	if cbErr != nil {
 		r.Err = cbErr
@@ -177,11 +195,13 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 	// arguments: a pool's throughput of single tasks is bounded by the
 	// memory each one costs.
 	a := new(AsyncResult[R])
-	if err := a.c.init(p, verbApply, name, opts, decode); err != nil {
+	var c call[R]
+	if err := c.init(p, verbApply, name, opts, decode); err != nil {
 		return nil, err
 	}
+	a.s = c.settler
 	buf, err := appendArg(a.arg[:0], any(args))
-	a.c.fill(&a.task, buf, 1)
+	c.fill(&a.task, buf, 1)
 	a.task.Owner, a.task.Done = a, asyncDone[R]
 	if err != nil {
 		if err := poolErr(p.p.Accepts(name), name); err != nil {
@@ -191,7 +211,7 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 		asyncDone[R](&a.task)
 		return a, nil
 	}
-	if err := a.c.submit(&a.task); err != nil {
+	if err := c.submit(&a.task); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -201,15 +221,15 @@ func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decod
 // closure, so that it costs no allocation.
 func asyncDone[R any](t *pool.Task) {
 	a := t.Owner.(*AsyncResult[R])
-	a.err = outcomeErr(a.c.name, &t.Outcome) // once, so that every Get returns the same error
-	c := &a.c
-	if !c.callbacks() {
+	a.err = outcomeErr(a.s.name, &t.Outcome) // once, so that every Get returns the same error
+	s := &a.s
+	if !s.callbacks() {
 		a.complete() // the result is decoded when asked for
 		return
 	}
-	c.p.cb.run(func() {
+	s.p.cb.run(func() {
 		r := a.result()
-		a.cbErr = c.fire(&r)
+		a.cbErr = s.fire(&r)
 		a.complete()
 	})
 }

@@ -51,8 +51,8 @@ type AsyncResult[R any] struct {
 	task  pool.Task      // its outcome is the result, decoded when asked for
 	err   error          // the outcome's error, made once (set before ready)
 	cbErr *CallbackError // its callback's panic, the result's error if not nil (set before ready)
-	c     call[R]
-	arg   [32]byte // holds the encoded arguments when they fit
+	s     settler[R]     // what of its call its outcome needs
+	arg   [32]byte       // holds the encoded arguments when they fit
 	ready atomic.Bool
 	mu    sync.Mutex
 	ch    chan struct{} // made for the first waiter that comes before the result
@@ -90,7 +90,7 @@ func (a *AsyncResult[R]) Get(ctx context.Context) (Result[R], error) {
 // result decodes the task's outcome. It is not kept: 100,000 tasks in
 // flight would hold 100,000 decoded copies beside their outcomes.
 func (a *AsyncResult[R]) result() Result[R] {
-	r := resultOf(&a.task.Outcome, a.err, a.c.name, 0, a.c.decode)
+	r := resultOf(&a.task.Outcome, a.err, a.s.name, 0, a.s.decode)
 	if a.cbErr != nil {
 		r.Err = a.cbErr
 	}
@@ -132,7 +132,7 @@ func (a *AsyncResult[R]) Done() <-chan struct{} {
 // *TaskError of kind canceled (a task that finishes first keeps its
 // result). Get, Wait and the callbacks see the outcome as usual. Safe to
 // repeat.
-func (a *AsyncResult[R]) Cancel() { a.c.p.p.Cancel(&a.task) }
+func (a *AsyncResult[R]) Cancel() { a.s.p.p.Cancel(&a.task) }
 
 // Ready reports whether the task is done.
 func (a *AsyncResult[R]) Ready() bool { return a.ready.Load() }
