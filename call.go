@@ -191,9 +191,9 @@ func apply[A, R any](ctx context.Context, p *Pool, name string, args A, opts []C
 }
 
 func applyAsync[A, R any](p *Pool, name string, args A, opts []CallOption, decode func(Raw, *R) error) (*AsyncResult[R], error) {
-	// One allocation for the result, the task, the call and small encoded
-	// arguments: a pool's throughput of single tasks is bounded by the
-	// memory each one costs.
+	// One allocation for the result, its task, what of its call it needs
+	// (c stays on this stack) and small encoded arguments: a pool's
+	// throughput of single tasks is bounded by the memory each one costs.
 	a := new(AsyncResult[R])
 	var c call[R]
 	if err := c.init(p, verbApply, name, opts, decode); err != nil {
