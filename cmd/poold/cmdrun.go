@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -95,17 +94,7 @@ func runCommand(start time.Time, args []string, stdin io.Reader, stdout, stderr 
 	if j.tf != nil && len(cfg.hosts) == 0 {
 		cfg.workers = min(cfg.workers, max(1, j.tf.Results))
 	}
-	if err := sizeHosts(context.Background(), cfg, stderr); err != nil {
-		j.src.Stop()
-		fmt.Fprintf(stderr, "poold: %v\n", err)
-		return exitFailed
-	}
-	if err := checkWorkers(cfg); err != nil {
-		j.src.Stop()
-		fmt.Fprintf(stderr, "poold: %v\n", err)
-		return exitFailed
-	}
-	return execute(cfg, j, start, stdout, stderr)
+	return checkAndExecute(cfg, j, start, stdout, stderr)
 }
 
 // job makes the arguments a source of exec entries: from the list after

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -104,17 +103,7 @@ func runAt(start time.Time, args []string, stdin io.Reader, stdout, stderr io.Wr
 		// have nothing to do.
 		cfg.workers = min(cfg.workers, j.tf.Results)
 	}
-	if err := sizeHosts(context.Background(), cfg, stderr); err != nil {
-		j.src.Stop()
-		fmt.Fprintf(stderr, "poold: %v\n", err)
-		return exitFailed
-	}
-	if err := checkWorkers(cfg); err != nil {
-		j.src.Stop()
-		fmt.Fprintf(stderr, "poold: %v\n", err)
-		return exitFailed
-	}
-	return execute(cfg, j, start, stdout, stderr)
+	return checkAndExecute(cfg, j, start, stdout, stderr)
 }
 
 // checkWorkers refuses a number of worker processes that the process

@@ -26,6 +26,24 @@ type job struct {
 	skip   resumeSet // --resume, --resume-failed: the task ids done; nil: none
 }
 
+// checkAndExecute sizes the hosts whose workers were given no count, checks
+// the workers against the machine's limits, and runs j: what the command,
+// `poold run` and `poold serve` do once their input is open. A failure
+// stops j's source and is the run's, status 1.
+func checkAndExecute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) int {
+	if err := sizeHosts(context.Background(), cfg, stderr); err != nil {
+		j.src.Stop()
+		fmt.Fprintf(stderr, "poold: %v\n", err)
+		return exitFailed
+	}
+	if err := checkWorkers(cfg); err != nil {
+		j.src.Stop()
+		fmt.Fprintf(stderr, "poold: %v\n", err)
+		return exitFailed
+	}
+	return execute(cfg, j, start, stdout, stderr)
+}
+
 // execute runs a job's entries on a new pool and reports every result.
 // start is when poold started, for the wall time.
 func execute(cfg *config, j *job, start time.Time, stdout, stderr io.Writer) (code int) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,17 +83,7 @@ func serveCommand(start time.Time, args []string, stdin io.Reader, stdout, stder
 	}
 	cfg.serve, cfg.json, cfg.jsonl = true, true, true
 	j := openServe(cfg, stdin)
-	if err := sizeHosts(context.Background(), cfg, stderr); err != nil {
-		j.src.Stop()
-		fmt.Fprintf(stderr, "poold: %v\n", err)
-		return exitFailed
-	}
-	if err := checkWorkers(cfg); err != nil {
-		j.src.Stop()
-		fmt.Fprintf(stderr, "poold: %v\n", err)
-		return exitFailed
-	}
-	return execute(cfg, j, start, stdout, stderr)
+	return checkAndExecute(cfg, j, start, stdout, stderr)
 }
 
 // openServe is openStream for a server: standard input, control lines
