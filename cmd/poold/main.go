@@ -264,7 +264,7 @@ func openStream(cfg *config, stdin io.Reader) (*job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &job{src: streamSource(lr, closer, knownNames(cfg)), stream: name, window: streamWindow(cfg)}, nil
+	return &job{src: streamSource(lr, closer, knownNames(cfg), nil), stream: name, window: streamWindow(cfg)}, nil
 }
 
 // streamWindow is a stream's window: --window, or enough tasks in flight

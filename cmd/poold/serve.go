@@ -93,29 +93,16 @@ func serveCommand(start time.Time, args []string, stdin io.Reader, stdout, stder
 // SIGTERM would kill poold instead of ending it (143). An unreadable stdin
 // is then a read error, status 1.
 func openServe(cfg *config, stdin io.Reader) *job {
-	lr := newLineReader(stdin, maxLineLen)
-	known := knownNames(cfg)
-	pos, first := 0, 0
-	fast := &fastParser{known: known}
-	src := lineSource(lr, nil, func(lineNo int, line []byte, tooLong bool) *Entry {
-		var e *Entry
-		switch {
-		case tooLong:
-			e = badEntry(pos, lineNo, nil, fmt.Sprintf("line %d: the line is longer than the limit of %s", lineNo, sizeString(lr.max)))
-		case isBlank(line):
-			return nil
-		default:
-			if c, isControl, msg := parseControl(line); isControl {
-				return &Entry{Pos: -1, Line: lineNo, Control: c, Bad: msg}
-			}
-			e = fast.line(pos, lineNo, line)
-		}
-		e.First = first
-		first += e.Count()
-		pos++
-		return e
-	})
+	src := streamSource(newLineReader(stdin, maxLineLen), nil, knownNames(cfg), controlEntry)
 	return &job{src: src, stream: "stdin", window: streamWindow(cfg)}
+}
+
+// controlEntry is the entry of a control line, nil for any other line.
+func controlEntry(lineNo int, line []byte) *Entry {
+	if c, isControl, msg := parseControl(line); isControl {
+		return &Entry{Pos: -1, Line: lineNo, Control: c, Bad: msg}
+	}
+	return nil
 }
 
 // parseControl reads line as a control line, if it is one: an object with

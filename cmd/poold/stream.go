@@ -210,8 +210,10 @@ func lineSource(lr *lineReader, closer io.Closer, entry func(lineNo int, line []
 }
 
 // streamSource reads a JSON Lines task file lazily from lr, and closes
-// closer (if not nil) when it is done with it.
-func streamSource(lr *lineReader, closer io.Closer, known []string) *source {
+// closer (if not nil) when it is done with it. control, if not nil, may
+// take a line as a control line (poold serve's) rather than a task: it
+// returns the entry that stands for it, or nil for a task line.
+func streamSource(lr *lineReader, closer io.Closer, known []string, control func(lineNo int, line []byte) *Entry) *source {
 	pos, first := 0, 0
 	fast := &fastParser{known: known}
 	return lineSource(lr, closer, func(lineNo int, line []byte, tooLong bool) *Entry {
@@ -222,6 +224,11 @@ func streamSource(lr *lineReader, closer io.Closer, known []string) *source {
 		case isBlank(line):
 			return nil
 		default:
+			if control != nil {
+				if c := control(lineNo, line); c != nil {
+					return c // not a task: no position of its own
+				}
+			}
 			e = fast.line(pos, lineNo, line)
 		}
 		e.First = first

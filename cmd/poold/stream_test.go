@@ -151,7 +151,7 @@ func TestStreamSource(t *testing.T) {
 		`{"id": "m", "map": "pow", "args": [1, 2, 3]}` + "\n" + // entry 2, line 5: results 2, 3, 4
 		`{"func": "nope"}` + "\n" + // entry 3, line 6
 		`{"func": "echo"}` // entry 4, line 7, no final newline
-	src := streamSource(newLineReader(strings.NewReader(in), maxLineLen), nil, testKnown)
+	src := streamSource(newLineReader(strings.NewReader(in), maxLineLen), nil, testKnown, nil)
 	var got []string
 	for e := range src.Entries() {
 		got = append(got, fmt.Sprintf("%d %d %s %s %d+%d %t", e.Pos, e.Line, e.ID, e.Func, e.First, e.Count(), e.Bad != ""))
@@ -168,7 +168,7 @@ func TestStreamSource(t *testing.T) {
 	}
 
 	// A read error ends the input and is kept.
-	src = streamSource(newLineReader(&errReader{data: []byte(`{"func": "echo"}` + "\n"), err: errors.New("disk on fire")}, 1024), nil, testKnown)
+	src = streamSource(newLineReader(&errReader{data: []byte(`{"func": "echo"}` + "\n"), err: errors.New("disk on fire")}, 1024), nil, testKnown, nil)
 	n := 0
 	for range src.Entries() {
 		n++
@@ -178,7 +178,7 @@ func TestStreamSource(t *testing.T) {
 	}
 
 	// Stop ends a source that nobody reads any more.
-	src = streamSource(newLineReader(strings.NewReader(strings.Repeat(`{"func": "echo"}`+"\n", 1000)), 1024), nil, testKnown)
+	src = streamSource(newLineReader(strings.NewReader(strings.Repeat(`{"func": "echo"}`+"\n", 1000)), 1024), nil, testKnown, nil)
 	<-src.C
 	src.Stop()
 	for range src.Entries() {
