@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestKeepOrder: -k prints 10,000 results of tasks of random length in
@@ -60,27 +59,7 @@ func TestKeepOrderBoundedMemory(t *testing.T) {
 		pw.Close()
 	}()
 	c := startPoold(t, runOpts{stdinR: pr, timeout: 300e9}, "-n", "2", "-k", "-q", "--jsonl", "-")
-	// poold's own peak (VmHWM), sampled as it runs: wait4's figure would
-	// count its workers too.
-	var peak int64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			if kb := vmHWM(c.cmd.Process.Pid); kb > peak {
-				peak = kb
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-	r := c.wait(t)
-	close(stop)
-	<-sampled
+	r, peak := peakWhileRunning(t, c) // poold's own peak, not its workers'
 	if r.Code != 0 || !strings.Contains(r.Stdout, "1000000 tasks: 1000000 ok") {
 		t.Fatalf("exit %d; stdout:\n%.2000s\nstderr:\n%.2000s", r.Code, r.Stdout, r.Stderr)
 	}
