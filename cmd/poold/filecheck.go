@@ -63,13 +63,9 @@ func (c *checker) entry(r *rawEntry) error {
 		c.addIDs(fe.id, r.Pos, fe.isMap, n)
 		return nil
 	}
-	raw := r.Value
-	if r.Data != nil {
-		v, err := r.decode()
-		if err != nil {
-			return err
-		}
-		raw = v
+	raw, err := r.value()
+	if err != nil {
+		return err
 	}
 	e, ok := c.slow.entry(r.Pos, r.Line, raw)
 	if e != nil { // the ids of a faulty entry count too
@@ -190,13 +186,9 @@ func (c *checker) checkIDs(r io.Reader) error {
 				id = strconv.Itoa(r.Pos)
 			}
 		} else {
-			raw := r.Value
-			if r.Data != nil {
-				v, err := r.decode()
-				if err != nil {
-					return err
-				}
-				raw = v
+			raw, err := r.value()
+			if err != nil {
+				return err
 			}
 			p := parser{known: c.known}
 			e, _ := p.entry(r.Pos, r.Line, raw)

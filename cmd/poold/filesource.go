@@ -262,13 +262,9 @@ func fileSource(in *taskFileInput, tf *TaskFile, known []string) *source {
 			} else {
 				// An entry that only the exact way takes: the first pass
 				// found it right.
-				raw := r.Value
-				if r.Data != nil {
-					v, err := r.decode()
-					if err != nil {
-						return err
-					}
-					raw = v
+				raw, err := r.value()
+				if err != nil {
+					return err
 				}
 				p := parser{known: known}
 				var ok bool

@@ -42,9 +42,13 @@ type rawEntry struct {
 	w      *walker
 }
 
-// decode decodes Data as encoding/json does (numbers as json.Number); a
-// syntax error comes as a walkProblem with its line and column.
-func (r *rawEntry) decode() (any, error) {
+// value is the entry as encoding/json decodes it (numbers as json.Number):
+// Value, or Data decoded; a syntax error in Data comes as a walkProblem
+// with its line and column.
+func (r *rawEntry) value() (any, error) {
+	if r.Data == nil {
+		return r.Value, nil
+	}
 	v, _, err := r.w.decode(r.Data)
 	return v, err
 }
