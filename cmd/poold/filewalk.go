@@ -266,22 +266,35 @@ func (w *walker) list(list int, onEntry func(*rawEntry) error) error {
 		if err := w.entry(list, pos, c, onEntry); err != nil {
 			return err
 		}
-		if c, ok = w.skipSpace(); !ok {
-			return w.ended()
+		next, more, err := w.separator(']', "after array element")
+		if !more {
+			return err
 		}
-		switch c {
-		case ',':
-			w.advance(1)
-			if c, ok = w.skipSpace(); !ok {
-				return w.ended()
-			}
-		case ']':
-			w.advance(1)
-			return nil
-		default:
-			return w.unexpected(c, "after array element")
-		}
+		c = next
 	}
+}
+
+// separator reads what follows a value in an array or an object, up to
+// the next value: a ',' (more is true; c is the next value's first byte),
+// or close, which ends it (more and err are false and nil), or anything
+// else, an error said to come in place (after array element, ...).
+func (w *walker) separator(close byte, place string) (c byte, more bool, err error) {
+	c, ok := w.skipSpace()
+	if !ok {
+		return 0, false, w.ended()
+	}
+	switch c {
+	case ',':
+		w.advance(1)
+		if c, ok = w.skipSpace(); !ok {
+			return 0, false, w.ended()
+		}
+		return c, true, nil
+	case close:
+		w.advance(1)
+		return 0, false, nil
+	}
+	return 0, false, w.unexpected(c, place)
 }
 
 // entry hands over the entry at pos, whose first byte is c.
@@ -364,21 +377,11 @@ func (w *walker) object(res *walkResult, onEntry func(*rawEntry) error) error {
 				res.hasUnknown, res.unknown = true, key
 			}
 		}
-		if c, ok = w.skipSpace(); !ok {
-			return w.ended()
+		next, more, err := w.separator('}', "after object key:value pair")
+		if !more {
+			return err
 		}
-		switch c {
-		case ',':
-			w.advance(1)
-			if c, ok = w.skipSpace(); !ok {
-				return w.ended()
-			}
-		case '}':
-			w.advance(1)
-			return nil
-		default:
-			return w.unexpected(c, "after object key:value pair")
-		}
+		c = next
 	}
 }
 
