@@ -91,19 +91,7 @@ func (c *timeCache) append(b []byte, t time.Time) []byte {
 	}
 	b = append(b, '"')
 	b = append(b, c.prefix...)
-	if ns := t.Nanosecond(); ns != 0 {
-		var frac [10]byte
-		frac[0] = '.'
-		for i := 9; i >= 1; i-- {
-			frac[i] = byte('0' + ns%10)
-			ns /= 10
-		}
-		n := 10
-		for frac[n-1] == '0' {
-			n--
-		}
-		b = append(b, frac[:n]...)
-	}
+	b = appendFraction(b, int64(t.Nanosecond()), 9)
 	b = append(b, c.zone...)
 	return append(b, '"')
 }
@@ -117,21 +105,27 @@ func appendMillis(b []byte, d time.Duration) []byte {
 		return appendJSONFloat(b, float64(d)/float64(time.Millisecond), 64)
 	}
 	b = strconv.AppendInt(b, int64(d/time.Millisecond), 10)
-	frac := int64(d % time.Millisecond)
-	if frac == 0 {
+	return appendFraction(b, int64(d%time.Millisecond), 6)
+}
+
+// appendFraction appends v, 0 ≤ v < 10^digits, as the decimal fraction
+// .v of that many digits, its trailing zeros dropped; nothing when v is 0.
+// digits is at most 9.
+func appendFraction(b []byte, v int64, digits int) []byte {
+	if v == 0 {
 		return b
 	}
-	var digits [7]byte
-	digits[0] = '.'
-	for i := 6; i >= 1; i-- {
-		digits[i] = byte('0' + frac%10)
-		frac /= 10
+	var frac [10]byte
+	frac[0] = '.'
+	for i := digits; i >= 1; i-- {
+		frac[i] = byte('0' + v%10)
+		v /= 10
 	}
-	n := 7
-	for digits[n-1] == '0' {
+	n := digits + 1
+	for frac[n-1] == '0' {
 		n--
 	}
-	return append(b, digits[:n]...)
+	return append(b, frac[:n]...)
 }
 
 // appendJSONFloat is encoding/json's float encoding, for a finite f of
